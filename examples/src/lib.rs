@@ -1,0 +1,1 @@
+//! Shared bits for the examples.
