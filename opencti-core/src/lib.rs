@@ -1,1 +1,39 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod text;
+
+mod agent;
+mod call;
+mod capabilities;
+mod command;
+mod error;
+mod event;
+mod ids;
+mod snapshot;
+mod time;
+mod values;
+
+pub mod machine;
+pub mod record;
+pub mod session;
+
+mod connector;
+mod desktop;
+
+pub use agent::{AgentState, ChosenState};
+pub use call::{Call, CallRole, CallState, Cause, Direction, Party};
+pub use capabilities::Capabilities;
+pub use command::{Command, CommandKind, CommandSet};
+pub use error::{Error, ErrorBody, ErrorKind, Result};
+pub use event::{Event, EventEnvelope, ResyncChanges};
+pub use ids::{AgentId, CallId, CommandId, DeviceId, PartyId, QueueId};
+pub use snapshot::{LinkState, Snapshot, SwitchState};
+pub use time::Timestamp;
+pub use values::{
+    Address, CallData, CallDataKey, CallDataValue, Dialable, DisplayName, DtmfDigits, ReasonCode,
+};
+pub use connector::{Connector, Line, Request};
+pub use desktop::{DesktopInterface, DesktopInterfaceExt};
+pub use session::{Confirmation, EventSink, EventStream, PendingCommand, Session, SessionBuilder, SessionStats};

@@ -1,0 +1,76 @@
+//! The trait a connector implements: the small, vendor-facing side of opencti.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::capabilities::Capabilities;
+use crate::command::Command;
+use crate::ids::{AgentId, CommandId, DeviceId};
+use crate::session::EventSink;
+use crate::snapshot::SwitchState;
+use crate::Result;
+
+/// The agent and device a session serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The agent.
+    pub agent: AgentId,
+    /// The agent's device.
+    pub device: DeviceId,
+}
+
+/// A command on its way to the switch: already checked against the state and the
+/// capabilities, and numbered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The session's id for the command. Events the connector emits in answer may carry it
+    /// (see [`EventSink::emit_for`]).
+    pub id: CommandId,
+    /// What to do.
+    pub command: Command,
+}
+
+/// A Desktop Implementation: translates between one phone switch and the canonical model.
+///
+/// A connector does protocol and translation only. The session that owns it validates
+/// commands, correlates confirmations, tracks state, fans events out, and resynchronises
+/// after the link comes back: none of that is the connector's job.
+///
+/// Dyn-compatible: sessions hold connectors as `Arc<dyn Connector>`.
+///
+/// # Behavior
+///
+/// - [`start`](Connector::start) connects (or begins to) and keeps the sink; from then on
+///   every switch event for the line is translated and emitted into the sink, in order.
+///   The connector emits [`Event::LinkUp`](crate::Event::LinkUp) whenever the link comes
+///   up (the first time too) and [`Event::LinkDown`](crate::Event::LinkDown) when it
+///   drops; it reconnects by itself. Emitting never blocks.
+/// - [`submit`](Connector::submit) hands a request to the switch and returns once the
+///   switch has accepted it (`Ok`) or refused it (`Err`, usually
+///   [`ErrorKind::Rejected`](crate::ErrorKind::Rejected)). Accepted is not done: the
+///   command takes effect when its confirming event is emitted. A failure found later is
+///   reported with [`EventSink::command_failed`].
+/// - [`snapshot`](Connector::snapshot) asks the switch for the line's current state; the
+///   session calls it after every `link_up` and whenever its state has diverged.
+/// - Agent state: the connector reports chosen states (`logged_out`, `not_ready`, `ready`)
+///   in `agent_state_changed`, and `next_state_queued`; the session derives `reserved`,
+///   `busy` and `wrap_up` from the calls (see [`Capabilities::wrap_up`]).
+/// - [`stop`](Connector::stop) disconnects; no events follow.
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug {
+    /// What this connector can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Starts serving `line`, emitting into `sink`.
+    async fn start(&self, line: &Line, sink: EventSink) -> Result<()>;
+
+    /// Hands a checked command to the switch.
+    async fn submit(&self, request: Request) -> Result<()>;
+
+    /// The switch's current view of the line, for resynchronisation.
+    async fn snapshot(&self) -> Result<SwitchState>;
+
+    /// Disconnects.
+    async fn stop(&self) -> Result<()>;
+}

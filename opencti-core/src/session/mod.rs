@@ -1,0 +1,359 @@
+//! The session engine, written once for every connector.
+//!
+//! A [`Session`] sits between desktop code and a [`Connector`]: it checks each command
+//! against the current state before the switch sees it, numbers it, waits for the event
+//! that confirms it, keeps the snapshot, stamps every event (gap-free `seq`, time, the
+//! command it answers) and fans it out to any number of subscribers, and rebuilds its
+//! state from the switch whenever the link comes back.
+
+mod engine;
+mod resync;
+mod sink;
+mod stream;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::capabilities::Capabilities;
+use crate::command::{Command, CommandSet};
+use crate::connector::{Connector, Line, Request};
+use crate::desktop::DesktopInterface;
+use crate::event::{Event, EventEnvelope};
+use crate::ids::{AgentId, CallId, CommandId, DeviceId};
+use crate::machine::Desk;
+use crate::record::Recorder;
+use crate::snapshot::Snapshot;
+use crate::time::Timestamp;
+use crate::{Error, ErrorKind, Result};
+
+use engine::{Clock, Engine};
+pub use sink::EventSink;
+pub use stream::EventStream;
+
+/// A command that took effect: its id and the event that confirmed it.
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    /// The command's id.
+    pub command: CommandId,
+    /// The confirming event.
+    pub event: Arc<EventEnvelope>,
+}
+
+impl Confirmation {
+    /// The call the confirming event is about: for `make_call` and `consult`, the new call.
+    pub fn call(&self) -> Option<&CallId> {
+        self.event.call()
+    }
+}
+
+/// Counters of what a session has seen, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// Events received from the connector.
+    pub received: u64,
+    /// Events emitted to subscribers (including derived ones).
+    pub emitted: u64,
+    /// Events that restated the state and were not delivered again.
+    pub duplicates: u64,
+    /// Events that contradicted the state: each led to a resynchronisation.
+    pub rejected: u64,
+    /// Resynchronisations completed.
+    pub resyncs: u64,
+    /// Commands accepted for the switch.
+    pub commands: u64,
+}
+
+pub(crate) struct Shared {
+    engine: Mutex<Engine>,
+    connector: Arc<dyn Connector>,
+    capabilities: Capabilities,
+    events: broadcast::Sender<Arc<EventEnvelope>>,
+    wake_resync: Arc<Notify>,
+    command_timeout: Duration,
+}
+
+impl Shared {
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        // The engine is never left half-updated by a panic in this crate, so a poisoned
+        // lock still guards consistent state.
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ingest(&self, event: Event, tag: Option<CommandId>) {
+        let wake = self.engine().ingest(event, tag);
+        if wake {
+            self.wake_resync.notify_one();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Lets the resync task notice that the session is gone.
+        self.wake_resync.notify_one();
+    }
+}
+
+/// A running session: one agent at one device, served by one connector.
+///
+/// Cheap to clone; all clones share the session. Build one with [`Session::builder`].
+///
+/// ```no_run
+/// # async fn demo(connector: std::sync::Arc<dyn opencti_core::Connector>) -> opencti_core::Result<()> {
+/// use futures::StreamExt;
+/// use opencti_core::{AgentId, DesktopInterface, DesktopInterfaceExt, DeviceId, Session};
+///
+/// let session = Session::builder(connector, AgentId::new("alice")?, DeviceId::new("1001")?)
+///     .start()
+///     .await?;
+/// let mut events = session.subscribe();
+/// session.login().await?;
+/// session.ready().await?;
+/// while let Some(event) = events.next().await {
+///     println!("{}", serde_json::to_string(&*event?).unwrap());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let engine = self.shared.engine();
+        f.debug_struct("Session")
+            .field("agent", engine.desk.agent_id())
+            .field("device", engine.desk.device())
+            .field("seq", &engine.seq())
+            .field("connector", &self.shared.connector)
+            .finish()
+    }
+}
+
+impl Session {
+    /// Starts building a session for `agent` at `device` over `connector`.
+    pub fn builder(
+        connector: Arc<dyn Connector>,
+        agent: AgentId,
+        device: DeviceId,
+    ) -> SessionBuilder {
+        SessionBuilder {
+            connector,
+            line: Line { agent, device },
+            command_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(30),
+            event_capacity: 1024,
+            clock_origin: None,
+            recorder: None,
+        }
+    }
+
+    /// Checks `command`, hands it to the switch and returns its id and a future for its
+    /// outcome, without waiting for the confirmation.
+    pub async fn submit(&self, command: Command) -> Result<PendingCommand> {
+        let (id, outcome) = self.shared.engine().register(&command)?;
+        let request = Request { id, command };
+        if let Err(error) = self.shared.connector.submit(request).await {
+            self.shared.engine().forget(id);
+            return Err(error);
+        }
+        Ok(PendingCommand {
+            id,
+            outcome,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The snapshot and a stream of every event after it, taken atomically.
+    pub fn snapshot_and_subscribe(&self) -> (Snapshot, EventStream) {
+        let engine = self.shared.engine();
+        let snapshot = engine.desk.snapshot(engine.seq());
+        (snapshot, EventStream::new(self.shared.events.subscribe()))
+    }
+
+    /// Counters of what the session has seen.
+    pub fn stats(&self) -> SessionStats {
+        self.shared.engine().stats
+    }
+
+    /// The connector behind the session.
+    pub fn connector(&self) -> &Arc<dyn Connector> {
+        &self.shared.connector
+    }
+
+    /// Stops the connector. The session keeps its last state; commands are refused.
+    pub async fn stop(&self) -> Result<()> {
+        self.shared.connector.stop().await?;
+        self.shared.ingest(
+            Event::LinkDown {
+                reason: "session stopped".into(),
+            },
+            None,
+        );
+        Ok(())
+    }
+}
+
+/// A command handed to the switch, waiting for its confirming event.
+#[must_use = "a pending command does nothing unless its outcome is awaited"]
+pub struct PendingCommand {
+    id: CommandId,
+    outcome: tokio::sync::oneshot::Receiver<Result<Confirmation>>,
+    shared: Arc<Shared>,
+}
+
+impl PendingCommand {
+    /// The command's id; the confirming event will carry it.
+    pub fn id(&self) -> CommandId {
+        self.id
+    }
+
+    /// Waits for the confirmation, at most the session's command timeout.
+    pub async fn confirmed(self) -> Result<Confirmation> {
+        let timeout = self.shared.command_timeout;
+        match tokio::time::timeout(timeout, self.outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(Error::new(ErrorKind::Closed, "the session has shut down")),
+            Err(_) => {
+                self.shared.engine().forget(self.id);
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "command {} was accepted but not confirmed within {:?}; it may still take effect",
+                        self.id, timeout
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCommand")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl DesktopInterface for Session {
+    async fn execute(&self, command: Command) -> Result<Confirmation> {
+        self.submit(command).await?.confirmed().await
+    }
+
+    fn subscribe(&self) -> EventStream {
+        EventStream::new(self.shared.events.subscribe())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let engine = self.shared.engine();
+        engine.desk.snapshot(engine.seq())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.shared.capabilities
+    }
+
+    fn allowed_commands(&self, call: Option<&CallId>) -> CommandSet {
+        self.shared.engine().desk.allowed_commands(call)
+    }
+}
+
+/// Configures and starts a [`Session`].
+#[must_use = "a builder does nothing until start() is awaited"]
+pub struct SessionBuilder {
+    connector: Arc<dyn Connector>,
+    line: Line,
+    command_timeout: Duration,
+    start_timeout: Duration,
+    event_capacity: usize,
+    clock_origin: Option<Timestamp>,
+    recorder: Option<Recorder>,
+}
+
+impl SessionBuilder {
+    /// How long a command may wait for its confirming event (default 10 s).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How long [`start`](SessionBuilder::start) waits for the link and the first
+    /// resynchronisation (default 30 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// How many events each subscriber may fall behind before it lags (default 1024).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// The timestamp of the session's start, instead of the wall clock: with tokio's
+    /// paused clock this makes every `at` reproducible.
+    pub fn clock_origin(mut self, origin: Timestamp) -> Self {
+        self.clock_origin = Some(origin);
+        self
+    }
+
+    /// Records every command and event as JSON lines into `out` (see
+    /// [`record`](crate::record)). Writing happens as events arrive; give it a buffered
+    /// writer.
+    pub fn record(mut self, out: impl Write + Send + 'static) -> Self {
+        self.recorder = Some(Recorder::new(Box::new(out)));
+        self
+    }
+
+    /// Starts the connector and waits until the link is up and the session has read the
+    /// switch's state. Must run inside a tokio runtime.
+    pub async fn start(self) -> Result<Session> {
+        let capabilities = self.connector.capabilities();
+        let desk = Desk::new(
+            self.line.agent.clone(),
+            self.line.device.clone(),
+            capabilities,
+        );
+        let (events, _) = broadcast::channel(self.event_capacity);
+        let (synced, mut synced_rx) = watch::channel(false);
+        let mut recorder = self.recorder;
+        if let Some(recorder) = &mut recorder {
+            recorder.header(&self.line, &capabilities);
+        }
+        let clock = Clock::new(self.clock_origin.unwrap_or_else(Timestamp::now));
+        let engine = Engine::new(desk, clock, events.clone(), synced, recorder);
+        let wake_resync = Arc::new(Notify::new());
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(engine),
+            connector: self.connector,
+            capabilities,
+            events,
+            wake_resync: wake_resync.clone(),
+            command_timeout: self.command_timeout,
+        });
+        tokio::spawn(resync::run(Arc::downgrade(&shared), wake_resync));
+        let sink = EventSink::new(Arc::downgrade(&shared));
+        shared.connector.start(&self.line, sink).await?;
+        let waited = tokio::time::timeout(self.start_timeout, synced_rx.wait_for(|s| *s)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(Session { shared }),
+            Ok(Err(_)) => Err(Error::new(ErrorKind::Closed, "the session shut down while starting")),
+            Err(_) => Err(Error::new(
+                ErrorKind::LinkDown,
+                format!(
+                    "the connector did not bring the link up and report the switch's state within {:?}",
+                    self.start_timeout
+                ),
+            )),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Where a connector emits its events.
+
+use std::sync::Weak;
+
+use crate::event::Event;
+use crate::ids::CommandId;
+use crate::Error;
+
+use super::Shared;
+
+/// The connector's handle for emitting events into its session.
+///
+/// Emitting never blocks and never waits for subscribers: the session applies the event
+/// to its state and hands it to subscribers' buffers at once, so a connector may call it
+/// straight from its socket reader. After the session is dropped, emitting does nothing.
+#[derive(Clone)]
+pub struct EventSink {
+    shared: Weak<Shared>,
+}
+
+impl EventSink {
+    pub(super) fn new(shared: Weak<Shared>) -> Self {
+        EventSink { shared }
+    }
+
+    /// Emits a switch event.
+    pub fn emit(&self, event: Event) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.ingest(event, None);
+        }
+    }
+
+    /// Emits a switch event that answers the command `id` (for switches that correlate,
+    /// like AMI's `ActionID`). Without it the session matches events to commands by kind
+    /// and call, oldest command first.
+    pub fn emit_for(&self, id: CommandId, event: Event) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.ingest(event, Some(id));
+        }
+    }
+
+    /// Reports that command `id`, accepted earlier, failed.
+    pub fn command_failed(&self, id: CommandId, error: Error) {
+        self.emit_for(
+            id,
+            Event::CommandFailed {
+                error: error.to_body(),
+            },
+        );
+    }
+
+    /// Whether the session still exists.
+    pub fn is_open(&self) -> bool {
+        self.shared.strong_count() > 0
+    }
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSink")
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
