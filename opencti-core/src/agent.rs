@@ -10,7 +10,12 @@ use crate::values::ReasonCode;
 ///
 /// On the wire: `{"state":"not_ready","reason":"lunch"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "state",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "wire::ChosenState"
+)]
 pub enum ChosenState {
     /// Not logged in: receives no ACD calls.
     LoggedOut,
@@ -58,7 +63,12 @@ impl ChosenState {
 ///
 /// On the wire: `{"state":"busy","next":{"state":"ready"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "state",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "wire::AgentState"
+)]
 #[non_exhaustive]
 pub enum AgentState {
     /// Not logged in.
@@ -143,6 +153,70 @@ impl fmt::Display for AgentState {
             }
             AgentState::WrapUp { next, .. } => write!(f, "wrap_up (then {})", next.name()),
             _ => f.write_str(self.name()),
+        }
+    }
+}
+
+/// Deserialisation mirrors: serde ignores unknown fields on the unit variants of an
+/// internally tagged enum, so these spell them as empty structs, which refuse them.
+mod wire {
+    use serde::Deserialize;
+
+    use crate::values::ReasonCode;
+
+    #[derive(Deserialize)]
+    #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+    pub(super) enum ChosenState {
+        LoggedOut {},
+        NotReady {
+            #[serde(default)]
+            reason: Option<ReasonCode>,
+        },
+        Ready {},
+    }
+
+    impl From<ChosenState> for super::ChosenState {
+        fn from(wire: ChosenState) -> Self {
+            match wire {
+                ChosenState::LoggedOut {} => super::ChosenState::LoggedOut,
+                ChosenState::NotReady { reason } => super::ChosenState::NotReady { reason },
+                ChosenState::Ready {} => super::ChosenState::Ready,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+    pub(super) enum AgentState {
+        LoggedOut {},
+        NotReady {
+            #[serde(default)]
+            reason: Option<ReasonCode>,
+        },
+        Ready {},
+        Reserved {
+            next: super::ChosenState,
+        },
+        Busy {
+            next: super::ChosenState,
+        },
+        WrapUp {
+            #[serde(default)]
+            reason: Option<ReasonCode>,
+            next: super::ChosenState,
+        },
+    }
+
+    impl From<AgentState> for super::AgentState {
+        fn from(wire: AgentState) -> Self {
+            match wire {
+                AgentState::LoggedOut {} => super::AgentState::LoggedOut,
+                AgentState::NotReady { reason } => super::AgentState::NotReady { reason },
+                AgentState::Ready {} => super::AgentState::Ready,
+                AgentState::Reserved { next } => super::AgentState::Reserved { next },
+                AgentState::Busy { next } => super::AgentState::Busy { next },
+                AgentState::WrapUp { reason, next } => super::AgentState::WrapUp { reason, next },
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::values::{CallData, Dialable, DtmfDigits, ReasonCode};
 pub enum Command {
     /// Log the agent in on the device (lands in `not_ready` unless the switch says
     /// otherwise).
-    Login,
+    Login {},
     /// Log the agent out.
     Logout {
         /// Why, where the switch records reasons.
@@ -134,7 +134,7 @@ impl Command {
     /// The kind of the command.
     pub fn kind(&self) -> CommandKind {
         match self {
-            Command::Login => CommandKind::Login,
+            Command::Login {} => CommandKind::Login,
             Command::Logout { .. } => CommandKind::Logout,
             Command::SetAgentState { .. } => CommandKind::SetAgentState,
             Command::MakeCall { .. } => CommandKind::MakeCall,
@@ -171,7 +171,7 @@ impl Command {
             | Command::DropParty { call, .. }
             | Command::SendDtmf { call, .. }
             | Command::SetCallData { call, .. } => Some(call),
-            Command::Login
+            Command::Login {}
             | Command::Logout { .. }
             | Command::SetAgentState { .. }
             | Command::MakeCall { .. }

@@ -63,7 +63,7 @@ pub trait DesktopInterface: Send + Sync {
 pub trait DesktopInterfaceExt: DesktopInterface {
     /// Logs the agent in.
     async fn login(&self) -> Result<Confirmation> {
-        self.execute(Command::Login).await
+        self.execute(Command::Login {}).await
     }
 
     /// Logs the agent out.

@@ -147,13 +147,22 @@ pub(crate) fn no_control(value: &str) -> Result<(), String> {
     }
 }
 
-/// An identifier: printable, no white space, no control characters.
+/// An identifier: printable, no white space, no control or invisible formatting
+/// characters (which would let two different ids look alike).
 pub(crate) fn identifier(value: &str) -> Result<(), String> {
-    match value.chars().find(|c| c.is_control() || c.is_whitespace()) {
+    match value
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || is_invisible_format(*c))
+    {
         Some(c) => Err(format!(
-            "character {:?} is not allowed in an identifier (no white space or control characters)",
+            "character {:?} is not allowed in an identifier (no white space, control or invisible formatting characters)",
             c
         )),
         None => Ok(()),
     }
+}
+
+/// Zero-width and bidirectional formatting characters.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
 }

@@ -11,7 +11,7 @@ use opencti_core::{
 use support::*;
 
 fn oblige(request: &opencti_core::Request, sink: &opencti_core::EventSink) -> opencti_core::Result<()> {
-    if let Command::Login = request.command {
+    if let Command::Login {} = request.command {
         sink.emit(Event::AgentStateChanged {
             state: AgentState::Ready,
         });

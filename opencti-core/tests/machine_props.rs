@@ -170,7 +170,7 @@ fn allowed_commands(desk: &Desk) -> Vec<Command> {
     let to = Dialable::new("2000").unwrap();
     for kind in desk.allowed_commands(None).iter() {
         commands.push(match kind {
-            CommandKind::Login => Command::Login,
+            CommandKind::Login => Command::Login {},
             CommandKind::Logout => Command::Logout { reason: None },
             CommandKind::SetAgentState => Command::SetAgentState {
                 state: ChosenState::Ready,
@@ -230,7 +230,7 @@ fn carry_out(desk: &Desk, command: &Command, fresh: &mut u32) -> Vec<Event> {
         id(&format!("n{}", fresh))
     };
     match command {
-        Command::Login => vec![Event::AgentStateChanged {
+        Command::Login {} => vec![Event::AgentStateChanged {
             state: AgentState::NotReady { reason: None },
         }],
         Command::Logout { .. } => vec![Event::AgentStateChanged {

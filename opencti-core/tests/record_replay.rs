@@ -14,7 +14,7 @@ use support::*;
 
 fn switch(request: &opencti_core::Request, sink: &opencti_core::EventSink) -> opencti_core::Result<()> {
     match &request.command {
-        Command::Login => sink.emit(Event::AgentStateChanged {
+        Command::Login {} => sink.emit(Event::AgentStateChanged {
             state: AgentState::Ready,
         }),
         Command::Answer { call } => sink.emit(Event::CallConnected { call: call.clone() }),

@@ -18,7 +18,7 @@ use support::*;
 fn obliging(request: &Request, sink: &EventSink) -> Result<()> {
     static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
     match &request.command {
-        Command::Login => sink.emit(Event::AgentStateChanged {
+        Command::Login {} => sink.emit(Event::AgentStateChanged {
             state: AgentState::NotReady { reason: None },
         }),
         Command::Logout { .. } => sink.emit(Event::AgentStateChanged {
@@ -249,7 +249,7 @@ async fn refusals_and_later_failures_from_the_switch_reach_the_caller() {
     let view = SwitchView::default();
     let mock = scripted_switch(Capabilities::all(), &slot, &view, |request, sink| {
         match &request.command {
-            Command::Login => Err(Error::new(ErrorKind::Rejected, "queue member exists")),
+            Command::Login {} => Err(Error::new(ErrorKind::Rejected, "queue member exists")),
             Command::SetAgentState { .. } => {
                 sink.command_failed(request.id, Error::new(ErrorKind::Rejected, "not a member"));
                 Ok(())
@@ -371,7 +371,7 @@ async fn the_same_command_twice_at_once_is_refused() {
         .start()
         .await
         .unwrap();
-    let first = session.submit(Command::Login).await.unwrap();
+    let first = session.submit(Command::Login {}).await.unwrap();
     let err = session.login().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidState);
     assert!(err.message().contains("already waiting"), "{}", err);

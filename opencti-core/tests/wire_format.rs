@@ -10,7 +10,7 @@ use serde_json::json;
 #[test]
 fn commands_have_a_stable_json_form() {
     let cases = [
-        (json!({"type": "login"}), Command::Login),
+        (json!({"type": "login"}), Command::Login {}),
         (
             json!({"type": "set_agent_state", "state": {"state": "not_ready", "reason": "lunch"}, "after_call": true}),
             Command::SetAgentState {

@@ -254,7 +254,7 @@ impl Desk {
                 .unwrap_or_else(|| call.clone())
         };
         match command {
-            Command::Login => Expectation::LoggedIn,
+            Command::Login {} => Expectation::LoggedIn,
             Command::Logout { .. } => Expectation::LoggedOut,
             Command::SetAgentState { state, .. } => Expectation::Chosen(state.name()),
             Command::MakeCall { .. } => Expectation::NewCall { consult_of: None },
