@@ -135,7 +135,8 @@ pub trait DesktopInterfaceExt: DesktopInterface {
 
     /// Completes a transfer from a consult call.
     async fn complete_transfer(&self, consult: CallId) -> Result<Confirmation> {
-        self.execute(Command::CompleteTransfer { call: consult }).await
+        self.execute(Command::CompleteTransfer { call: consult })
+            .await
     }
 
     /// Completes a conference from a consult call.

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
 
 mod text;
 
@@ -26,14 +27,16 @@ pub use agent::{AgentState, ChosenState};
 pub use call::{Call, CallRole, CallState, Cause, Direction, Party};
 pub use capabilities::Capabilities;
 pub use command::{Command, CommandKind, CommandSet};
+pub use connector::{Connector, Line, Request};
+pub use desktop::{DesktopInterface, DesktopInterfaceExt};
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use event::{Event, EventEnvelope, ResyncChanges};
 pub use ids::{AgentId, CallId, CommandId, DeviceId, PartyId, QueueId};
+pub use session::{
+    Confirmation, EventSink, EventStream, PendingCommand, Session, SessionBuilder, SessionStats,
+};
 pub use snapshot::{LinkState, Snapshot, SwitchState};
 pub use time::Timestamp;
 pub use values::{
     Address, CallData, CallDataKey, CallDataValue, Dialable, DisplayName, DtmfDigits, ReasonCode,
 };
-pub use connector::{Connector, Line, Request};
-pub use desktop::{DesktopInterface, DesktopInterfaceExt};
-pub use session::{Confirmation, EventSink, EventStream, PendingCommand, Session, SessionBuilder, SessionStats};

@@ -150,7 +150,7 @@ pub fn replay(mut input: impl BufRead) -> Result<ReplayReport> {
     let mut seq = 0u64;
     let mut events = 0u64;
     let mut commands = 0u64;
-        let mut buf = Vec::new();
+    let mut buf = Vec::new();
     let mut number = 0usize;
     loop {
         buf.clear();
@@ -158,8 +158,11 @@ pub fn replay(mut input: impl BufRead) -> Result<ReplayReport> {
         let read = std::io::Read::take(&mut input, MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|e| {
-                Error::new(ErrorKind::Other, format!("line {}: cannot read: {}", number, e))
-                    .with_source(e)
+                Error::new(
+                    ErrorKind::Other,
+                    format!("line {}: cannot read: {}", number, e),
+                )
+                .with_source(e)
             })?;
         if read == 0 {
             break;
@@ -199,14 +202,22 @@ pub fn replay(mut input: impl BufRead) -> Result<ReplayReport> {
                 if envelope.seq != seq + 1 {
                     return Err(at(
                         number,
-                        format!("seq {} follows seq {}: events are missing", envelope.seq, seq),
+                        format!(
+                            "seq {} follows seq {}: events are missing",
+                            envelope.seq, seq
+                        ),
                     ));
                 }
                 seq = envelope.seq;
                 let _applied = desk.apply(&mut envelope.event).map_err(|e| {
                     at(
                         number,
-                        format!("event {} (seq {}) does not fit: {}", envelope.event.name(), seq, e),
+                        format!(
+                            "event {} (seq {}) does not fit: {}",
+                            envelope.event.name(),
+                            seq,
+                            e
+                        ),
                     )
                 })?;
                 events += 1;

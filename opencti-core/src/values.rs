@@ -216,7 +216,10 @@ impl<'de> Deserialize<'de> for CallData {
                     CallData::MAX_ENTRIES
                 )
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CallData, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CallData, A::Error> {
                 let mut data = CallData::new();
                 while let Some((k, v)) = map.next_entry::<CallDataKey, CallDataValue>()? {
                     data.insert(k, v)
@@ -268,11 +271,17 @@ mod tests {
             .unwrap();
         }
         assert!(data
-            .insert(CallDataKey::new("extra").unwrap(), CallDataValue::new("v").unwrap())
+            .insert(
+                CallDataKey::new("extra").unwrap(),
+                CallDataValue::new("v").unwrap()
+            )
             .is_err());
         // Replacing an existing key is fine when full.
         assert!(data
-            .insert(CallDataKey::new("k0").unwrap(), CallDataValue::new("w").unwrap())
+            .insert(
+                CallDataKey::new("k0").unwrap(),
+                CallDataValue::new("w").unwrap()
+            )
             .is_ok());
         let extra = CallData::from_pairs([("extra", "v")]).unwrap();
         assert!(data.merge(&extra).is_err());

@@ -10,7 +10,10 @@ use opencti_core::{
 };
 use support::*;
 
-fn oblige(request: &opencti_core::Request, sink: &opencti_core::EventSink) -> opencti_core::Result<()> {
+fn oblige(
+    request: &opencti_core::Request,
+    sink: &opencti_core::EventSink,
+) -> opencti_core::Result<()> {
     if let Command::Login {} = request.command {
         sink.emit(Event::AgentStateChanged {
             state: AgentState::Ready,
@@ -36,12 +39,8 @@ async fn log_in(desk: &dyn DesktopInterface) -> String {
 async fn connectors_work_boxed_and_shared() {
     let slot = SinkSlot::default();
     let view = SwitchView::default();
-    let boxed: Box<dyn Connector> = Box::new(scripted_switch(
-        Capabilities::all(),
-        &slot,
-        &view,
-        oblige,
-    ));
+    let boxed: Box<dyn Connector> =
+        Box::new(scripted_switch(Capabilities::all(), &slot, &view, oblige));
     let session = session_over(Arc::from(boxed)).await;
     assert_eq!(log_in(&session).await, "ready");
 
@@ -55,13 +54,23 @@ async fn connectors_work_boxed_and_shared() {
 async fn the_desktop_interface_works_boxed_and_shared() {
     let slot = SinkSlot::default();
     let view = SwitchView::default();
-    let session =
-        session_over(Arc::new(scripted_switch(Capabilities::all(), &slot, &view, oblige))).await;
+    let session = session_over(Arc::new(scripted_switch(
+        Capabilities::all(),
+        &slot,
+        &view,
+        oblige,
+    )))
+    .await;
     let boxed: Box<dyn DesktopInterface> = Box::new(session.clone());
     assert_eq!(log_in(boxed.as_ref()).await, "ready");
 
-    let session =
-        session_over(Arc::new(scripted_switch(Capabilities::all(), &slot, &view, oblige))).await;
+    let session = session_over(Arc::new(scripted_switch(
+        Capabilities::all(),
+        &slot,
+        &view,
+        oblige,
+    )))
+    .await;
     let shared: Arc<dyn DesktopInterface> = Arc::new(session);
     let elsewhere = shared.clone();
     let task = tokio::spawn(async move { log_in(elsewhere.as_ref()).await });

@@ -497,7 +497,7 @@ proptest! {
 #[test]
 fn a_consult_then_conference_then_drop_party_walks_through() {
     let mut desk = new_desk(true);
-    let mut events = vec![
+    let mut events = [
         Event::AgentStateChanged {
             state: AgentState::Ready,
         },

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use opencti_core::record::replay;
 use opencti_core::{
-    AgentState, Capabilities, Cause, Command, DesktopInterface, DesktopInterfaceExt, Event,
-    Session,
+    AgentState, Capabilities, Cause, Command, DesktopInterface, DesktopInterfaceExt, Event, Session,
 };
 use support::*;
 
-fn switch(request: &opencti_core::Request, sink: &opencti_core::EventSink) -> opencti_core::Result<()> {
+fn switch(
+    request: &opencti_core::Request,
+    sink: &opencti_core::EventSink,
+) -> opencti_core::Result<()> {
     match &request.command {
         Command::Login {} => sink.emit(Event::AgentStateChanged {
             state: AgentState::Ready,
@@ -86,7 +88,11 @@ async fn a_recorded_session_replays_to_the_same_state() {
         .collect();
     let err = replay(tampered.as_bytes()).unwrap_err();
     assert!(err.message().contains("events are missing"), "{}", err);
-    assert!(err.message().starts_with(&format!("line {}:", gap + 1)), "{}", err);
+    assert!(
+        err.message().starts_with(&format!("line {}:", gap + 1)),
+        "{}",
+        err
+    );
 
     // Garbage in a line is named too.
     let garbage = format!("{}{{\"record\":\"event\",\"seq\":\"x\"}}\n", text);

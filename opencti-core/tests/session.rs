@@ -26,7 +26,9 @@ fn obliging(request: &Request, sink: &EventSink) -> Result<()> {
         }),
         Command::SetAgentState { state, after_call } => {
             if *after_call {
-                sink.emit(Event::NextStateQueued { next: state.clone() })
+                sink.emit(Event::NextStateQueued {
+                    next: state.clone(),
+                })
             } else {
                 sink.emit(Event::AgentStateChanged {
                     state: state.to_agent_state(),
@@ -34,7 +36,10 @@ fn obliging(request: &Request, sink: &EventSink) -> Result<()> {
             }
         }
         Command::MakeCall { to, .. } => {
-            let id = call(&format!("out-{}", NEXT_CALL.fetch_add(1, Ordering::Relaxed)));
+            let id = call(&format!(
+                "out-{}",
+                NEXT_CALL.fetch_add(1, Ordering::Relaxed)
+            ));
             sink.emit_for(
                 request.id,
                 Event::CallInitiated {
@@ -197,11 +202,7 @@ async fn a_command_in_the_wrong_state_never_reaches_the_switch() {
     assert!(!allowed.contains(CommandKind::Hold));
 
     let err = session.logout(None).await.unwrap_err();
-    assert!(
-        err.message().contains("the agent is logged_out"),
-        "{}",
-        err
-    );
+    assert!(err.message().contains("the agent is logged_out"), "{}", err);
     let err = session.answer(call("nope")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
@@ -247,16 +248,19 @@ async fn an_unconfirmed_command_times_out_and_a_late_confirmation_is_plain_news(
 async fn refusals_and_later_failures_from_the_switch_reach_the_caller() {
     let slot = SinkSlot::default();
     let view = SwitchView::default();
-    let mock = scripted_switch(Capabilities::all(), &slot, &view, |request, sink| {
-        match &request.command {
+    let mock = scripted_switch(
+        Capabilities::all(),
+        &slot,
+        &view,
+        |request, sink| match &request.command {
             Command::Login {} => Err(Error::new(ErrorKind::Rejected, "queue member exists")),
             Command::SetAgentState { .. } => {
                 sink.command_failed(request.id, Error::new(ErrorKind::Rejected, "not a member"));
                 Ok(())
             }
             _ => Ok(()),
-        }
-    });
+        },
+    );
     let session = Session::builder(Arc::new(mock), agent(), device())
         .start()
         .await
@@ -284,7 +288,10 @@ async fn an_acd_call_makes_the_agent_reserved_busy_then_wrap_up() {
     let (session, slot, _view) = logged_in_ready(Capabilities::all()).await;
     let mut events = session.subscribe();
     slot.emit(offered("c1", Some("support")));
-    assert_eq!(events.next().await.unwrap().unwrap().event.name(), "call_offered");
+    assert_eq!(
+        events.next().await.unwrap().unwrap().event.name(),
+        "call_offered"
+    );
     let reserved = events.next().await.unwrap().unwrap();
     assert_eq!(
         reserved.event,
@@ -300,7 +307,11 @@ async fn an_acd_call_makes_the_agent_reserved_busy_then_wrap_up() {
     assert_eq!(connected.seq, answered.event.seq);
     let busy = events.next().await.unwrap().unwrap();
     assert_eq!(busy.event.name(), "agent_state_changed");
-    assert_eq!(busy.command, Some(answered.command), "derived from the answer");
+    assert_eq!(
+        busy.command,
+        Some(answered.command),
+        "derived from the answer"
+    );
     assert_eq!(session.snapshot().agent_state.name(), "busy");
 
     // Not ready after this call: queued, the agent stays busy.
@@ -350,7 +361,10 @@ async fn make_call_and_consult_return_the_new_call() {
         .await
         .unwrap();
     let id = made.call().unwrap().clone();
-    assert_eq!(session.snapshot().call(&id).unwrap().state, CallState::Ringback);
+    assert_eq!(
+        session.snapshot().call(&id).unwrap().state,
+        CallState::Ringback
+    );
     assert_eq!(session.snapshot().agent_state.name(), "busy");
     // Dialling already: another call must wait.
     let err = session
@@ -403,7 +417,10 @@ async fn a_pending_command_fails_when_its_call_ends_first() {
     });
     let err = pending.confirmed().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidState);
-    assert_eq!(err.message(), "call c1 ended (normal) before hold took effect");
+    assert_eq!(
+        err.message(),
+        "call c1 ended (normal) before hold took effect"
+    );
 }
 
 #[tokio::test(start_paused = true)]

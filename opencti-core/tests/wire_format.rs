@@ -44,12 +44,21 @@ fn commands_have_a_stable_json_form() {
 #[test]
 fn bad_commands_are_refused_with_a_message_naming_the_problem() {
     let cases = [
-        (r#"{"type":"hold","call":"c1","extra":1}"#, "unknown field `extra`"),
+        (
+            r#"{"type":"hold","call":"c1","extra":1}"#,
+            "unknown field `extra`",
+        ),
         (r#"{"type":"hold"}"#, "missing field `call`"),
         (r#"{"type":"explode"}"#, "unknown variant `explode`"),
         (r#"{"type":"hold","call":"c 1"}"#, "call id"),
-        (r#"{"type":"make_call","to":"1\r\nAction: Originate"}"#, "not dialable"),
-        (r#"{"type":"send_dtmf","call":"c1","digits":"12x"}"#, "not a DTMF digit"),
+        (
+            r#"{"type":"make_call","to":"1\r\nAction: Originate"}"#,
+            "not dialable",
+        ),
+        (
+            r#"{"type":"send_dtmf","call":"c1","digits":"12x"}"#,
+            "not a DTMF digit",
+        ),
         (
             r#"{"type":"set_call_data","call":"c1","data":{"k":"a\u0000b"}}"#,
             "control character",
@@ -61,7 +70,9 @@ fn bad_commands_are_refused_with_a_message_naming_the_problem() {
         (r#"{"type":"login","as":"root"}"#, "unknown field `as`"),
     ];
     for (input, expected) in cases {
-        let err = serde_json::from_str::<Command>(input).unwrap_err().to_string();
+        let err = serde_json::from_str::<Command>(input)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(expected), "{} gave {:?}", input, err);
     }
 }
@@ -89,7 +100,10 @@ fn events_are_flat_envelopes_with_the_event_fields_inlined() {
             "state": {"state": "busy", "next": {"state": "ready"}}
         })
     );
-    assert_eq!(serde_json::from_value::<EventEnvelope>(value).unwrap(), envelope);
+    assert_eq!(
+        serde_json::from_value::<EventEnvelope>(value).unwrap(),
+        envelope
+    );
 }
 
 #[test]
@@ -119,6 +133,10 @@ fn hostile_json_never_panics() {
         "{\"type\":\"hold\",\"call\":\"\u{202e}\"}".to_string(),
     ];
     for input in inputs {
-        assert!(serde_json::from_str::<Command>(&input).is_err(), "{}", input);
+        assert!(
+            serde_json::from_str::<Command>(&input).is_err(),
+            "{}",
+            input
+        );
     }
 }

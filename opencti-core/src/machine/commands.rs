@@ -60,9 +60,7 @@ impl Desk {
                     true
                 }
             }
-            CommandKind::Alternate => {
-                state == Some(Held) && self.other_connected(call).is_some()
-            }
+            CommandKind::Alternate => state == Some(Held) && self.other_connected(call).is_some(),
             CommandKind::Consult => {
                 if !matches!(state, Some(Connected | Held)) {
                     false
@@ -98,9 +96,9 @@ impl Desk {
     }
 
     fn other_connected(&self, call: Option<&Call>) -> Option<&Call> {
-        self.calls.iter().find(|c| {
-            c.state == CallState::Connected && Some(&c.id) != call.map(|call| &call.id)
-        })
+        self.calls
+            .iter()
+            .find(|c| c.state == CallState::Connected && Some(&c.id) != call.map(|call| &call.id))
     }
 
     fn consult_of(&self, primary: &CallId) -> Option<&Call> {
@@ -230,7 +228,10 @@ impl Desk {
                     if !call.parties.iter().any(|p| &p.id == party) {
                         return Err(Error::new(
                             ErrorKind::NotFound,
-                            format!("drop_party refused: call {} has no party {}", call.id, party),
+                            format!(
+                                "drop_party refused: call {} has no party {}",
+                                call.id, party
+                            ),
                         ));
                     }
                 }
@@ -366,9 +367,10 @@ impl Expectation {
                     }
                     (CommandKind::Hangup, Event::CallEnded { .. }) => on_call,
                     (CommandKind::Hold, Event::CallHeld { .. }) => on_call,
-                    (CommandKind::Retrieve | CommandKind::Alternate, Event::CallRetrieved { .. }) => {
-                        on_call
-                    }
+                    (
+                        CommandKind::Retrieve | CommandKind::Alternate,
+                        Event::CallRetrieved { .. },
+                    ) => on_call,
                     (CommandKind::BlindTransfer, Event::CallTransferred { .. }) => on_call,
                     (CommandKind::CompleteTransfer, Event::CallTransferred { .. }) => on_either,
                     (CommandKind::CompleteConference, Event::CallConferenced { .. }) => on_either,

@@ -356,11 +356,7 @@ impl Desk {
         };
         self.agent = match (&reported, self.activity()) {
             (AgentState::WrapUp { .. }, Activity::Idle) if reported.is_logged_in() => reported,
-            _ => agent::derive(
-                &reported.chosen().to_agent_state(),
-                self.activity(),
-                false,
-            ),
+            _ => agent::derive(&reported.chosen().to_agent_state(), self.activity(), false),
         };
         ResyncChanges {
             added,

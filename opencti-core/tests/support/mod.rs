@@ -35,7 +35,12 @@ pub struct SinkSlot(pub Arc<Mutex<Option<EventSink>>>);
 
 impl SinkSlot {
     pub fn emit(&self, event: Event) {
-        self.0.lock().unwrap().as_ref().expect("started").emit(event);
+        self.0
+            .lock()
+            .unwrap()
+            .as_ref()
+            .expect("started")
+            .emit(event);
     }
 
     pub fn sink(&self) -> EventSink {
@@ -72,8 +77,7 @@ pub fn scripted_switch(
 ) -> MockSwitch {
     let mut mock = MockSwitch::new();
     mock.expect_capabilities().return_const(capabilities);
-    mock.expect_fmt()
-        .returning(|f| f.write_str("MockSwitch"));
+    mock.expect_fmt().returning(|f| f.write_str("MockSwitch"));
     let slot_for_start = slot.clone();
     mock.expect_start().returning(move |_line, sink| {
         sink.emit(Event::LinkUp);
