@@ -3,4 +3,16 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+mod builder;
+mod config;
+mod connector;
+mod control;
+mod switch;
+
 pub mod planner;
+
+pub use builder::CentreBuilder;
+pub use config::{AgentConfig, CentreConfig, FarEnd, QueueConfig};
+pub use connector::SimConnector;
+pub use control::{CallerBuilder, Control};
+pub use switch::{SimSwitch, SwitchStats};
