@@ -9,6 +9,7 @@ mod connector;
 mod control;
 mod switch;
 
+pub mod conformance;
 pub mod planner;
 
 pub use builder::CentreBuilder;
