@@ -1,1 +1,0 @@
-//! Shared bits for the examples.
