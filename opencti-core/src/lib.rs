@@ -17,6 +17,7 @@ mod time;
 mod values;
 
 pub mod machine;
+pub mod protocol;
 pub mod record;
 pub mod session;
 

@@ -1,0 +1,243 @@
+//! The desktop protocol: the JSON messages a remote desktop exchanges with a session, over
+//! JSON lines (`opencti connect`) or WebSocket (the browser gateway).
+//!
+//! The client sends requests, each with an id of its choosing:
+//!
+//! ```text
+//! {"id":"r1","command":{"type":"answer","call":"call-3"}}
+//! {"id":"r2","query":{"type":"snapshot"}}
+//! {"id":"r3","query":{"type":"allowed_commands","call":"call-3"}}
+//! ```
+//!
+//! The server sends replies, events and snapshots, each tagged by its one key:
+//!
+//! ```text
+//! {"snapshot":{"seq":4,"agent":"alice",...}}
+//! {"event":{"seq":5,"at":...,"type":"call_offered","call":"call-3",...}}
+//! {"reply":{"id":"r1","confirmed":{"command":2,"seq":6}}}
+//! {"reply":{"id":"r9","error":{"kind":"invalid_state","message":"...","allowed":["answer"]}}}
+//! ```
+//!
+//! A command's reply comes when its confirming event has arrived (after that event), or
+//! when it fails. Replies to different requests may come in any order. A line that is not
+//! a valid request gets a reply with the error, and with the id when one could be read.
+
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::Capabilities;
+use crate::command::{Command, CommandSet};
+use crate::desktop::DesktopInterface;
+use crate::error::ErrorBody;
+use crate::event::EventEnvelope;
+use crate::ids::{CallId, CommandId};
+use crate::snapshot::Snapshot;
+use crate::text::{no_control, validated_text};
+use crate::{Error, ErrorKind};
+
+validated_text!(
+    /// The client's id for a request, echoed in its reply: any text without control
+    /// characters, at most 64 bytes.
+    RequestId, what = "request id", max = 64, check = no_control
+);
+
+/// A question answered from the session's state, without asking the switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Query {
+    /// The agent, its calls and the link.
+    Snapshot {},
+    /// What the connector can do.
+    Capabilities {},
+    /// The commands allowed now, for the agent or one call.
+    AllowedCommands {
+        /// The call, or none for the agent's own commands.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallId>,
+    },
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestBody {
+    /// Carry out a command.
+    Command(Command),
+    /// Answer a query.
+    Query(Query),
+}
+
+/// One message from the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The client's id, echoed in the reply.
+    pub id: RequestId,
+    /// The command or query.
+    #[serde(flatten)]
+    pub body: RequestBody,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The request's id; absent when the request was too broken to read one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The outcome.
+    #[serde(flatten)]
+    pub outcome: ReplyOutcome,
+}
+
+/// What a request came to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReplyOutcome {
+    /// The command took effect: its id and the `seq` of the event that confirmed it.
+    Confirmed {
+        /// The command's id.
+        command: CommandId,
+        /// The confirming event's `seq`.
+        seq: u64,
+    },
+    /// The session's snapshot.
+    Snapshot(Box<Snapshot>),
+    /// The connector's capabilities.
+    Capabilities(Capabilities),
+    /// The commands allowed now.
+    AllowedCommands(CommandSet),
+    /// The request failed.
+    Error(ErrorBody),
+}
+
+/// One message from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// The whole state: sent on connect and after every resynchronisation.
+    Snapshot(Box<Snapshot>),
+    /// A canonical event.
+    Event(Box<EventEnvelope>),
+    /// The answer to a request.
+    Reply(Reply),
+}
+
+/// The longest request line accepted, in bytes.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// Reads one request, or says why it cannot be read (with its id, where one is there).
+pub fn parse_request(text: &str) -> Result<Request, Reply> {
+    if text.len() > MAX_REQUEST {
+        return Err(error_reply(
+            None,
+            Error::new(
+                ErrorKind::BadInput,
+                format!(
+                    "request of {} bytes; at most {} are accepted",
+                    text.len(),
+                    MAX_REQUEST
+                ),
+            ),
+        ));
+    }
+    serde_json::from_str::<Request>(text).map_err(|e| {
+        // Recover the id, if the line is JSON with a usable one, so the client can match.
+        let id = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+            .and_then(|id| RequestId::new(id).ok());
+        error_reply(
+            id,
+            Error::new(ErrorKind::BadInput, format!("not a valid request: {}", e)),
+        )
+    })
+}
+
+fn error_reply(id: Option<RequestId>, error: Error) -> Reply {
+    Reply {
+        id,
+        outcome: ReplyOutcome::Error(error.to_body()),
+    }
+}
+
+/// Carries out one request on a desktop and says how it went.
+pub async fn handle(desktop: &dyn DesktopInterface, request: Request) -> Reply {
+    let outcome = match request.body {
+        RequestBody::Command(command) => match desktop.execute(command).await {
+            Ok(confirmation) => ReplyOutcome::Confirmed {
+                command: confirmation.command,
+                seq: confirmation.event.seq,
+            },
+            Err(error) => ReplyOutcome::Error(error.to_body()),
+        },
+        RequestBody::Query(Query::Snapshot {}) => {
+            ReplyOutcome::Snapshot(Box::new(desktop.snapshot()))
+        }
+        RequestBody::Query(Query::Capabilities {}) => {
+            ReplyOutcome::Capabilities(desktop.capabilities())
+        }
+        RequestBody::Query(Query::AllowedCommands { call }) => {
+            ReplyOutcome::AllowedCommands(desktop.allowed_commands(call.as_ref()))
+        }
+    };
+    Reply {
+        id: Some(request.id),
+        outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_commands_and_queries_and_refuse_the_rest_naming_the_id() {
+        let r = parse_request(r#"{"id":"r1","command":{"type":"hold","call":"c1"}}"#).unwrap();
+        assert_eq!(r.id.as_str(), "r1");
+        assert!(matches!(r.body, RequestBody::Command(Command::Hold { .. })));
+        let r = parse_request(r#"{"id":"r2","query":{"type":"allowed_commands"}}"#).unwrap();
+        assert_eq!(
+            r.body,
+            RequestBody::Query(Query::AllowedCommands { call: None })
+        );
+        let bad = parse_request(r#"{"id":"r3","command":{"type":"hold"}}"#).unwrap_err();
+        assert_eq!(bad.id.unwrap().as_str(), "r3");
+        match bad.outcome {
+            ReplyOutcome::Error(e) => {
+                assert_eq!(e.kind, ErrorKind::BadInput);
+                assert!(e.message.contains("missing field `call`"), "{}", e.message);
+            }
+            other => panic!("{:?}", other),
+        }
+        let bad = parse_request(r#"{"id":"r4","query":{"type":"snapshot"},"x":1}"#).unwrap_err();
+        assert!(matches!(bad.outcome, ReplyOutcome::Error(_)));
+        let bad = parse_request("not json").unwrap_err();
+        assert_eq!(bad.id, None);
+        let huge = format!(r#"{{"id":"r5","pad":"{}"}}"#, "x".repeat(MAX_REQUEST));
+        let bad = parse_request(&huge).unwrap_err();
+        match bad.outcome {
+            ReplyOutcome::Error(e) => assert!(e.message.contains("at most 65536")),
+            other => panic!("{:?}", other),
+        }
+    }
+
+    #[test]
+    fn server_messages_are_tagged_by_one_key() {
+        let reply = ServerMessage::Reply(Reply {
+            id: Some(RequestId::new("r1").unwrap()),
+            outcome: ReplyOutcome::Confirmed {
+                command: CommandId::new(std::num::NonZeroU64::MIN),
+                seq: 6,
+            },
+        });
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"reply":{"id":"r1","confirmed":{"command":1,"seq":6}}}"#
+        );
+        let back: ServerMessage =
+            serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
+        assert_eq!(back, reply);
+    }
+}
