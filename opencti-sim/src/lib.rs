@@ -11,6 +11,7 @@ mod switch;
 
 pub mod conformance;
 pub mod planner;
+pub mod scenario;
 
 pub use builder::CentreBuilder;
 pub use config::{AgentConfig, CentreConfig, FarEnd, QueueConfig};
