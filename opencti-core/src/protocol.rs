@@ -18,8 +18,11 @@
 //! {"reply":{"id":"r9","error":{"kind":"invalid_state","message":"...","allowed":["answer"]}}}
 //! ```
 //!
-//! A command's reply comes when its confirming event has arrived (after that event), or
-//! when it fails. Replies to different requests may come in any order. A line that is not
+//! Requests take effect in the order they arrive, each checked against the state as
+//! confirmed so far: a command that depends on another (ready after login) is sent once
+//! the other's reply has come. A command's reply comes when its confirming event has
+//! arrived (after that event), or when it fails; replies to different requests may come
+//! in any order. A line that is not
 //! a valid request gets a reply with the error, and with the id when one could be read.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,7 @@ use crate::desktop::DesktopInterface;
 use crate::error::ErrorBody;
 use crate::event::EventEnvelope;
 use crate::ids::{CallId, CommandId};
+use crate::session::{PendingCommand, Session};
 use crate::snapshot::Snapshot;
 use crate::text::{no_control, validated_text};
 use crate::{Error, ErrorKind};
@@ -159,6 +163,60 @@ fn error_reply(id: Option<RequestId>, error: Error) -> Reply {
     Reply {
         id,
         outcome: ReplyOutcome::Error(error.to_body()),
+    }
+}
+
+/// A request under way: answered at once, or a command waiting for its confirmation.
+#[derive(Debug)]
+pub enum Started {
+    /// The reply is ready (a query, or a command refused before it reached the switch).
+    Replied(Reply),
+    /// The command went to the switch; [`Waiting::reply`] gives its reply when it is
+    /// confirmed or fails.
+    Waiting(Waiting),
+}
+
+/// A command handed to the switch, waiting for its confirming event.
+#[derive(Debug)]
+pub struct Waiting {
+    id: RequestId,
+    pending: PendingCommand,
+}
+
+impl Waiting {
+    /// Waits for the command's outcome and turns it into the reply.
+    pub async fn reply(self) -> Reply {
+        let outcome = match self.pending.confirmed().await {
+            Ok(confirmation) => ReplyOutcome::Confirmed {
+                command: confirmation.command,
+                seq: confirmation.event.seq,
+            },
+            Err(error) => ReplyOutcome::Error(error.to_body()),
+        };
+        Reply {
+            id: Some(self.id),
+            outcome,
+        }
+    }
+}
+
+/// Starts one request on a session: queries are answered and commands are checked and
+/// handed to the switch at once, so requests take effect in the order they arrive;
+/// confirmations are then awaited separately, so one slow command does not hold up the
+/// next.
+pub async fn start(session: &Session, request: Request) -> Started {
+    match request.body {
+        RequestBody::Command(command) => match session.submit(command).await {
+            Ok(pending) => Started::Waiting(Waiting {
+                id: request.id,
+                pending,
+            }),
+            Err(error) => Started::Replied(Reply {
+                id: Some(request.id),
+                outcome: ReplyOutcome::Error(error.to_body()),
+            }),
+        },
+        RequestBody::Query(_) => Started::Replied(handle(session, request).await),
     }
 }
 

@@ -1,0 +1,68 @@
+//! `opencti`: simulated contact centres, planner figures, and the desktop protocol over
+//! JSON lines.
+
+#![forbid(unsafe_code)]
+
+mod connect;
+mod lines;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// opencti: computer-telephony integration from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "opencti", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Serve one agent's desktop over the JSON-lines protocol on stdin/stdout.
+    Connect {
+        #[command(subcommand)]
+        backend: connect::Backend,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("opencti: cannot start the runtime: {}", e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Top::Connect { backend } => connect::run(backend).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("opencti: {}", e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A scenario file, or the built-in demo centre.
+pub(crate) fn load_scenario(
+    path: Option<&PathBuf>,
+) -> opencti_core::Result<opencti_sim::scenario::Scenario> {
+    match path {
+        Some(path) => opencti_sim::scenario::Scenario::from_path(path),
+        None => opencti_sim::scenario::Scenario::from_toml(
+            include_str!("../../scenarios/demo.toml"),
+            "built-in demo scenario",
+        ),
+    }
+}
