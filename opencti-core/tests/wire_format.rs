@@ -140,3 +140,52 @@ fn hostile_json_never_panics() {
         );
     }
 }
+
+mod arbitrary_input {
+    use opencti_core::protocol::parse_request;
+    use opencti_core::{Command, EventEnvelope};
+    use proptest::prelude::*;
+
+    fn jsonish() -> impl Strategy<Value = String> {
+        // Fragments of real messages, shuffled and cut, find the parser's corners faster
+        // than uniform noise.
+        let pieces = prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"type\"",
+            "\"call\"",
+            "\"hold\"",
+            "\"id\"",
+            "\"command\"",
+            "\"query\"",
+            "\"data\"",
+            "\"state\"",
+            "\"ready\"",
+            "\"\\u0000\"",
+            "\"\\r\\n\"",
+            "1",
+            "-1",
+            "1e999",
+            "null",
+            "true",
+            "\"x\"",
+            "\"\u{202e}\"",
+        ]);
+        prop::collection::vec(pieces, 0..40).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn parsing_never_panics(text in prop_oneof![jsonish(), ".{0,200}"]) {
+            let _ = serde_json::from_str::<Command>(&text);
+            let _ = serde_json::from_str::<EventEnvelope>(&text);
+            let _ = parse_request(&text);
+        }
+    }
+}
