@@ -1,107 +1,28 @@
 //! The desktop protocol over JSON lines: requests on one stream, replies, events and
-//! snapshots on another.
+//! snapshots on another. The protocol itself is `opencti_core::protocol`.
 
 use futures::StreamExt;
 use opencti_core::protocol::{self, ServerMessage};
-use opencti_core::{ErrorKind, Event, Session};
+use opencti_core::Session;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-/// How many outgoing lines may wait for a slow reader before events start to lag.
-const OUTBOX: usize = 1024;
-
-/// Serves `session` until `input` ends: each line of `input` is a request; `output`
-/// gets a snapshot first, then every event, every reply, and a fresh snapshot after each
-/// resynchronisation or lag.
+/// Serves `session` until `input` ends: each line of `input` is a request; `output` gets
+/// one message a line.
 pub(crate) async fn serve(
     session: Session,
     input: impl AsyncBufRead + Unpin,
     output: impl AsyncWrite + Unpin + Send + 'static,
 ) -> std::io::Result<()> {
-    let (outbox, inbox) = mpsc::channel::<ServerMessage>(OUTBOX);
+    let (outbox, inbox) = mpsc::channel::<ServerMessage>(protocol::OUTBOX);
     let writer = tokio::spawn(write_lines(inbox, output));
-
-    let (snapshot, mut events) = session.snapshot_and_subscribe();
-    // The seq of the last event written out (or covered by a snapshot written out): a
-    // command's reply waits for its confirming event to be written first.
-    let (written, written_rx) = watch::channel(snapshot.seq);
-    outbox
-        .send(ServerMessage::Snapshot(Box::new(snapshot)))
-        .await
-        .ok();
-    let events_out = outbox.clone();
-    let events_session = session.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(item) = events.next().await {
-            let snapshot = match item {
-                Ok(event) => {
-                    let resynced = matches!(event.event, Event::Resynced { .. });
-                    let seq = event.seq;
-                    if events_out
-                        .send(ServerMessage::Event(Box::new((*event).clone())))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    written.send_replace(seq);
-                    if !resynced {
-                        continue;
-                    }
-                    opencti_core::DesktopInterface::snapshot(&events_session)
-                }
-                Err(e) if e.kind() == ErrorKind::Lagged => {
-                    opencti_core::DesktopInterface::snapshot(&events_session)
-                }
-                Err(_) => return,
-            };
-            let seq = snapshot.seq;
-            if events_out
-                .send(ServerMessage::Snapshot(Box::new(snapshot)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            written.send_replace(seq);
-        }
-    });
-
-    let mut lines = read_lines(input);
-    while let Some(line) = lines.next().await {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match protocol::parse_request(&line) {
-            Ok(request) => match protocol::start(&session, request).await {
-                protocol::Started::Replied(reply) => {
-                    let _ = outbox.send(ServerMessage::Reply(reply)).await;
-                }
-                protocol::Started::Waiting(waiting) => {
-                    let outbox = outbox.clone();
-                    let mut written = written_rx.clone();
-                    // The confirmation is awaited on its own, so a slow command does not
-                    // hold up the next request.
-                    tokio::spawn(async move {
-                        let reply = waiting.reply().await;
-                        if let protocol::ReplyOutcome::Confirmed { seq, .. } = &reply.outcome {
-                            let seq = *seq;
-                            let _ = written.wait_for(|w| *w >= seq).await;
-                        }
-                        let _ = outbox.send(ServerMessage::Reply(reply)).await;
-                    });
-                }
-            },
-            Err(reply) => {
-                let _ = outbox.send(ServerMessage::Reply(reply)).await;
-            }
-        }
-    }
-    forward.abort();
-    drop(outbox);
+    // A read error ends the input, as its end does.
+    let requests = read_lines(input)
+        .take_while(|line| std::future::ready(line.is_ok()))
+        .filter_map(|line| std::future::ready(line.ok()));
+    protocol::serve_connection(&session, Box::pin(requests), outbox).await;
     let _ = session.stop().await;
-    // Give replies still in flight a moment, then finish writing.
+    // Replies still in flight hold the outbox open for a moment; then the writer ends.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     drop(session);
     writer.await.unwrap_or(Ok(()))

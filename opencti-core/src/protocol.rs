@@ -25,13 +25,15 @@
 //! in any order. A line that is not
 //! a valid request gets a reply with the error, and with the id when one could be read.
 
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
 
 use crate::capabilities::Capabilities;
 use crate::command::{Command, CommandSet};
 use crate::desktop::DesktopInterface;
 use crate::error::ErrorBody;
-use crate::event::EventEnvelope;
+use crate::event::{Event, EventEnvelope};
 use crate::ids::{CallId, CommandId};
 use crate::session::{PendingCommand, Session};
 use crate::snapshot::Snapshot;
@@ -218,6 +220,105 @@ pub async fn start(session: &Session, request: Request) -> Started {
         },
         RequestBody::Query(_) => Started::Replied(handle(session, request).await),
     }
+}
+
+/// How many outgoing messages may wait for a slow client before its events lag (and a
+/// snapshot stands in for the skipped ones).
+pub const OUTBOX: usize = 1024;
+
+/// Serves one client connection on `session`, whatever the transport: each item of
+/// `requests` is one request's text; every message for the client goes into `outbox`.
+///
+/// The client gets a snapshot first, then every event, the replies (each after the event
+/// that confirmed its command), and a fresh snapshot after each resynchronisation or lag.
+/// Returns when `requests` ends or the outbox closes; the session is left running.
+pub async fn serve_connection(
+    session: &Session,
+    mut requests: impl Stream<Item = String> + Unpin,
+    outbox: mpsc::Sender<ServerMessage>,
+) {
+    let (snapshot, mut events) = session.snapshot_and_subscribe();
+    // The seq of the last event handed to the client (or covered by a snapshot handed
+    // over): a command's reply waits until its confirming event went first.
+    let (written, written_rx) = watch::channel(snapshot.seq);
+    if outbox
+        .send(ServerMessage::Snapshot(Box::new(snapshot)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let events_out = outbox.clone();
+    let events_session = session.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(item) = events.next().await {
+            let snapshot = match item {
+                Ok(event) => {
+                    let resynced = matches!(event.event, Event::Resynced { .. });
+                    let seq = event.seq;
+                    if events_out
+                        .send(ServerMessage::Event(Box::new((*event).clone())))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    written.send_replace(seq);
+                    if !resynced {
+                        continue;
+                    }
+                    events_session.snapshot()
+                }
+                Err(e) if e.kind() == ErrorKind::Lagged => events_session.snapshot(),
+                Err(_) => return,
+            };
+            let seq = snapshot.seq;
+            if events_out
+                .send(ServerMessage::Snapshot(Box::new(snapshot)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            written.send_replace(seq);
+        }
+    });
+
+    while let Some(text) = requests.next().await {
+        if outbox.is_closed() {
+            break;
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        let request = match parse_request(&text) {
+            Ok(request) => request,
+            Err(reply) => {
+                let _ = outbox.send(ServerMessage::Reply(reply)).await;
+                continue;
+            }
+        };
+        match start(session, request).await {
+            Started::Replied(reply) => {
+                let _ = outbox.send(ServerMessage::Reply(reply)).await;
+            }
+            Started::Waiting(waiting) => {
+                let outbox = outbox.clone();
+                let mut written = written_rx.clone();
+                // The confirmation is awaited on its own, so a slow command does not hold
+                // up the next request.
+                tokio::spawn(async move {
+                    let reply = waiting.reply().await;
+                    if let ReplyOutcome::Confirmed { seq, .. } = &reply.outcome {
+                        let seq = *seq;
+                        let _ = written.wait_for(|w| *w >= seq).await;
+                    }
+                    let _ = outbox.send(ServerMessage::Reply(reply)).await;
+                });
+            }
+        }
+    }
+    forward.abort();
 }
 
 /// Carries out one request on a desktop and says how it went.
