@@ -42,6 +42,8 @@ pub enum ErrorKind {
     Lagged,
     /// The session or connector has shut down.
     Closed,
+    /// Too many requests: slow down and retry.
+    RateLimited,
     /// A protocol or internal failure that fits no other kind.
     Other,
 }
@@ -61,6 +63,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Lagged => "lagged",
             ErrorKind::Closed => "closed",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Other => "other",
         }
     }

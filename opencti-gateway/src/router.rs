@@ -1,0 +1,143 @@
+//! The gateway: an axum router to mount in the integrator's web server, or to serve alone.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::Authenticator;
+use crate::limits::Limits;
+use crate::sessions::{SessionFactory, Sessions};
+
+pub(crate) struct Shared {
+    pub(crate) authenticator: Arc<dyn Authenticator>,
+    pub(crate) sessions: Sessions,
+    pub(crate) limits: Limits,
+}
+
+/// Serves the Desktop Interface to browsers: the WebSocket endpoint, the browser client,
+/// and the Call Control Panel.
+///
+/// Routes: `GET /ws` (the WebSocket; the first message authenticates), `GET /` (the
+/// panel), `GET /opencti-client.js` (the client module), `GET /panel.js`,
+/// `GET /panel.css`.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("limits", &self.shared.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway that authenticates with `authenticator` and starts sessions with
+    /// `sessions`.
+    pub fn new(authenticator: Arc<dyn Authenticator>, sessions: Arc<dyn SessionFactory>) -> Self {
+        Gateway::with_limits(authenticator, sessions, Limits::default())
+    }
+
+    /// The same, with limits of your choosing.
+    pub fn with_limits(
+        authenticator: Arc<dyn Authenticator>,
+        sessions: Arc<dyn SessionFactory>,
+        limits: Limits,
+    ) -> Self {
+        Gateway {
+            shared: Arc::new(Shared {
+                authenticator,
+                sessions: Sessions::new(sessions),
+                limits,
+            }),
+        }
+    }
+
+    /// The routes, to mount (with `Router::nest` or `merge`) or serve.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/ws", get(upgrade))
+            .route(
+                "/",
+                get(|| {
+                    file(
+                        "text/html; charset=utf-8",
+                        include_str!("../static/index.html"),
+                    )
+                }),
+            )
+            .route(
+                "/opencti-client.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/opencti-client.js"),
+                    )
+                }),
+            )
+            .route(
+                "/panel.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/panel.js"),
+                    )
+                }),
+            )
+            .route(
+                "/panel.css",
+                get(|| {
+                    file(
+                        "text/css; charset=utf-8",
+                        include_str!("../static/panel.css"),
+                    )
+                }),
+            )
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves the gateway on `listener` until the future is dropped.
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    }
+}
+
+async fn file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(shared): State<Arc<Shared>>,
+    extensions: axum::http::Extensions,
+) -> Response {
+    // Known when served with connect info; a router mounted elsewhere may not have it.
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    // Frames are allowed a little over the protocol limit, so that an oversized request
+    // gets a typed refusal instead of a dropped connection.
+    let max = shared.limits.max_message_bytes.saturating_mul(4);
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| crate::socket::serve(socket, shared, peer))
+}

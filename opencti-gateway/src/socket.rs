@@ -1,0 +1,172 @@
+//! One browser connection: authenticate first, then the desktop protocol over WebSocket
+//! text frames, within the connection's limits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use futures::{SinkExt, StreamExt};
+use opencti_core::protocol::{self, Reply, ReplyOutcome, RequestId, ServerMessage};
+use opencti_core::{Error, ErrorKind};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::limits::Bucket;
+use crate::router::Shared;
+
+/// The first message a browser sends: `{"auth":{"token":"..."}}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hello {
+    auth: HelloAuth,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HelloAuth {
+    token: String,
+}
+
+fn error_message(id: Option<&str>, error: Error) -> ServerMessage {
+    ServerMessage::Reply(Reply {
+        id: id.and_then(|i| RequestId::new(i).ok()),
+        outcome: ReplyOutcome::Error(error.to_body()),
+    })
+}
+
+fn frame(message: &ServerMessage) -> Message {
+    // Serialising our own types cannot fail; an empty object is the harmless fallback.
+    let text = serde_json::to_string(message).unwrap_or_else(|_| "{}".to_string());
+    Message::Text(Utf8Bytes::from(text))
+}
+
+pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<SocketAddr>) {
+    let (mut sink, mut stream) = socket.split();
+    let limits = shared.limits;
+
+    // 1. Authenticate, before anything else is read or sent.
+    let first = tokio::time::timeout(limits.auth_timeout, stream.next()).await;
+    let text = match first {
+        Ok(Some(Ok(Message::Text(text)))) if text.len() <= limits.max_message_bytes => text,
+        Err(_) => {
+            tracing::warn!(?peer, "connection closed: no authentication in time");
+            let refusal = Error::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "authenticate within {:?} with {{\"auth\":{{\"token\":...}}}}",
+                    limits.auth_timeout
+                ),
+            );
+            let _ = sink
+                .send(frame(&error_message(Some("auth"), refusal)))
+                .await;
+            let _ = sink.close().await;
+            return;
+        }
+        _ => {
+            tracing::warn!(
+                ?peer,
+                "connection closed: the first message was not an authentication"
+            );
+            let refusal = Error::new(
+                ErrorKind::Unauthorized,
+                "the first message must be {\"auth\":{\"token\":...}}",
+            );
+            let _ = sink
+                .send(frame(&error_message(Some("auth"), refusal)))
+                .await;
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    let grant = match serde_json::from_str::<Hello>(&text) {
+        Ok(hello) => shared.authenticator.authenticate(&hello.auth.token).await,
+        Err(_) => Err(Error::new(
+            ErrorKind::Unauthorized,
+            "the first message must be {\"auth\":{\"token\":...}}",
+        )),
+    };
+    let grant = match grant {
+        Ok(grant) => grant,
+        Err(error) => {
+            // The token is never logged; the authenticator's message must not hold it.
+            tracing::warn!(?peer, reason = %error.message(), "authentication refused");
+            let refusal = Error::new(ErrorKind::Unauthorized, error.message().to_string());
+            let _ = sink
+                .send(frame(&error_message(Some("auth"), refusal)))
+                .await;
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    let session = match shared.sessions.for_grant(&grant).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::warn!(?peer, agent = %grant.agent, %error, "no session for the agent");
+            let _ = sink.send(frame(&error_message(Some("auth"), error))).await;
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    tracing::info!(?peer, agent = %grant.agent, device = %grant.device, "desktop connected");
+
+    // 2. The protocol: everything for the browser goes through one outbox, in order.
+    let (outbox, mut inbox) = mpsc::channel::<ServerMessage>(protocol::OUTBOX);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = inbox.recv().await {
+            if sink.send(frame(&message)).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let mut bucket = Bucket::new(&limits);
+    let refusals = outbox.clone();
+    let requests = stream
+        .take_while(|item| std::future::ready(!matches!(item, Err(_) | Ok(Message::Close(_)))))
+        .filter_map(move |item| {
+            let verdict = match item {
+                Ok(Message::Text(text)) => {
+                    if text.len() > limits.max_message_bytes {
+                        Err(Error::new(
+                            ErrorKind::BadInput,
+                            format!(
+                                "message of {} bytes; at most {} are accepted",
+                                text.len(),
+                                limits.max_message_bytes
+                            ),
+                        ))
+                    } else if !bucket.take() {
+                        Err(Error::new(
+                            ErrorKind::RateLimited,
+                            format!(
+                                "more than {} requests a second; this one was dropped",
+                                limits.requests_per_second
+                            ),
+                        ))
+                    } else {
+                        Ok(Some(text.to_string()))
+                    }
+                }
+                Ok(Message::Binary(_)) => Err(Error::new(
+                    ErrorKind::BadInput,
+                    "binary frames are not part of the protocol: send JSON text frames",
+                )),
+                _ => Ok(None),
+            };
+            let refusals = refusals.clone();
+            async move {
+                match verdict {
+                    Ok(text) => text,
+                    Err(error) => {
+                        let _ = refusals.try_send(error_message(None, error));
+                        None
+                    }
+                }
+            }
+        });
+    protocol::serve_connection(&session, Box::pin(requests), outbox).await;
+    tracing::info!(?peer, agent = %grant.agent, "desktop disconnected");
+    writer.abort();
+}
