@@ -5,6 +5,7 @@
 
 mod connect;
 mod lines;
+mod panel;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ enum Top {
         #[command(subcommand)]
         backend: connect::Backend,
     },
+    /// Start the browser gateway with the Call Control Panel on a live simulated centre.
+    Panel(panel::PanelArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Top::Connect { backend } => connect::run(backend).await,
+            Top::Panel(args) => panel::run(args).await,
         }
     });
     match result {

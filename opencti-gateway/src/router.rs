@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::auth::Authenticator;
+use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
 use crate::sessions::{SessionFactory, Sessions};
 
@@ -51,10 +52,20 @@ impl Gateway {
         sessions: Arc<dyn SessionFactory>,
         limits: Limits,
     ) -> Self {
+        Gateway::with_crm(authenticator, sessions, limits, Arc::new(NoCrm))
+    }
+
+    /// The same, with a CRM for screen pops and the call log.
+    pub fn with_crm(
+        authenticator: Arc<dyn Authenticator>,
+        sessions: Arc<dyn SessionFactory>,
+        limits: Limits,
+        crm: Arc<dyn Crm>,
+    ) -> Self {
         Gateway {
             shared: Arc::new(Shared {
                 authenticator,
-                sessions: Sessions::new(sessions),
+                sessions: Sessions::new(sessions, crm),
                 limits,
             }),
         }

@@ -8,6 +8,7 @@ use opencti_core::{Result, Session};
 use tokio::sync::Mutex;
 
 use crate::auth::Grant;
+use crate::crm::{Crm, ScreenPop};
 
 /// Starts the session for a grant: whatever connector the integrator chose (the
 /// simulator, Asterisk, SIP, their own).
@@ -17,29 +18,41 @@ pub trait SessionFactory: Send + Sync {
     async fn start(&self, grant: &Grant) -> Result<Session>;
 }
 
+/// One agent's session, and the screen pops for its browsers.
+#[derive(Clone)]
+pub(crate) struct Desk {
+    pub(crate) session: Session,
+    pub(crate) pops: tokio::sync::broadcast::Sender<Arc<ScreenPop>>,
+}
+
 /// Sessions started so far, by grant. Browser reconnects get the same session, so its
 /// state and its pending commands survive a page reload.
 pub(crate) struct Sessions {
     factory: Arc<dyn SessionFactory>,
-    started: Mutex<HashMap<Grant, Session>>,
+    crm: Arc<dyn Crm>,
+    started: Mutex<HashMap<Grant, Desk>>,
 }
 
 impl Sessions {
-    pub(crate) fn new(factory: Arc<dyn SessionFactory>) -> Self {
+    pub(crate) fn new(factory: Arc<dyn SessionFactory>, crm: Arc<dyn Crm>) -> Self {
         Sessions {
             factory,
+            crm,
             started: Mutex::new(HashMap::new()),
         }
     }
 
-    pub(crate) async fn for_grant(&self, grant: &Grant) -> Result<Session> {
+    pub(crate) async fn for_grant(&self, grant: &Grant) -> Result<Desk> {
         let mut started = self.started.lock().await;
-        if let Some(session) = started.get(grant) {
-            return Ok(session.clone());
+        if let Some(desk) = started.get(grant) {
+            return Ok(desk.clone());
         }
         let session = self.factory.start(grant).await?;
-        started.insert(grant.clone(), session.clone());
-        Ok(session)
+        let (pops, _) = tokio::sync::broadcast::channel(64);
+        crate::crm::watch(session.clone(), self.crm.clone(), pops.clone());
+        let desk = Desk { session, pops };
+        started.insert(grant.clone(), desk.clone());
+        Ok(desk)
     }
 }
 

@@ -99,8 +99,8 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
             return;
         }
     };
-    let session = match shared.sessions.for_grant(&grant).await {
-        Ok(session) => session,
+    let desk = match shared.sessions.for_grant(&grant).await {
+        Ok(desk) => desk,
         Err(error) => {
             tracing::warn!(?peer, agent = %grant.agent, %error, "no session for the agent");
             let _ = sink.send(frame(&error_message(Some("auth"), error))).await;
@@ -112,9 +112,24 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
 
     // 2. The protocol: everything for the browser goes through one outbox, in order.
     let (outbox, mut inbox) = mpsc::channel::<ServerMessage>(protocol::OUTBOX);
+    let mut pops = desk.pops.subscribe();
     let writer = tokio::spawn(async move {
-        while let Some(message) = inbox.recv().await {
-            if sink.send(frame(&message)).await.is_err() {
+        loop {
+            let frame = tokio::select! {
+                message = inbox.recv() => match message {
+                    Some(message) => frame(&message),
+                    None => break,
+                },
+                pop = pops.recv() => match pop {
+                    Ok(pop) => {
+                        let text = serde_json::json!({ "screen_pop": &*pop }).to_string();
+                        Message::Text(Utf8Bytes::from(text))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            };
+            if sink.send(frame).await.is_err() {
                 break;
             }
         }
@@ -166,7 +181,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
                 }
             }
         });
-    protocol::serve_connection(&session, Box::pin(requests), outbox).await;
+    protocol::serve_connection(&desk.session, Box::pin(requests), outbox).await;
     tracing::info!(?peer, agent = %grant.agent, "desktop disconnected");
     writer.abort();
 }

@@ -16,7 +16,7 @@ use crate::snapshot::{LinkState, SwitchState};
 use crate::time::Timestamp;
 use crate::{Error, ErrorKind, Result};
 
-use super::{Confirmation, SessionStats};
+use super::{AcceptedCommand, Confirmation, SessionStats};
 
 /// Events held while a resynchronisation is in flight, at most.
 const RESYNC_BUFFER: usize = 10_000;
@@ -66,6 +66,7 @@ pub(super) struct Engine {
     clock: Clock,
     pub(super) stats: SessionStats,
     events: broadcast::Sender<Arc<EventEnvelope>>,
+    commands: broadcast::Sender<Arc<AcceptedCommand>>,
     synced: watch::Sender<bool>,
 }
 
@@ -74,6 +75,7 @@ impl Engine {
         desk: Desk,
         clock: Clock,
         events: broadcast::Sender<Arc<EventEnvelope>>,
+        commands: broadcast::Sender<Arc<AcceptedCommand>>,
         synced: watch::Sender<bool>,
         recorder: Option<Recorder>,
     ) -> Self {
@@ -87,6 +89,7 @@ impl Engine {
             clock,
             stats: SessionStats::default(),
             events,
+            commands,
             synced,
         }
     }
@@ -128,6 +131,11 @@ impl Engine {
         if let Some(recorder) = &mut self.recorder {
             recorder.command(id, command);
         }
+        // No observer is not an error.
+        let _ = self.commands.send(Arc::new(AcceptedCommand {
+            id,
+            command: command.clone(),
+        }));
         self.stats.commands += 1;
         Ok((id, outcome))
     }

@@ -51,6 +51,15 @@ impl Confirmation {
     }
 }
 
+/// A command the session checked and handed to the switch, as observers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcceptedCommand {
+    /// The command's id: events that confirm it carry it.
+    pub id: CommandId,
+    /// The command.
+    pub command: Command,
+}
+
 /// Counters of what a session has seen, for monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -74,6 +83,7 @@ pub(crate) struct Shared {
     connector: Arc<dyn Connector>,
     capabilities: Capabilities,
     events: broadcast::Sender<Arc<EventEnvelope>>,
+    commands: broadcast::Sender<Arc<AcceptedCommand>>,
     wake_resync: Arc<Notify>,
     command_timeout: Duration,
 }
@@ -176,6 +186,13 @@ impl Session {
         let engine = self.shared.engine();
         let snapshot = engine.desk.snapshot(engine.seq());
         (snapshot, EventStream::new(self.shared.events.subscribe()))
+    }
+
+    /// Every command accepted from now on (checked and handed to the switch), for audit
+    /// logs and call loggers that need what the desktop asked for, such as a wrap-up's
+    /// disposition. Like events, a receiver that falls behind gets `Lagged`.
+    pub fn subscribe_commands(&self) -> broadcast::Receiver<Arc<AcceptedCommand>> {
+        self.shared.commands.subscribe()
     }
 
     /// Counters of what the session has seen.
@@ -324,19 +341,28 @@ impl SessionBuilder {
             capabilities,
         );
         let (events, _) = broadcast::channel(self.event_capacity);
+        let (commands, _) = broadcast::channel(self.event_capacity);
         let (synced, mut synced_rx) = watch::channel(false);
         let mut recorder = self.recorder;
         if let Some(recorder) = &mut recorder {
             recorder.header(&self.line, &capabilities);
         }
         let clock = Clock::new(self.clock_origin.unwrap_or_else(Timestamp::now));
-        let engine = Engine::new(desk, clock, events.clone(), synced, recorder);
+        let engine = Engine::new(
+            desk,
+            clock,
+            events.clone(),
+            commands.clone(),
+            synced,
+            recorder,
+        );
         let wake_resync = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
             connector: self.connector,
             capabilities,
             events,
+            commands,
             wake_resync: wake_resync.clone(),
             command_timeout: self.command_timeout,
         });

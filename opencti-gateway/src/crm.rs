@@ -1,0 +1,237 @@
+//! Screen pop and call logging: the CRM side of a desktop, as Salesforce Open CTI's
+//! `screenPop` and `saveLog` do it.
+//!
+//! When a call is offered to an agent, the gateway looks the caller up in the [`Crm`] and
+//! sends every browser of that agent a `{"screen_pop":{...}}` message. When a call ends,
+//! it writes a [`CallLogEntry`]; when the agent completes wrap-up with a disposition, it
+//! records the disposition on the calls of that wrap-up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use opencti_core::{
+    AgentId, AgentState, CallId, Command, DeviceId, Direction, Event, Result, Session, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// A contact as a screen pop shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The person's name.
+    pub name: String,
+    /// Their company.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    /// Their account number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Their service tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Notes for the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// What the browser gets when a call is offered: `{"screen_pop":{"call":..,"number":..,"contact":..}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScreenPop {
+    /// The offered call.
+    pub call: CallId,
+    /// The caller's number.
+    pub number: String,
+    /// The contact, if the CRM knows the number.
+    pub contact: Option<Contact>,
+}
+
+/// One call, as the call log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallLogEntry {
+    /// The agent.
+    pub agent: AgentId,
+    /// The agent's device.
+    pub device: DeviceId,
+    /// The call.
+    pub call: CallId,
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// The other party's number, where known.
+    pub number: Option<String>,
+    /// The ACD queue, for an ACD call.
+    pub queue: Option<String>,
+    /// When the call reached the device (offered or dialled).
+    pub started_at: Timestamp,
+    /// When it was answered, if it was.
+    pub answered_at: Option<Timestamp>,
+    /// When it ended.
+    pub ended_at: Timestamp,
+    /// How it ended (`normal`, `transferred`, `no_answer`, ...).
+    pub outcome: String,
+    /// Everyone else who was on the call.
+    pub parties: Vec<String>,
+}
+
+/// The CRM behind screen pops and the call log.
+#[async_trait]
+pub trait Crm: Send + Sync {
+    /// The contact for a caller's number.
+    async fn lookup(&self, number: &str) -> Result<Option<Contact>>;
+
+    /// Records a call that ended.
+    async fn log_call(&self, entry: &CallLogEntry) -> Result<()>;
+
+    /// Records the wrap-up disposition of an agent's calls.
+    async fn set_disposition(
+        &self,
+        agent: &AgentId,
+        calls: &[CallId],
+        disposition: &str,
+    ) -> Result<()>;
+}
+
+struct Open {
+    direction: Direction,
+    number: Option<String>,
+    queue: Option<String>,
+    started_at: Timestamp,
+    answered_at: Option<Timestamp>,
+    parties: Vec<String>,
+}
+
+/// Watches one agent's session for as long as it runs: screen pops out, call log in.
+pub(crate) fn watch(session: Session, crm: Arc<dyn Crm>, pops: broadcast::Sender<Arc<ScreenPop>>) {
+    let mut events = opencti_core::DesktopInterface::subscribe(&session);
+    let mut commands = session.subscribe_commands();
+    let snapshot = opencti_core::DesktopInterface::snapshot(&session);
+    let (agent, device) = (snapshot.agent, snapshot.device);
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut open: HashMap<CallId, Open> = HashMap::new();
+        let mut wrapped: Vec<CallId> = Vec::new();
+        let mut dispositions: HashMap<opencti_core::CommandId, String> = HashMap::new();
+        loop {
+            tokio::select! {
+                // A command is published before the event that confirms it: reading
+                // commands first keeps each disposition ahead of its wrap-up's end.
+                biased;
+                command = commands.recv() => match command {
+                    Ok(accepted) => {
+                        if let Command::CompleteWrapUp { disposition: Some(d) } = &accepted.command {
+                            dispositions.insert(accepted.id, d.as_str().to_string());
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                event = events.next() => {
+                    let Some(event) = event else { return };
+                    let Ok(event) = event else {
+                        tracing::warn!(agent = %agent, "call logger fell behind; some calls may be missing from the log");
+                        continue;
+                    };
+                    match &event.event {
+                        Event::CallOffered { call, from, queue, .. } => {
+                            open.insert(call.clone(), Open {
+                                direction: Direction::Inbound,
+                                number: from.as_ref().map(|a| a.as_str().to_string()),
+                                queue: queue.as_ref().map(|q| q.as_str().to_string()),
+                                started_at: event.at,
+                                answered_at: None,
+                                parties: Vec::new(),
+                            });
+                            if let Some(number) = from {
+                                let contact = crm.lookup(number.as_str()).await.unwrap_or_else(|error| {
+                                    tracing::warn!(%error, "contact lookup failed");
+                                    None
+                                });
+                                let _ = pops.send(Arc::new(ScreenPop {
+                                    call: call.clone(),
+                                    number: number.as_str().to_string(),
+                                    contact,
+                                }));
+                            }
+                        }
+                        Event::CallInitiated { call, to, .. } => {
+                            open.insert(call.clone(), Open {
+                                direction: Direction::Outbound,
+                                number: to.as_ref().map(|a| a.as_str().to_string()),
+                                queue: None,
+                                started_at: event.at,
+                                answered_at: None,
+                                parties: Vec::new(),
+                            });
+                        }
+                        Event::CallConnected { call } => {
+                            if let Some(o) = open.get_mut::<CallId>(call) {
+                                o.answered_at.get_or_insert(event.at);
+                            }
+                        }
+                        Event::PartyJoined { call, party } => {
+                            if let Some(o) = open.get_mut::<CallId>(call) {
+                                let who = party.address.as_ref().map(|a| a.as_str().to_string())
+                                    .unwrap_or_else(|| party.id.as_str().to_string());
+                                if !o.parties.contains(&who) {
+                                    o.parties.push(who);
+                                }
+                            }
+                        }
+                        Event::CallEnded { call, cause } => {
+                            if let Some(o) = open.remove(call) {
+                                let entry = CallLogEntry {
+                                    agent: agent.clone(),
+                                    device: device.clone(),
+                                    call: call.clone(),
+                                    direction: o.direction,
+                                    number: o.number,
+                                    queue: o.queue,
+                                    started_at: o.started_at,
+                                    answered_at: o.answered_at,
+                                    ended_at: event.at,
+                                    outcome: cause.as_str().to_string(),
+                                    parties: o.parties,
+                                };
+                                if let Err(error) = crm.log_call(&entry).await {
+                                    tracing::warn!(%error, call = %call, "could not write the call log");
+                                }
+                                wrapped.push(call.clone());
+                            }
+                        }
+                        Event::AgentStateChanged { state } => {
+                            if matches!(state, AgentState::WrapUp { .. }) {
+                                continue;
+                            }
+                            if let Some(d) = event.command.and_then(|id| dispositions.remove(&id)) {
+                                if let Err(error) = crm.set_disposition(&agent, &wrapped, &d).await {
+                                    tracing::warn!(%error, "could not record the disposition");
+                                }
+                            }
+                            if !state.is_derived() {
+                                wrapped.clear();
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A CRM that knows nobody and keeps nothing: the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCrm;
+
+#[async_trait]
+impl Crm for NoCrm {
+    async fn lookup(&self, _number: &str) -> Result<Option<Contact>> {
+        Ok(None)
+    }
+    async fn log_call(&self, _entry: &CallLogEntry) -> Result<()> {
+        Ok(())
+    }
+    async fn set_disposition(&self, _: &AgentId, _: &[CallId], _: &str) -> Result<()> {
+        Ok(())
+    }
+}
