@@ -16,6 +16,7 @@ use crate::values::ReasonCode;
     deny_unknown_fields,
     from = "wire::ChosenState"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ChosenState {
     /// Not logged in: receives no ACD calls.
     LoggedOut,
@@ -69,6 +70,7 @@ impl ChosenState {
     deny_unknown_fields,
     from = "wire::AgentState"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum AgentState {
     /// Not logged in.
@@ -165,6 +167,7 @@ mod wire {
     use crate::values::ReasonCode;
 
     #[derive(Deserialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
     #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
     pub(super) enum ChosenState {
         LoggedOut {},
@@ -186,6 +189,7 @@ mod wire {
     }
 
     #[derive(Deserialize)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
     #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
     pub(super) enum AgentState {
         LoggedOut {},

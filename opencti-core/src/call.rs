@@ -8,6 +8,7 @@ use crate::ids::{CallId, PartyId, QueueId};
 use crate::values::{Address, CallData, DisplayName};
 
 /// Why a call failed or ended.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -73,6 +74,7 @@ impl fmt::Display for Cause {
 /// The state of one call leg at the agent's device.
 ///
 /// On the wire: `{"state":"connected"}`, `{"state":"ended","cause":"normal"}`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
@@ -142,6 +144,7 @@ impl fmt::Display for CallState {
 }
 
 /// Who placed the call, seen from the agent's device.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
@@ -152,6 +155,7 @@ pub enum Direction {
 }
 
 /// What part the call plays on the desk.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallRole {
@@ -165,6 +169,7 @@ pub enum CallRole {
 }
 
 /// Someone else on the call.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Party {
@@ -206,6 +211,7 @@ impl Party {
 /// One call on the agent's device: the model behind one row of a Call Control Panel.
 ///
 /// On the wire the state is flattened in: `{"id":"c1","state":"held","direction":"inbound",...}`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
     /// The call's id.

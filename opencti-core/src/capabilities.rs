@@ -16,6 +16,7 @@ use crate::command::{CommandKind, CommandSet};
 /// assert!(caps.supports(CommandKind::Hangup));
 /// assert!(!caps.supports(CommandKind::Answer));
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Capabilities {

@@ -18,6 +18,7 @@ use crate::values::{CallData, Dialable, DtmfDigits, ReasonCode};
 /// assert_eq!(cmd, Command::Hold { call: CallId::new("c1").unwrap() });
 /// assert!(serde_json::from_str::<Command>(r#"{"type":"hold","call":"c1","x":1}"#).is_err());
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
@@ -181,6 +182,7 @@ impl Command {
 }
 
 /// The kinds of [`Command`], without their arguments: what a UI enables buttons from.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -306,6 +308,17 @@ impl fmt::Display for CommandKind {
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CommandSet(u32);
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for CommandSet {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CommandSet".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let kind = generator.subschema_for::<CommandKind>();
+        schemars::json_schema!({ "type": "array", "items": kind, "uniqueItems": true })
+    }
+}
 
 impl CommandSet {
     /// No commands.

@@ -14,6 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What went wrong, coarsely enough to act on in code.
 ///
 /// Vendors map their own errors onto these kinds; the message carries the details.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -184,6 +185,7 @@ impl From<ErrorBody> for Error {
 }
 
 /// An [`Error`] as JSON: `{"kind":"invalid_state","message":"...","allowed":["hangup"]}`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {

@@ -15,6 +15,7 @@ use crate::values::{Address, CallData, DtmfDigits};
 /// Connectors produce these; the session checks them against the state machines, stamps
 /// them into an [`EventEnvelope`] and fans them out. On the wire the variant is the `type`
 /// field: `{"type":"call_held","call":"c1"}`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -245,6 +246,7 @@ impl Event {
 }
 
 /// What a resynchronisation changed, and the state it arrived at.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResyncChanges {
     /// Calls the switch reported that the session did not know.
@@ -263,6 +265,7 @@ pub struct ResyncChanges {
 ///
 /// On the wire the event's own fields are inlined next to the envelope's:
 /// `{"seq":7,"at":1795238123000000,"agent":"a1","device":"1001","command":3,"type":"call_held","call":"c1"}`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventEnvelope {
     /// Position in the session's stream: starts at 1, no gaps.

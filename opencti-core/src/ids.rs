@@ -56,6 +56,16 @@ validated_text!(
 #[serde(transparent)]
 pub struct CommandId(NonZeroU64);
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for CommandId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CommandId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "integer", "minimum": 1 })
+    }
+}
+
 impl CommandId {
     /// Wraps a raw id.
     pub fn new(id: NonZeroU64) -> Self {

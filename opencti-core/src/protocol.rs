@@ -47,6 +47,7 @@ validated_text!(
 );
 
 /// A question answered from the session's state, without asking the switch.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
@@ -64,6 +65,7 @@ pub enum Query {
 }
 
 /// What a request asks for.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestBody {
@@ -74,6 +76,7 @@ pub enum RequestBody {
 }
 
 /// One message from the client.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
@@ -85,6 +88,7 @@ pub struct Request {
 }
 
 /// The answer to one request.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     /// The request's id; absent when the request was too broken to read one.
@@ -96,6 +100,7 @@ pub struct Reply {
 }
 
 /// What a request came to.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -118,6 +123,7 @@ pub enum ReplyOutcome {
 }
 
 /// One message from the server.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -399,4 +405,16 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
         assert_eq!(back, reply);
     }
+}
+
+/// The JSON Schema of the protocol: what a client sends (`client_to_server`) and what it
+/// receives (`server_to_client`), generated from these types so it cannot drift from
+/// them.
+#[cfg(feature = "schema")]
+pub fn json_schema() -> serde_json::Value {
+    serde_json::json!({
+        "title": "opencti desktop protocol",
+        "client_to_server": schemars::schema_for!(Request),
+        "server_to_client": schemars::schema_for!(ServerMessage),
+    })
 }

@@ -7,6 +7,7 @@ use crate::call::Call;
 use crate::ids::{AgentId, CallId, DeviceId};
 
 /// Whether the connector's link to the switch is up.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
@@ -17,6 +18,7 @@ pub enum LinkState {
 }
 
 /// The session's view of the agent and its calls, consistent as of event `seq`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The last event applied (0 before the first).
@@ -41,6 +43,7 @@ impl Snapshot {
 }
 
 /// What a connector reports of the switch's current state, for resynchronisation.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchState {
     /// The agent's state at the switch. Derived states (busy, reserved) are recomputed by

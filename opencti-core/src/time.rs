@@ -10,6 +10,20 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct Timestamp(u64);
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "minimum": 0,
+            "description": "Microseconds since the Unix epoch, UTC."
+        })
+    }
+}
+
 impl Timestamp {
     /// From microseconds since the Unix epoch.
     pub const fn from_micros(micros: u64) -> Self {

@@ -126,6 +126,22 @@ validated_text!(
 #[serde(transparent)]
 pub struct CallData(BTreeMap<CallDataKey, CallDataValue>);
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for CallData {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CallData".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let value = generator.subschema_for::<CallDataValue>();
+        schemars::json_schema!({
+            "type": "object",
+            "maxProperties": CallData::MAX_ENTRIES,
+            "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_.-]{0,63}$" },
+            "additionalProperties": value
+        })
+    }
+}
+
 impl CallData {
     /// The most entries one call may carry.
     pub const MAX_ENTRIES: usize = 64;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 /// A contact as a screen pop shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Contact {
     /// The person's name.
     pub name: String,
@@ -36,7 +36,7 @@ pub struct Contact {
 }
 
 /// What the browser gets when a call is offered: `{"screen_pop":{"call":..,"number":..,"contact":..}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScreenPop {
     /// The offered call.
     pub call: CallId,

@@ -19,3 +19,30 @@ pub use router::Gateway;
 pub use sessions::{SessionFactory, SimSessions};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{CallLogRow, SqliteCrm};
+
+/// The JSON Schema of everything a browser exchanges with the gateway: the desktop
+/// protocol (`client_to_server`, `server_to_client`), the first message that
+/// authenticates (`auth`), and the screen pops the gateway adds (`screen_pop`). Generated
+/// from the Rust types; served at `/schema.json`.
+pub fn schema() -> serde_json::Value {
+    let mut schema = opencti_core::protocol::json_schema();
+    schema["auth"] = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "auth": {
+                "type": "object",
+                "properties": { "token": { "type": "string" } },
+                "required": ["token"],
+                "additionalProperties": false
+            }
+        },
+        "required": ["auth"],
+        "additionalProperties": false
+    });
+    schema["screen_pop"] = serde_json::json!({
+        "type": "object",
+        "properties": { "screen_pop": schemars::schema_for!(ScreenPop) },
+        "required": ["screen_pop"]
+    });
+    schema
+}

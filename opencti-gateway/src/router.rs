@@ -24,7 +24,8 @@ pub(crate) struct Shared {
 /// and the Call Control Panel.
 ///
 /// Routes: `GET /ws` (the WebSocket; the first message authenticates), `GET /` (the
-/// panel), `GET /opencti-client.js` (the client module), `GET /panel.js`,
+/// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
+/// Schema of every message, generated from the Rust types), `GET /panel.js`,
 /// `GET /panel.css`.
 #[derive(Clone)]
 pub struct Gateway {
@@ -102,6 +103,7 @@ impl Gateway {
                     )
                 }),
             )
+            .route("/schema.json", get(schema))
             .route(
                 "/panel.css",
                 get(|| {
@@ -132,6 +134,14 @@ async fn file(content_type: &'static str, body: &'static str) -> Response {
             (header::CACHE_CONTROL, "no-cache"),
         ],
         body,
+    )
+        .into_response()
+}
+
+async fn schema() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        crate::schema().to_string(),
     )
         .into_response()
 }
