@@ -353,6 +353,18 @@ pub async fn handle(desktop: &dyn DesktopInterface, request: Request) -> Reply {
     }
 }
 
+/// The JSON Schema of the protocol: what a client sends (`client_to_server`) and what it
+/// receives (`server_to_client`), generated from these types so it cannot drift from
+/// them.
+#[cfg(feature = "schema")]
+pub fn json_schema() -> serde_json::Value {
+    serde_json::json!({
+        "title": "opencti desktop protocol",
+        "client_to_server": schemars::schema_for!(Request),
+        "server_to_client": schemars::schema_for!(ServerMessage),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,16 +417,4 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
         assert_eq!(back, reply);
     }
-}
-
-/// The JSON Schema of the protocol: what a client sends (`client_to_server`) and what it
-/// receives (`server_to_client`), generated from these types so it cannot drift from
-/// them.
-#[cfg(feature = "schema")]
-pub fn json_schema() -> serde_json::Value {
-    serde_json::json!({
-        "title": "opencti desktop protocol",
-        "client_to_server": schemars::schema_for!(Request),
-        "server_to_client": schemars::schema_for!(ServerMessage),
-    })
 }
