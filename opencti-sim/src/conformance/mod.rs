@@ -1,6 +1,6 @@
 //! The conformance kit: one set of behaviour cases that every connector runs.
 //!
-//! A case drives a connector through the core traits (a [`Session`] over it, used as a
+//! A case drives a connector through the core traits (a [`Session`](opencti_core::Session) over it, used as a
 //! `&dyn DesktopInterface`) and makes the far end act through a [`Stimulus`] that each
 //! backend provides: the simulator's control handle here, an AMI Originate or a SIP peer
 //! elsewhere. Cases are gated by the connector's capabilities: what it cannot do is

@@ -189,13 +189,15 @@ impl Source<'_> {
             "no_answer" => FarEnd::NoAnswer,
             "busy" => FarEnd::Busy,
             "unreachable" => FarEnd::Unreachable,
-            other => return Err(self.error(
-                &behaviour.span(),
-                format!(
+            other => {
+                return Err(self.error(
+                    &behaviour.span(),
+                    format!(
                     "unknown behaviour `{}`, expected one of answer, no_answer, busy, unreachable",
                     other
                 ),
-            )),
+                ))
+            }
         })
     }
 }

@@ -5,7 +5,7 @@
 //! arrivals ([`Arrivals`]: Poisson calls with exponential talk time and patience), and
 //! scripted calls ([`ScriptedCall`]) with their timing and behaviour. [`Scenario::play`]
 //! runs it on a [`SimSwitch`]: under a paused clock, the same seed gives the same calls.
-//! The file format is TOML; see `scenarios/` in the repository and [`file`] for the
+//! The file format is TOML; see `scenarios/` in the repository and [`mod@file`] for the
 //! fields.
 
 pub mod file;
