@@ -8,11 +8,28 @@ mod error;
 mod frame;
 mod message;
 
+mod client;
+mod config;
+mod connector;
+pub mod tracker;
+mod translate;
+mod transport;
+
 pub use action::{Action, AmiKey, AmiValue, MAX_ACTION_HEADERS, MAX_LINE_BYTES};
+pub use client::{AmiClient, ClientEvents, ListResponse};
 pub use codec::{
     AmiCodec, DecoderConfig, Frames, PushDecoder, DEFAULT_MAX_HEADERS, DEFAULT_MAX_MESSAGE_BYTES,
     MAX_MESSAGE_BYTES_LIMIT,
 };
+pub use config::{
+    AmiConfig, AnswerMode, AuthMethod, Backoff, HoldConfig, Limits, Secret, Timeouts, TlsConfig,
+};
+pub use connector::{escape_variable_value, AmiConnector, ORIGINATE_PREFIX};
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{Banner, Frame};
 pub use message::{GetAll, Headers, Message, MessageKind};
+pub use tracker::ChannelTracker;
+pub use translate::{
+    cause_from_dial_status, cause_from_q850, CallTarget, DeviceMatcher, EventOut, FollowUp,
+    Translator, TranslatorConfig,
+};

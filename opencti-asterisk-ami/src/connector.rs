@@ -1,0 +1,844 @@
+//! [`AmiConnector`]: the `opencti_core::Connector` for Asterisk. Commands become AMI
+//! actions (the mapping is in the crate docs); events come from the [`AmiClient`]'s
+//! reader through the [`Translator`] straight into the session's `EventSink`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use async_trait::async_trait;
+use opencti_core::{
+    Address, Capabilities, ChosenState, Command, CommandId, CommandKind, Connector, Error,
+    ErrorKind, Event, EventSink, Line, Request, Result, SwitchState,
+};
+
+use crate::action::{Action, AmiValue};
+use crate::client::{AmiClient, ClientEvents};
+use crate::config::{AmiConfig, AnswerMode};
+use crate::frame::Banner;
+use crate::message::Message;
+use crate::translate::{
+    CallTarget, DeviceMatcher, EventOut, FollowUp, Translator, TranslatorConfig,
+};
+
+/// The prefix of the `ChannelId` every `make_call` gives its channel: a channel whose
+/// `Uniqueid` starts with it was placed by an opencti desk (outbound), even after a
+/// reconnect.
+pub const ORIGINATE_PREFIX: &str = "opencti-";
+
+/// What the reader and the commands share: the translator and where it emits.
+struct Desk {
+    translator: Option<Translator>,
+    sink: Option<EventSink>,
+    discard: Discard,
+}
+
+/// Swallows events when no session is attached.
+struct Discard;
+
+impl EventOut for Discard {
+    fn emit(&mut self, _: Event, _: Option<CommandId>) {}
+}
+
+impl Desk {
+    /// The translator and the output, together.
+    fn parts(&mut self) -> Option<(&mut Translator, &mut dyn EventOut)> {
+        let Desk {
+            translator,
+            sink,
+            discard,
+        } = self;
+        let translator = translator.as_mut()?;
+        let out: &mut dyn EventOut = match sink {
+            Some(sink) => sink,
+            None => discard,
+        };
+        Some((translator, out))
+    }
+}
+
+struct Shared {
+    config: AmiConfig,
+    desk: Mutex<Desk>,
+    client: OnceLock<AmiClient>,
+    stopped: AtomicBool,
+    device: OnceLock<String>,
+    agent: OnceLock<String>,
+    nonce: String,
+    next_call: AtomicU64,
+}
+
+impl Shared {
+    fn desk(&self) -> MutexGuard<'_, Desk> {
+        self.desk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The reader's side: what the client reports goes to the translator.
+struct Events(Arc<Shared>);
+
+impl ClientEvents for Events {
+    fn connected(&self, banner: &Banner) {
+        if self.0.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::info!(banner = %banner, "AMI: logged in");
+        let mut desk = self.0.desk();
+        if let Some(t) = desk.translator.as_mut() {
+            // Nothing is translated until the session has read the state from the lists.
+            t.hold_events();
+        }
+        if let Some(sink) = &desk.sink {
+            sink.emit(Event::LinkUp);
+        }
+    }
+
+    fn event(&self, event: Message) -> bool {
+        let (ok, follow_ups) = {
+            let mut desk = self.0.desk();
+            let Some((t, out)) = desk.parts() else {
+                return true;
+            };
+            let ok = t.on_event(event, out);
+            (ok, t.take_follow_ups())
+        };
+        if let Some(client) = self.0.client.get() {
+            for f in follow_ups {
+                let FollowUp::Hangup { channel } = f;
+                if let Ok(a) = hangup_action(&channel, 16) {
+                    client.send_detached(a);
+                }
+            }
+        }
+        ok
+    }
+
+    fn disconnected(&self, reason: &str) {
+        if self.0.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut desk = self.0.desk();
+        if let Some(t) = desk.translator.as_mut() {
+            t.link_down();
+        }
+        if let Some(sink) = &desk.sink {
+            sink.emit(Event::LinkDown {
+                reason: format!("Asterisk AMI: {reason}"),
+            });
+        }
+    }
+}
+
+/// The Asterisk connector. Cheap to clone; clones share the connection.
+///
+/// ```no_run
+/// # async fn demo() -> opencti_core::Result<()> {
+/// use std::sync::Arc;
+/// use opencti_asterisk_ami::{AmiConfig, AmiConnector, Secret};
+/// use opencti_core::{AgentId, DeviceId, Session};
+///
+/// let mut config = AmiConfig::new("127.0.0.1:5038", "opencti", Secret::from_file("/run/secrets/ami")?);
+/// config.queues = vec!["support".into()];
+/// let connector = Arc::new(AmiConnector::new(config)?);
+/// let session = Session::builder(connector, AgentId::new("alice")?, DeviceId::new("PJSIP/1001")?)
+///     .start()
+///     .await?;
+/// # drop(session); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AmiConnector {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AmiConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmiConnector")
+            .field("address", &self.shared.config.address)
+            .field("username", &self.shared.config.username)
+            .field("device", &self.shared.config.device)
+            .field("queues", &self.shared.config.queues)
+            .finish_non_exhaustive()
+    }
+}
+
+fn value(text: &str) -> Result<AmiValue> {
+    AmiValue::new(text).map_err(|e| Error::new(ErrorKind::BadInput, e.to_string()).with_source(e))
+}
+
+fn action(name: &'static str, headers: &[(&str, &str)]) -> Result<Action> {
+    let mut action = Action::new(name).map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
+    for (key, text) in headers {
+        action = action.try_header(key, text).map_err(|e| {
+            Error::new(ErrorKind::BadInput, format!("{name} {key}: {e}")).with_source(e)
+        })?;
+    }
+    Ok(action)
+}
+
+fn hangup_action(channel: &str, cause: u16) -> Result<Action> {
+    action(
+        "Hangup",
+        &[("Channel", channel), ("Cause", &cause.to_string())],
+    )
+}
+
+/// Escapes a value for an `Originate` `Variable:` header, which Asterisk splits on `,`
+/// with its application-argument parser (backslash escapes, quotes and brackets are
+/// special there).
+pub fn escape_variable_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | ',' | '"' | '(' | ')' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn not_found(call: &opencti_core::CallId) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("call {call} is not (or no longer) on the agent's device at Asterisk"),
+    )
+}
+
+fn rejected(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Rejected, message.into())
+}
+
+impl AmiConnector {
+    /// A connector with this config (checked now; nothing connects before `start`).
+    pub fn new(config: AmiConfig) -> Result<AmiConnector> {
+        config.validate()?;
+        Ok(AmiConnector {
+            shared: Arc::new(Shared {
+                config,
+                desk: Mutex::new(Desk {
+                    translator: None,
+                    sink: None,
+                    discard: Discard,
+                }),
+                client: OnceLock::new(),
+                stopped: AtomicBool::new(false),
+                device: OnceLock::new(),
+                agent: OnceLock::new(),
+                nonce: format!("{:08x}", fastrand::u32(..)),
+                next_call: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &AmiConfig {
+        &self.shared.config
+    }
+
+    /// The AMI client, once started.
+    pub fn client(&self) -> Option<&AmiClient> {
+        self.shared.client.get()
+    }
+
+    fn up_client(&self) -> Result<&AmiClient> {
+        match self.shared.client.get() {
+            Some(c) if c.is_up() => Ok(c),
+            _ => Err(Error::new(
+                ErrorKind::LinkDown,
+                "the link to the Asterisk AMI is down",
+            )),
+        }
+    }
+
+    fn with_translator<T>(
+        &self,
+        f: impl FnOnce(&mut Translator, &mut dyn EventOut) -> T,
+    ) -> Option<T> {
+        let mut desk = self.shared.desk();
+        let (t, out) = desk.parts()?;
+        Some(f(t, out))
+    }
+
+    fn target(&self, call: &opencti_core::CallId) -> Result<CallTarget> {
+        self.with_translator(|t, _| t.target(call))
+            .flatten()
+            .ok_or_else(|| not_found(call))
+    }
+
+    async fn queue_actions(
+        &self,
+        name: &'static str,
+        extra: &[(&str, &str)],
+    ) -> Result<Vec<Result<Message>>> {
+        let client = self.up_client()?;
+        let device = self.interface();
+        let mut results = Vec::new();
+        for queue in &self.shared.config.queues {
+            let mut headers: Vec<(&str, &str)> = vec![("Queue", queue), ("Interface", &device)];
+            headers.extend_from_slice(extra);
+            let a = action(name, &headers)?;
+            results.push(client.send(a).await);
+        }
+        Ok(results)
+    }
+
+    /// The agent's device interface (from the config, else the session's device id).
+    fn interface(&self) -> String {
+        self.shared.device.get().cloned().unwrap_or_default()
+    }
+
+    /// Settles a queue command: any failure is an error naming the queues; a command
+    /// that changed nothing (the agent was already there) is confirmed by restating.
+    fn settle_queue(
+        &self,
+        what: &str,
+        id: CommandId,
+        results: Vec<Result<Message>>,
+        already: bool,
+    ) -> Result<()> {
+        let queues = &self.shared.config.queues;
+        let failures: Vec<String> = results
+            .iter()
+            .zip(queues)
+            .filter_map(|(r, q)| r.as_ref().err().map(|e| format!("{q}: {}", e.message())))
+            .collect();
+        if failures.len() == results.len() && already {
+            // Asterisk refused because the agent is already where it was asked to go.
+            self.with_translator(|t, out| t.restate_agent(id, out));
+            return Ok(());
+        }
+        if !failures.is_empty() {
+            return Err(rejected(format!(
+                "{what} failed in {} of {} queues: {}",
+                failures.len(),
+                results.len(),
+                failures.join("; ")
+            )));
+        }
+        if already {
+            self.with_translator(|t, out| t.restate_agent(id, out));
+        }
+        Ok(())
+    }
+}
+
+impl AmiConnector {
+    async fn make_call(
+        &self,
+        id: CommandId,
+        to: &opencti_core::Dialable,
+        data: &opencti_core::CallData,
+    ) -> Result<()> {
+        let client = self.up_client()?;
+        let config = &self.shared.config;
+        let n = self.shared.next_call.fetch_add(1, Ordering::Relaxed);
+        let channel_id = format!("{ORIGINATE_PREFIX}{}-{n}", self.shared.nonce);
+        let action_id = client.next_action_id();
+        let device = self.interface();
+        let ring_ms = config.timeouts.originate_ring.as_millis().to_string();
+        let mut headers: Vec<(&str, String)> = vec![
+            ("Channel", device),
+            ("Context", config.outbound_context.clone()),
+            ("Exten", to.as_str().to_owned()),
+            ("Priority", "1".into()),
+            ("Timeout", ring_ms),
+            ("ChannelId", channel_id.clone()),
+            ("Async", "true".into()),
+        ];
+        if let Some(cid) = &config.caller_id {
+            headers.push(("CallerID", cid.clone()));
+        }
+        for (key, val) in data.iter() {
+            headers.push((
+                "Variable",
+                format!(
+                    "OPENCTI_{}={}",
+                    key.as_str(),
+                    escape_variable_value(val.as_str())
+                ),
+            ));
+        }
+        let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let originate = action("Originate", &refs)?.action_id(value(&action_id)?);
+        let address = Address::new(to.as_str())?;
+        self.with_translator(|t, _| {
+            t.expect_originate(action_id.clone(), &channel_id, id, address, data.clone())
+        });
+        match client.send(originate).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.with_translator(|t, _| t.forget_originate(&action_id));
+                Err(e)
+            }
+        }
+    }
+
+    async fn hangup(&self, call: &opencti_core::CallId) -> Result<()> {
+        let client = self.up_client()?;
+        let target = self.target(call)?;
+        if target.is_consult {
+            // Ends the consultation and returns the agent to the held call (capture 13).
+            self.with_translator(|t, _| t.expect_cancel_consult(call));
+            let a = action("CancelAtxfer", &[("Channel", &target.device_channel)])?;
+            return client.send(a).await.map(|_| ());
+        }
+        if target.has_consult {
+            // Hang up the held party; the consultation goes on.
+            if target.primary_peers.is_empty() {
+                return Err(rejected(format!(
+                    "call {call} has no party left to hang up; end the consultation instead"
+                )));
+            }
+            for peer in &target.primary_peers {
+                client.send(hangup_action(peer, 16)?).await?;
+            }
+            return Ok(());
+        }
+        client
+            .send(hangup_action(&target.device_channel, 16)?)
+            .await
+            .map(|_| ())
+    }
+
+    async fn hold(&self, call: &opencti_core::CallId) -> Result<()> {
+        let client = self.up_client()?;
+        let Some(hold) = self.shared.config.hold.clone() else {
+            return Err(Error::new(ErrorKind::Unsupported, "hold is not configured"));
+        };
+        let target = self.target(call)?;
+        let [party] = target.peers.as_slice() else {
+            return Err(rejected(format!(
+                "hold needs exactly one other party in the call (it has {}): Redirect cannot hold a conference",
+                target.peers.len()
+            )));
+        };
+        if !target.bridged || target.is_consult {
+            return Err(rejected(
+                "hold is only possible on a bridged, non-consultation call",
+            ));
+        }
+        self.with_translator(|t, _| t.expect_hold(call, party));
+        let a = action(
+            "Redirect",
+            &[
+                ("Channel", party),
+                ("Context", &hold.context),
+                ("Exten", &hold.music_exten),
+                ("Priority", "1"),
+                ("ExtraChannel", &target.device_channel),
+                ("ExtraContext", &hold.context),
+                ("ExtraExten", &hold.wait_exten),
+                ("ExtraPriority", "1"),
+            ],
+        )?;
+        match client.send(a).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.with_translator(|t, _| t.clear_pending(call));
+                Err(e)
+            }
+        }
+    }
+
+    async fn retrieve(&self, call: &opencti_core::CallId) -> Result<()> {
+        let client = self.up_client()?;
+        let target = self.target(call)?;
+        let (true, Some(party)) = (target.redirect_held, target.held_party.as_deref()) else {
+            return Err(rejected(
+                "this call was not put on hold by this connector (it was held at the phone or by a consultation); retrieve it there, or end the consultation",
+            ));
+        };
+        let a = action(
+            "Bridge",
+            &[
+                ("Channel1", &target.device_channel),
+                ("Channel2", party),
+                ("Tone", "no"),
+            ],
+        )?;
+        client.send(a).await.map(|_| ())
+    }
+
+    async fn blind_transfer(
+        &self,
+        id: CommandId,
+        call: &opencti_core::CallId,
+        to: &opencti_core::Dialable,
+    ) -> Result<()> {
+        let client = self.up_client()?;
+        let target = self.target(call)?;
+        let context = &self.shared.config.outbound_context;
+        if let (true, Some(party)) = (target.redirect_held, target.held_party.as_deref()) {
+            // The party waits on music on hold: send it on (capture 11), then hang up
+            // the agent's silent leg. Asterisk emits no transfer event for a Redirect.
+            let a = action(
+                "Redirect",
+                &[
+                    ("Channel", party),
+                    ("Context", context),
+                    ("Exten", to.as_str()),
+                    ("Priority", "1"),
+                ],
+            )?;
+            client.send(a).await?;
+            let address = Address::new(to.as_str())?;
+            self.with_translator(|t, out| t.redirect_transferred(call, address, id, out));
+            client.send_detached(hangup_action(&target.device_channel, 16)?);
+            return Ok(());
+        }
+        if !target.bridged {
+            return Err(rejected(
+                "blind transfer needs the call to be connected (bridged)",
+            ));
+        }
+        let a = action(
+            "BlindTransfer",
+            &[
+                ("Channel", &target.device_channel),
+                ("Context", context),
+                ("Exten", to.as_str()),
+            ],
+        )?;
+        client.send(a).await.map(|_| ())
+    }
+
+    async fn consult(
+        &self,
+        call: &opencti_core::CallId,
+        to: &opencti_core::Dialable,
+    ) -> Result<()> {
+        let client = self.up_client()?;
+        let target = self.target(call)?;
+        if !target.bridged || target.is_consult || target.has_consult || target.redirect_held {
+            return Err(rejected(
+                "consult needs a connected call (Atxfer works from the agent's bridged leg; retrieve a held call first)",
+            ));
+        }
+        let address = Address::new(to.as_str()).ok();
+        self.with_translator(|t, _| t.expect_consult(call, address));
+        let a = action(
+            "Atxfer",
+            &[
+                ("Channel", &target.device_channel),
+                ("Exten", to.as_str()),
+                ("Context", &self.shared.config.outbound_context),
+            ],
+        )?;
+        match client.send(a).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.with_translator(|t, _| t.clear_pending(call));
+                Err(e)
+            }
+        }
+    }
+
+    async fn complete_transfer(&self, call: &opencti_core::CallId) -> Result<()> {
+        let client = self.up_client()?;
+        let target = self.target(call)?;
+        if !target.is_consult {
+            return Err(rejected("complete_transfer applies to a consultation call"));
+        }
+        // The transferer hanging up completes an attended transfer (capture 12).
+        self.with_translator(|t, _| t.expect_complete_transfer(call));
+        match client
+            .send(hangup_action(&target.device_channel, 16)?)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.with_translator(|t, _| t.clear_pending(call));
+                Err(e)
+            }
+        }
+    }
+
+    async fn send_dtmf(
+        &self,
+        id: CommandId,
+        call: &opencti_core::CallId,
+        digits: &opencti_core::DtmfDigits,
+    ) -> Result<()> {
+        let client = self.up_client()?.clone();
+        let target = self.target(call)?;
+        let Some(party) = target.peers.first().cloned() else {
+            return Err(rejected(
+                "send_dtmf needs another party in the call to play the digits to",
+            ));
+        };
+        let mut chars = digits.as_str().chars();
+        let play = |digit: char| {
+            action(
+                "PlayDTMF",
+                &[
+                    ("Channel", &party),
+                    ("Digit", &digit.to_string()),
+                    ("Duration", "100"),
+                ],
+            )
+        };
+        // The first digit is awaited here so that a refusal is the command's answer; the
+        // rest are played in order in the background (each answer comes after its digit
+        // has been played, capture 17), and the last one confirms the command.
+        let Some(first) = chars.next() else {
+            return Err(Error::new(ErrorKind::BadInput, "no DTMF digits"));
+        };
+        client.send(play(first)?).await?;
+        let rest: Vec<Action> = chars.map(play).collect::<Result<_>>()?;
+        let connector = self.clone();
+        let (call, digits) = (call.clone(), digits.clone());
+        tokio::spawn(async move {
+            for a in rest {
+                if let Err(e) = client.send(a).await {
+                    connector.with_translator(|_, out| {
+                        out.emit(Event::CommandFailed { error: e.to_body() }, Some(id))
+                    });
+                    return;
+                }
+            }
+            connector.with_translator(|t, out| {
+                t.emit_confirmation(Event::DtmfSent { call, digits }, id, out)
+            });
+        });
+        Ok(())
+    }
+
+    async fn set_call_data(
+        &self,
+        id: CommandId,
+        call: &opencti_core::CallId,
+        data: &opencti_core::CallData,
+    ) -> Result<()> {
+        let client = self.up_client()?;
+        let target = self.target(call)?;
+        for (key, val) in data.iter() {
+            let variable = format!("OPENCTI_{}", key.as_str());
+            let a = action(
+                "Setvar",
+                &[
+                    ("Channel", &target.device_channel),
+                    ("Variable", &variable),
+                    ("Value", val.as_str()),
+                ],
+            )?;
+            client.send(a).await?;
+        }
+        self.with_translator(|t, out| {
+            t.emit_confirmation(
+                Event::CallDataChanged {
+                    call: call.clone(),
+                    data: data.clone(),
+                },
+                id,
+                out,
+            )
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Connector for AmiConnector {
+    fn capabilities(&self) -> Capabilities {
+        use CommandKind::*;
+        let config = &self.shared.config;
+        let mut caps = Capabilities::none()
+            .with(MakeCall)
+            .with(Hangup)
+            .with(Reject)
+            .with(BlindTransfer)
+            .with(Consult)
+            .with(CompleteTransfer)
+            .with(SendDtmf)
+            .with(SetCallData);
+        if config.hold.is_some() {
+            caps = caps.with(Hold).with(Retrieve);
+        }
+        if !config.queues.is_empty() {
+            caps = caps.with(Login).with(Logout).with(SetAgentState);
+        }
+        if config.answer == AnswerMode::PhoneAnswersItself {
+            caps = caps.with(Answer);
+        }
+        caps.with_next_state_after_call(false).with_wrap_up(false)
+    }
+
+    async fn start(&self, line: &Line, sink: EventSink) -> Result<()> {
+        let config = &self.shared.config;
+        let device = config
+            .device
+            .clone()
+            .unwrap_or_else(|| line.device.as_str().to_owned());
+        value(&device)?;
+        let _ = self.shared.agent.set(line.agent.as_str().to_owned());
+        if self.shared.device.set(device.clone()).is_err() || self.shared.client.get().is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "this AMI connector was started already; create one per session",
+            ));
+        }
+        {
+            let mut desk = self.shared.desk();
+            desk.translator = Some(Translator::new(TranslatorConfig {
+                device: DeviceMatcher::new(device),
+                queues: config.queues.clone(),
+                hold: config.hold.clone(),
+                max_channels: config.limits.max_channels,
+                max_held_events: config.limits.max_held_events,
+                originate_prefix: ORIGINATE_PREFIX.into(),
+            }));
+            // Events are held until the session has read the state (see `snapshot`).
+            if let Some(t) = desk.translator.as_mut() {
+                t.hold_events();
+            }
+            desk.sink = Some(sink);
+        }
+        let handler = Arc::new(Events(self.shared.clone()));
+        let client = AmiClient::start(config.clone(), handler).await?;
+        let _ = self.shared.client.set(client);
+        Ok(())
+    }
+
+    async fn submit(&self, request: Request) -> Result<()> {
+        let id = request.id;
+        match &request.command {
+            Command::Login {} => {
+                let already = self
+                    .with_translator(|t, _| !t.agent_is(&ChosenState::LoggedOut))
+                    .unwrap_or(false);
+                let member_name = self.shared.agent.get().cloned().unwrap_or_default();
+                let results = self
+                    .queue_actions(
+                        "QueueAdd",
+                        &[("Paused", "true"), ("MemberName", &member_name)],
+                    )
+                    .await?;
+                self.settle_queue("login (QueueAdd)", id, results, already)
+            }
+            Command::Logout { .. } => {
+                let already = self
+                    .with_translator(|t, _| t.agent_is(&ChosenState::LoggedOut))
+                    .unwrap_or(false);
+                let results = self.queue_actions("QueueRemove", &[]).await?;
+                self.settle_queue("logout (QueueRemove)", id, results, already)
+            }
+            Command::SetAgentState { state, after_call } => {
+                if *after_call {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        "Asterisk queues cannot hold a state change until after the call",
+                    ));
+                }
+                let already = self
+                    .with_translator(|t, _| t.agent_is(state))
+                    .unwrap_or(false);
+                let results = match state {
+                    ChosenState::Ready => {
+                        self.queue_actions("QueuePause", &[("Paused", "false")])
+                            .await?
+                    }
+                    ChosenState::NotReady { reason } => {
+                        let reason = reason.as_ref().map(|r| r.as_str().to_owned());
+                        let mut extra = vec![("Paused", "true")];
+                        if let Some(r) = &reason {
+                            extra.push(("Reason", r));
+                        }
+                        self.queue_actions("QueuePause", &extra).await?
+                    }
+                    ChosenState::LoggedOut => {
+                        return Err(Error::new(
+                            ErrorKind::BadInput,
+                            "set_agent_state takes ready or not_ready; use logout",
+                        ))
+                    }
+                };
+                self.settle_queue("set_agent_state (QueuePause)", id, results, already)
+            }
+            Command::MakeCall { to, data } => self.make_call(id, to, data).await,
+            Command::Answer { call } => {
+                if self.shared.config.answer != AnswerMode::PhoneAnswersItself {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        "AMI cannot answer a phone; configure AnswerMode::PhoneAnswersItself if the phone auto-answers",
+                    ));
+                }
+                // Nothing to send: the phone answers by itself and the resulting
+                // call_connected confirms the command.
+                self.target(call).map(|_| ())
+            }
+            Command::Reject { call } => {
+                let client = self.up_client()?;
+                let target = self.target(call)?;
+                client
+                    .send(hangup_action(&target.device_channel, 21)?)
+                    .await
+                    .map(|_| ())
+            }
+            Command::Hangup { call } => self.hangup(call).await,
+            Command::Hold { call } => self.hold(call).await,
+            Command::Retrieve { call } => self.retrieve(call).await,
+            Command::BlindTransfer { call, to } => self.blind_transfer(id, call, to).await,
+            Command::Consult { call, to } => self.consult(call, to).await,
+            Command::CompleteTransfer { call } => self.complete_transfer(call).await,
+            Command::SendDtmf { call, digits } => self.send_dtmf(id, call, digits).await,
+            Command::SetCallData { call, data } => self.set_call_data(id, call, data).await,
+            other => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the Asterisk AMI connector does not support {}",
+                    other.kind()
+                ),
+            )),
+        }
+    }
+
+    async fn snapshot(&self) -> Result<SwitchState> {
+        let client = self.up_client()?;
+        self.with_translator(|t, _| t.hold_events());
+        let channels = client
+            .send_list(action("CoreShowChannels", &[])?)
+            .await?
+            .items;
+        // Bridge types only; membership comes with each channel's BridgeId, so a user
+        // without the class BridgeList needs is not fatal.
+        let bridges = match client.send_list(action("BridgeList", &[])?).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                tracing::debug!(error = %e, "AMI: BridgeList failed; bridge types unknown");
+                Vec::new()
+            }
+        };
+        let mut members = Vec::new();
+        for queue in &self.shared.config.queues {
+            let list = client
+                .send_list(action("QueueStatus", &[("Queue", queue)])?)
+                .await?;
+            members.extend(
+                list.items
+                    .into_iter()
+                    .filter(|m| m.event() == Some("QueueMember")),
+            );
+        }
+        let (state, complete) = self
+            .with_translator(|t, out| {
+                let state = t.rebuild(&channels, &bridges, &members);
+                let complete = t.release_held(out);
+                (state, complete)
+            })
+            .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the connector is not started"))?;
+        if !complete {
+            return Err(Error::new(
+                ErrorKind::Other,
+                "too many events arrived while the state was read; it will be read again",
+            ));
+        }
+        Ok(state)
+    }
+
+    async fn stop(&self) -> Result<()> {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        if let Some(client) = self.shared.client.get() {
+            client.stop().await;
+        }
+        self.shared.desk().sink = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! The tracker and translator against the real Asterisk 22 captures: the canonical
+//! events each capture produces for the agent's device, exactly, and the tracker empty
+//! once the calls are over.
+
+mod common;
+
+use opencti_asterisk_ami::{
+    DeviceMatcher, Frame, HoldConfig, PushDecoder, Translator, TranslatorConfig,
+};
+use opencti_core::{CommandId, Event};
+
+fn translator(device: &str) -> Translator {
+    Translator::new(TranslatorConfig {
+        device: DeviceMatcher::new(device),
+        queues: vec!["support".into()],
+        hold: Some(HoldConfig::default()),
+        max_channels: 1000,
+        max_held_events: 1000,
+        originate_prefix: "opencti-".into(),
+    })
+}
+
+/// Replays a capture's events; returns the canonical events as compact strings.
+fn replay(capture: &str, device: &str) -> (Vec<String>, Translator) {
+    let mut decoder = PushDecoder::new();
+    decoder.push(&common::fixture(&format!("{capture}.txt")));
+    let mut t = translator(device);
+    let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+    for frame in decoder.frames() {
+        if let Ok(Frame::Message(m)) = frame {
+            if m.is_event() {
+                t.translate(&m, &mut out);
+            }
+        }
+    }
+    let names = out
+        .iter()
+        .map(|(e, _)| {
+            let json = serde_json::to_value(e).unwrap_or_default();
+            match (e.call(), json.get("cause"), json.get("state")) {
+                (Some(c), Some(cause), _) => {
+                    format!("{} {c} {}", e.name(), cause.as_str().unwrap_or(""))
+                }
+                (Some(c), None, _) => format!("{} {c}", e.name()),
+                (None, _, Some(state)) => {
+                    format!("{} {}", e.name(), state["state"].as_str().unwrap_or(""))
+                }
+                _ => e.name().to_string(),
+            }
+        })
+        .collect();
+    (names, t)
+}
+
+fn assert_empty(t: &Translator) {
+    assert_eq!(t.open_calls(), (0, 0), "no leg or call left");
+    assert_eq!(t.tracker().channel_count(), 0, "no channel left");
+    assert_eq!(t.tracker().bridge_count(), 0, "no bridge left");
+}
+
+#[test]
+fn two_party_call_from_a_foreign_originate() {
+    let (events, t) = replay("05_two_party_call", "Local/1001@agents");
+    assert_eq!(
+        events,
+        [
+            "call_offered 1795238031.6",
+            "agent_state_changed ready",
+            "call_connected 1795238031.6",
+            "party_joined 1795238031.6",
+            "call_ended 1795238031.6 normal",
+        ]
+    );
+    assert_empty(&t);
+}
+
+#[test]
+fn hold_by_redirect_and_retrieve_by_bridge() {
+    let (events, t) = replay("06_hold_redirect_moh_and_unhold", "Local/1002@agents");
+    assert_eq!(
+        events,
+        [
+            "call_offered 1795238038.10",
+            "agent_state_changed ready",
+            "call_connected 1795238038.10",
+            "party_joined 1795238038.10",
+            "party_left 1795238038.10",
+            "call_held 1795238038.10",
+            "call_retrieved 1795238038.10",
+            "party_joined 1795238038.10",
+            "call_ended 1795238038.10 normal",
+        ]
+    );
+    assert_empty(&t);
+}
+
+#[test]
+fn redirecting_one_leg_ends_the_call() {
+    let (events, t) = replay("07_hold_redirect_single_leg", "Local/1003@agents");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("call_ended 1795238050.16 normal")
+    );
+    assert!(
+        !events.iter().any(|e| e.starts_with("call_held")),
+        "{events:?}"
+    );
+    assert_empty(&t);
+}
+
+#[test]
+fn blind_transfer_for_the_transferer_and_the_target() {
+    let (events, t) = replay("10_blind_transfer_action", "Local/1001@agents");
+    assert_eq!(
+        &events[4..],
+        [
+            "call_transferred 1795238082.31",
+            "party_left 1795238082.31",
+            "call_ended 1795238082.31 transferred",
+        ]
+    );
+    assert_empty(&t);
+    // Agent 1002 gets the transferred customer as a new inbound call.
+    let (events, _) = replay("10_blind_transfer_action", "Local/1002@agents");
+    assert_eq!(events[0], "call_offered 1795238082.31");
+    assert!(events.contains(&"call_connected 1795238082.31".to_string()));
+}
+
+#[test]
+fn attended_transfer_consults_then_transfers_both_calls() {
+    let (events, t) = replay("12_attended_transfer", "Local/1001@agents");
+    // Without the connector's Atxfer pending, the queued feature digits `*2` read as
+    // the agent's own DTMF (they are: the phone could have sent them).
+    let tail: Vec<&str> = events.iter().skip(6).map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "call_held 1795238100.43",
+            "call_initiated 1795238105.47",
+            "call_ringback 1795238105.47",
+            "party_joined 1795238105.47",
+            "call_connected 1795238105.47",
+            "call_transferred 1795238105.47",
+            "call_transferred 1795238100.43",
+            "call_ended 1795238105.47 transferred",
+            "call_ended 1795238100.43 transferred",
+        ]
+    );
+    assert_empty(&t);
+}
+
+#[test]
+fn cancelled_consultation_returns_to_the_held_call() {
+    let (events, t) = replay("13_attended_transfer_cancel", "Local/1001@agents");
+    let tail: Vec<&str> = events.iter().skip(6).map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "call_held 1795238113.51",
+            "call_initiated 1795238117.55",
+            "call_ringback 1795238117.55",
+            "party_joined 1795238117.55",
+            "call_connected 1795238117.55",
+            "call_ended 1795238117.55 normal",
+            "call_retrieved 1795238113.51",
+            "call_ended 1795238113.51 normal",
+        ]
+    );
+    assert_empty(&t);
+}
+
+#[test]
+fn queue_call_and_pause_reasons() {
+    let (events, t) = replay("14_queue", "Local/1002@agents");
+    assert_eq!(events[0], "call_offered 1795238125.59");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("call_ended 1795238125.59 normal")
+    );
+    assert_empty(&t);
+    let (events, _) = replay("14_queue", "Local/1001@agents");
+    assert_eq!(
+        events,
+        ["agent_state_changed not_ready", "agent_state_changed ready"]
+    );
+}
+
+#[test]
+fn queue_call_carries_its_queue_and_caller() {
+    let mut decoder = PushDecoder::new();
+    decoder.push(&common::fixture("14_queue.txt"));
+    let mut t = translator("Local/1002@agents");
+    let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+    for frame in decoder.frames() {
+        if let Ok(Frame::Message(m)) = frame {
+            if m.is_event() {
+                t.translate(&m, &mut out);
+            }
+        }
+    }
+    match &out[0].0 {
+        Event::CallOffered {
+            from, to, queue, ..
+        } => {
+            assert_eq!(from.as_ref().map(|a| a.as_str()), Some("2005"));
+            assert_eq!(to.as_ref().map(|a| a.as_str()), Some("3000"));
+            assert_eq!(queue.as_ref().map(|q| q.as_str()), Some("support"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn recording_flags_and_every_capture_leaves_nothing_behind() {
+    let (events, _) = replay("17_dtmf_mixmonitor_userevent", "Local/1001@agents");
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.starts_with("call_flags_changed"))
+            .count()
+            == 2
+    );
+    // Capture 19 filters the stream down to `Newchannel` (no `Hangup` ever comes), so
+    // its channels rightly stay.
+    for capture in common::capture_names()
+        .into_iter()
+        .filter(|c| !c.starts_with("19_"))
+    {
+        for device in [
+            "Local/1001@agents",
+            "Local/1002@agents",
+            "Local/1003@agents",
+        ] {
+            let (_, t) = replay(&capture, device);
+            assert_eq!(t.open_calls(), (0, 0), "{capture} {device}");
+            assert_eq!(t.tracker().channel_count(), 0, "{capture} {device}");
+        }
+    }
+}
+
+#[test]
+fn rebuild_from_status_lists() {
+    // Capture 15 holds CoreShowChannels and BridgeList answers taken during a call
+    // 1001 <-> 2000 and a lone 1002 in Wait(): rebuild from them.
+    let mut decoder = PushDecoder::new();
+    decoder.push(&common::fixture("15_status_lists.txt"));
+    let mut channels = Vec::new();
+    let mut bridges = Vec::new();
+    for frame in decoder.frames() {
+        if let Ok(Frame::Message(m)) = frame {
+            match m.event() {
+                Some("CoreShowChannel") => channels.push(m),
+                Some("BridgeListItem") => bridges.push(m),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(channels.len(), 6);
+    let mut t = translator("Local/1001@agents");
+    let state = t.rebuild(&channels, &bridges, &[]);
+    assert_eq!(state.calls.len(), 1, "{state:?}");
+    let call = &state.calls[0];
+    assert_eq!(call.id.as_str(), "1795238132.63");
+    assert_eq!(call.state.name(), "connected");
+    assert_eq!(call.parties.len(), 1);
+    assert_eq!(call.parties[0].id.as_str(), "1795238133.65");
+    assert_eq!(state.agent.name(), "logged_out");
+    // 1002 sits in Wait() answered, with no bridge: a connected call with no party.
+    let mut t = translator("Local/1002@agents");
+    let state = t.rebuild(&channels, &bridges, &[]);
+    assert_eq!(state.calls.len(), 1);
+    assert_eq!(state.calls[0].state.name(), "connected");
+    assert!(state.calls[0].parties.is_empty());
+}
