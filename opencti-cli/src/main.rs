@@ -6,6 +6,7 @@
 mod connect;
 mod lines;
 mod panel;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,10 +30,25 @@ enum Top {
     },
     /// Start the browser gateway with the Call Control Panel on a live simulated centre.
     Panel(panel::PanelArgs),
+    /// The simulated contact centre: planner figures for a whole day.
+    Sim {
+        #[command(subcommand)]
+        command: sim::SimCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Top::Sim { command } = cli.command {
+        // Pure computation: no runtime needed.
+        return match sim::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("opencti: {}", e);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,6 +63,7 @@ fn main() -> ExitCode {
         match cli.command {
             Top::Connect { backend } => connect::run(backend).await,
             Top::Panel(args) => panel::run(args).await,
+            Top::Sim { .. } => Ok(()),
         }
     });
     match result {
