@@ -109,8 +109,7 @@ fn from_scenario(scenario: &Scenario) -> Result<PlannerConfig> {
             ),
         ));
     }
-    let mut config = PlannerConfig::default();
-    config.queues = scenario
+    let queues: Vec<PlannerQueue> = scenario
         .arrivals
         .iter()
         .map(|a| {
@@ -132,8 +131,8 @@ fn from_scenario(scenario: &Scenario) -> Result<PlannerConfig> {
             queue
         })
         .collect();
-    let served: Vec<QueueId> = config.queues.iter().map(|q| q.id.clone()).collect();
-    config.agents = scenario
+    let served: Vec<QueueId> = queues.iter().map(|q| q.id.clone()).collect();
+    let agents = scenario
         .centre
         .agents
         .iter()
@@ -152,9 +151,13 @@ fn from_scenario(scenario: &Scenario) -> Result<PlannerConfig> {
         .iter()
         .map(|a| (a.start + a.duration).as_secs_f64())
         .fold(0.0, f64::max);
-    Ok(config
-        .with_length(RunLength::Secs(end))
-        .with_seed(scenario.seed))
+    Ok(PlannerConfig {
+        queues,
+        agents,
+        ..PlannerConfig::default()
+    }
+    .with_length(RunLength::Secs(end))
+    .with_seed(scenario.seed))
 }
 
 fn run_day(args: RunArgs) -> Result<()> {
