@@ -118,6 +118,14 @@ impl Gateway {
 
     /// Serves the gateway on `listener` until the future is dropped.
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
+        // Events are small and must go out at once: without TCP_NODELAY, Nagle's
+        // algorithm and delayed ACKs hold some of them back by 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
             listener,
             self.router()
@@ -158,7 +166,11 @@ async fn upgrade(
     // Frames are allowed a little over the protocol limit, so that an oversized request
     // gets a typed refusal instead of a dropped connection.
     let max = shared.limits.max_message_bytes.saturating_mul(4);
+    // Desktop messages are small: modest socket buffers keep a session's memory low
+    // (the library defaults are 128 KiB each way).
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| crate::socket::serve(socket, shared, peer))
 }

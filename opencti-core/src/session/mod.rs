@@ -341,7 +341,8 @@ impl SessionBuilder {
             capabilities,
         );
         let (events, _) = broadcast::channel(self.event_capacity);
-        let (commands, _) = broadcast::channel(self.event_capacity);
+        // Commands are far fewer than events; their observers need a shorter ring.
+        let (commands, _) = broadcast::channel(self.event_capacity.clamp(1, 64));
         let (synced, mut synced_rx) = watch::channel(false);
         let mut recorder = self.recorder;
         if let Some(recorder) = &mut recorder {
