@@ -652,3 +652,65 @@ async fn alternate_swaps_between_two_calls() {
     );
     assert_eq!(alice.stats().rejected, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn far_ends_that_are_busy_unreachable_or_do_not_answer() {
+    let switch = centre();
+    let control = switch.control();
+    let alice = desk(&switch, "alice", "1001").await;
+    ready(&alice).await;
+    let mut events = alice.subscribe();
+    control.set_far_end("+442079460001", FarEnd::Busy);
+    control.set_far_end("+442079460002", FarEnd::Unreachable);
+    control.set_far_end("+442079460003", FarEnd::NoAnswer);
+
+    for (number, cause) in [
+        ("+442079460001", Cause::Busy),
+        ("+442079460002", Cause::Unreachable),
+    ] {
+        let call = alice
+            .make_call(Dialable::new(number).unwrap())
+            .await
+            .unwrap()
+            .call()
+            .unwrap()
+            .clone();
+        let failed = next_named(&mut events, "call_failed").await;
+        assert_eq!(
+            failed.event,
+            Event::CallFailed {
+                call: call.clone(),
+                cause
+            }
+        );
+        // A failed call stays on the panel until the agent clears it.
+        assert!(matches!(
+            alice.snapshot().call(&call).unwrap().state,
+            CallState::Failed { .. }
+        ));
+        alice.hangup(call).await.unwrap();
+    }
+
+    // Nobody answers: it rings until the far end is told to answer.
+    let call = alice
+        .make_call(Dialable::new("+442079460003").unwrap())
+        .await
+        .unwrap()
+        .call()
+        .unwrap()
+        .clone();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(
+        alice.snapshot().call(&call).unwrap().state,
+        CallState::Ringback
+    );
+    control.far_end_answers(&dev("1001"), &call).unwrap();
+    let connected = next_where(&mut events, |e| {
+        e.event.name() == "call_connected" && e.call() == Some(&call)
+    })
+    .await;
+    assert_eq!(connected.call(), Some(&call));
+    alice.hangup(call).await.unwrap();
+    assert!(alice.snapshot().calls.is_empty());
+    assert_eq!(alice.stats().rejected, 0);
+}
