@@ -33,7 +33,7 @@ use crate::codec::{AmiCodec, DecoderConfig};
 use crate::config::{AmiConfig, AuthMethod};
 use crate::frame::{Banner, Frame};
 use crate::message::{Message, MessageKind};
-use crate::transport::{self, ReadHalf, WriteHalf};
+use crate::transport::{self, ReadHalf, Transport, WriteHalf};
 
 /// What the client tells its owner. Called from the connection task: implementations
 /// must return quickly and never block or await.
@@ -77,6 +77,7 @@ struct Link {
 
 struct Shared {
     config: AmiConfig,
+    transport: Transport,
     handler: Arc<dyn ClientEvents>,
     link: Mutex<Link>,
     next_id: AtomicU64,
@@ -126,13 +127,17 @@ impl AmiClient {
     /// Connects and logs in, then keeps the connection up in a background task until
     /// [`stop`](AmiClient::stop).
     ///
-    /// Fails with `unauthorized` if Asterisk refuses the login, `config` for an invalid
-    /// config. If Asterisk cannot be reached the client is returned all the same (not
-    /// up) and keeps trying with backoff; `handler.connected` says when it is up.
+    /// Fails with `unauthorized` if Asterisk refuses the login or (over TLS) its
+    /// certificate does not verify, `config` for an invalid config (an unreadable or
+    /// invalid TLS CA file included). If Asterisk cannot be reached the client is
+    /// returned all the same (not up) and keeps trying with backoff;
+    /// `handler.connected` says when it is up.
     pub async fn start(config: AmiConfig, handler: Arc<dyn ClientEvents>) -> Result<AmiClient> {
         config.validate()?;
+        let transport = Transport::from_config(&config)?;
         let shared = Arc::new(Shared {
             config,
+            transport,
             handler,
             link: Mutex::new(Link {
                 generation: 0,
@@ -147,7 +152,7 @@ impl AmiClient {
             task: Mutex::new(None),
             up: tokio::sync::watch::channel(0).0,
         });
-        let first = match establish(&shared.config).await {
+        let first = match establish(&shared.config, &shared.transport).await {
             Ok(conn) => Some(conn),
             Err(e) if matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::Config) => {
                 return Err(e)
@@ -166,6 +171,25 @@ impl AmiClient {
             let _ = up.wait_for(|generation| *generation > 0).await;
         }
         Ok(AmiClient { shared })
+    }
+
+    /// Connects once, reads the banner, logs in and logs off: checks a config (address,
+    /// TLS, credentials) without starting anything. Returns Asterisk's banner.
+    ///
+    /// Errors as for [`start`](AmiClient::start), and `link_down` or `timeout` when
+    /// Asterisk cannot be reached (which `start` would retry).
+    pub async fn check(config: &AmiConfig) -> Result<Banner> {
+        config.validate()?;
+        let transport = Transport::from_config(config)?;
+        let mut conn = establish(config, &transport).await?;
+        let mut logoff = config_action("Logoff")?;
+        logoff.set_action_id(value("logoff-1")?);
+        let t = config.timeouts.connect;
+        if write_action(&mut conn, &logoff, t).await.is_ok() {
+            let _ = read_response(&mut conn, "logoff-1", t, "logging off").await;
+        }
+        let _ = conn.write.shutdown().await;
+        Ok(conn.banner)
     }
 
     /// Whether the client is logged in now.
@@ -502,9 +526,9 @@ fn header(action: Action, key: &str, text: &str) -> Result<Action> {
 }
 
 /// Connects, reads the banner and logs in.
-async fn establish(config: &AmiConfig) -> Result<Conn> {
+async fn establish(config: &AmiConfig, transport: &Transport) -> Result<Conn> {
     let t = config.timeouts.connect;
-    let (read, write) = transport::connect(&config.address, t).await?;
+    let (read, write) = transport::connect(&config.address, t, transport).await?;
     let decoder = DecoderConfig::new().with_max_message_bytes(config.limits.max_message_bytes);
     let mut conn = Conn {
         read,
@@ -521,7 +545,19 @@ async fn establish(config: &AmiConfig) -> Result<Conn> {
         t,
         "waiting for the banner",
     )
-    .await?;
+    .await
+    .map_err(|e| match (e.kind(), &config.tls) {
+        // A TLS server waits for the client's hello: nothing comes.
+        (ErrorKind::Timeout, None) => Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{} (is {} a TLS port, such as 5039? then configure TLS)",
+                e.message(),
+                config.address
+            ),
+        ),
+        _ => e,
+    })?;
     match banner {
         Frame::Banner(banner) => conn.banner = banner,
         Frame::Message(_) => {
@@ -618,7 +654,7 @@ async fn run(shared: Arc<Shared>, mut next: Option<Conn>) {
         }
         let conn = match next.take() {
             Some(conn) => conn,
-            None => match establish(&shared.config).await {
+            None => match establish(&shared.config, &shared.transport).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "AMI: reconnect failed");

@@ -79,12 +79,33 @@ pub enum AuthMethod {
 
 /// TLS to the AMI (Asterisk's `tlsenable = yes`, port 5039).
 ///
-/// Not implemented yet: a config with TLS is refused with a `config` error rather than
-/// silently falling back to clear text.
+/// Asterisk's certificate is always verified: against the CA certificates in `ca_file`
+/// (a PEM file; a self-signed Asterisk certificate can be its own CA), and, with
+/// `system_roots`, the operating system's store. At least one must be given. The name
+/// checked is `server_name`, or the host of the address (a DNS name or an IP address,
+/// which must then be in the certificate's subject alternative names).
+///
+/// ```
+/// use opencti_asterisk_ami::{AmiConfig, AuthMethod, Secret, TlsConfig};
+///
+/// let mut config = AmiConfig::new("pbx.example.com:5039", "opencti", Secret::new("s3cret"));
+/// config.tls = Some(TlsConfig {
+///     ca_file: Some("/etc/opencti/asterisk-ca.pem".into()),
+///     ..TlsConfig::default()
+/// });
+/// // Over TLS the plaintext login is as safe as the MD5 challenge.
+/// config.auth = AuthMethod::Plaintext;
+/// config.validate()?; // checks the name; the CA file is read when the client starts
+/// # Ok::<(), opencti_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsConfig {
-    /// PEM file with the CA certificate(s) that signed Asterisk's certificate.
+    /// PEM file with the CA certificate(s) that signed Asterisk's certificate (or
+    /// Asterisk's self-signed certificate itself).
     pub ca_file: Option<PathBuf>,
+    /// Also trust the operating system's CA certificates (for an Asterisk certificate
+    /// from a public CA). Default `false`.
+    pub system_roots: bool,
     /// The name to check Asterisk's certificate against (default: the address's host).
     pub server_name: Option<String>,
 }
@@ -251,7 +272,7 @@ pub struct AmiConfig {
     pub secret: Secret,
     /// How to log in.
     pub auth: AuthMethod,
-    /// TLS settings, `None` for plain TCP.
+    /// TLS settings, `None` for plain TCP (see [`TlsConfig`]).
     pub tls: Option<TlsConfig>,
     /// The agent's device as an Asterisk interface (`PJSIP/1001`, `Local/1001@agents`).
     /// `None` uses the session's device id, which must then be such an interface.
@@ -303,8 +324,9 @@ impl AmiConfig {
     }
 
     /// Checks that every name that reaches the wire is a valid AMI value, that the
-    /// limits are sane, and that nothing unsupported (TLS) is asked for. Errors are of
-    /// kind `config` and never quote the secret.
+    /// limits are sane, and that a TLS config names a CA and a valid server name (the CA
+    /// file itself is read when the client starts). Errors are of kind `config` and never
+    /// quote the secret.
     pub fn validate(&self) -> Result<()> {
         let value = |what: &str, text: &str| -> Result<()> {
             AmiValue::new(text).map(|_| ()).map_err(|e| {
@@ -350,12 +372,14 @@ impl AmiConfig {
             name("hold.wait_exten", &hold.wait_exten)?;
         }
         name("event_mask", &self.event_mask)?;
-        if self.tls.is_some() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "AMI config: TLS is not implemented in this version of the connector; \
-                 use TCP on a trusted network (with the MD5 challenge login) or a TLS tunnel",
-            ));
+        if let Some(tls) = &self.tls {
+            if tls.ca_file.is_none() && !tls.system_roots {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "AMI config: TLS needs a CA to check Asterisk's certificate against: set tls.ca_file (or tls.system_roots)",
+                ));
+            }
+            crate::transport::server_name(tls, &self.address)?;
         }
         if self.limits.max_pending_actions == 0 || self.limits.max_list_items == 0 {
             return Err(Error::new(
@@ -412,8 +436,22 @@ mod tests {
         assert_eq!(c.validate().map_err(|e| e.kind()), Err(ErrorKind::Config));
         let mut c = config();
         c.tls = Some(TlsConfig::default());
-        let err = c.validate().expect_err("tls");
-        assert!(err.message().contains("TLS is not implemented"), "{err}");
+        let err = c.validate().expect_err("tls without a CA");
+        assert!(err.message().contains("tls.ca_file"), "{err}");
+        c.tls = Some(TlsConfig {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsConfig::default()
+        });
+        assert!(
+            c.validate().is_ok(),
+            "the file is read when the client starts"
+        );
+        c.tls = Some(TlsConfig {
+            system_roots: true,
+            server_name: Some("bad name".into()),
+            ..TlsConfig::default()
+        });
+        assert_eq!(c.validate().map_err(|e| e.kind()), Err(ErrorKind::Config));
         let mut c = config();
         c.outbound_context = String::new();
         assert!(c.validate().is_err());

@@ -14,6 +14,10 @@ mod connector;
 pub mod tracker;
 mod translate;
 mod transport;
+mod watch;
+
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use action::{Action, AmiKey, AmiValue, MAX_ACTION_HEADERS, MAX_LINE_BYTES};
 pub use client::{AmiClient, ClientEvents, ListResponse};
@@ -33,3 +37,4 @@ pub use translate::{
     cause_from_dial_status, cause_from_q850, CallTarget, DeviceMatcher, EventOut, FollowUp,
     Translator, TranslatorConfig,
 };
+pub use watch::{interface_of, AmiWatch, DeviceEvent, WatchConfig, WatchItem, Watcher};

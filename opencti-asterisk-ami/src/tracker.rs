@@ -338,6 +338,13 @@ impl ChannelTracker {
         self.bridges.clear();
     }
 
+    /// Forgets every channel's [`Channel::role`] (for a translator of another device).
+    pub(crate) fn reset_roles(&mut self) {
+        for channel in self.channels.values_mut() {
+            channel.role = 0;
+        }
+    }
+
     /// The channel with this `Uniqueid`.
     pub fn channel(&self, uniqueid: &str) -> Option<&Channel> {
         self.channels.get(uniqueid)

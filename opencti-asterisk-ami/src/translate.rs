@@ -292,6 +292,35 @@ impl Translator {
         }
     }
 
+    /// A translator that starts from `tracker`'s channels and bridges (a watcher's view
+    /// of the whole system), with no legs of its own yet.
+    pub(crate) fn with_tracker(config: TranslatorConfig, mut tracker: ChannelTracker) -> Self {
+        tracker.reset_roles();
+        let mut t = Translator::new(config);
+        t.tracker = tracker;
+        t
+    }
+
+    /// Follows these queues' memberships from now on (the next [`rebuild`] reads them).
+    ///
+    /// [`rebuild`]: Translator::rebuild
+    pub(crate) fn set_queues(&mut self, queues: &[String]) {
+        if self.config.queues != queues {
+            self.config.queues = queues.to_vec();
+            self.members = vec![Membership::default(); queues.len()];
+        }
+    }
+
+    /// Whether the device has nothing going on: no channel, no call, no queue
+    /// membership, nothing expected.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.legs.is_empty()
+            && self.calls.is_empty()
+            && self.desk.calls().is_empty()
+            && self.originates.is_empty()
+            && !self.members.iter().any(|m| m.member)
+    }
+
     /// The tracker, for inspection.
     pub fn tracker(&self) -> &ChannelTracker {
         &self.tracker

@@ -498,7 +498,13 @@ async fn make_call_is_an_originate_with_our_channel_id_and_escaped_call_data() {
             other => panic!("{other:?}"),
         }
         let mut events = session.subscribe();
-        while session.snapshot().call(&call).map(|c| c.state.name()) != Some("connected") {
+        // `call_connected` and then `party_joined`: wait for both to be applied.
+        while session
+            .snapshot()
+            .call(&call)
+            .map(|c| (c.state.name(), c.parties.len()))
+            != Some(("connected", 1))
+        {
             let _ = events.next().await;
         }
         let snap = session.snapshot();

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use clap::Subcommand;
 use opencti_core::{AgentId, Error, ErrorKind, Result, Session};
 
+use crate::ami;
+
 /// The phone system behind the desktop.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Backend {
@@ -17,6 +19,8 @@ pub(crate) enum Backend {
         #[arg(long)]
         agent: Option<String>,
     },
+    /// Asterisk over the Asterisk Manager Interface (AMI), plain TCP or TLS.
+    Ami(Box<ami::ConnectArgs>),
 }
 
 pub(crate) async fn run(backend: Backend) -> Result<()> {
@@ -55,5 +59,6 @@ pub(crate) async fn run(backend: Backend) -> Result<()> {
                 .await
                 .map_err(|e| Error::new(ErrorKind::Other, format!("stdin/stdout: {}", e)))
         }
+        Backend::Ami(args) => ami::connect(*args).await,
     }
 }

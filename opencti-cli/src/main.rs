@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod ami;
 mod connect;
 mod lines;
 mod panel;
@@ -35,6 +36,19 @@ enum Top {
         #[command(subcommand)]
         command: sim::SimCommand,
     },
+    /// Print every canonical event of every device of a phone system as JSON lines,
+    /// until interrupted (for debugging an integration and recording sessions).
+    Watch {
+        #[command(subcommand)]
+        backend: WatchBackend,
+    },
+}
+
+/// The phone system to watch.
+#[derive(Debug, Subcommand)]
+enum WatchBackend {
+    /// Asterisk over the Asterisk Manager Interface (AMI), plain TCP or TLS.
+    Ami(Box<ami::WatchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +78,9 @@ fn main() -> ExitCode {
             Top::Connect { backend } => connect::run(backend).await,
             Top::Panel(args) => panel::run(args).await,
             Top::Sim { .. } => Ok(()),
+            Top::Watch {
+                backend: WatchBackend::Ami(args),
+            } => ami::watch(*args).await,
         }
     });
     match result {
