@@ -163,6 +163,42 @@ impl ConnectArgs {
     }
 }
 
+impl ConnectArgs {
+    /// The agent and device these options name.
+    pub(crate) fn grant(&self) -> Result<opencti_gateway::Grant> {
+        Ok(opencti_gateway::Grant {
+            agent: AgentId::new(self.agent.clone())?,
+            device: DeviceId::new(self.device.clone())?,
+        })
+    }
+}
+
+/// Sessions over Asterisk for the browser gateway (`opencti panel ami`): each agent's
+/// session gets its own AMI connection for its device.
+pub(crate) struct AmiSessions {
+    config: AmiConfig,
+}
+
+impl AmiSessions {
+    pub(crate) fn new(args: &ConnectArgs) -> Result<Self> {
+        Ok(AmiSessions {
+            config: args.config()?,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl opencti_gateway::SessionFactory for AmiSessions {
+    async fn start(&self, grant: &opencti_gateway::Grant) -> Result<Session> {
+        let mut config = self.config.clone();
+        config.device = Some(grant.device.as_str().to_string());
+        let connector = Arc::new(AmiConnector::new(config)?);
+        Session::builder(connector, grant.agent.clone(), grant.device.clone())
+            .start()
+            .await
+    }
+}
+
 /// `opencti connect ami`: serves one agent's desktop over JSON lines on stdin/stdout.
 pub(crate) async fn connect(args: ConnectArgs) -> Result<()> {
     let config = args.config()?;

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand};
 use opencti_core::{Error, ErrorKind, Result};
-use opencti_gateway::{Gateway, Limits, SimSessions, SqliteCrm, TokenTable};
+use opencti_gateway::{Gateway, Limits, SessionFactory, SimSessions, SqliteCrm, TokenTable};
 
 /// Options of `opencti panel`.
 #[derive(Debug, Args)]
@@ -14,46 +14,72 @@ pub(crate) struct PanelArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The phone system behind the panel.
-    #[arg(long, value_enum, default_value_t = PanelBackend::Sim)]
-    backend: PanelBackend,
-    /// The scenario for the simulator (default: the built-in demo centre).
-    #[arg(long)]
-    scenario: Option<PathBuf>,
     /// The SQLite CRM for screen pops and the call log (default: a demo database in the
     /// temporary directory, seeded with the demo callers).
     #[arg(long)]
     crm: Option<PathBuf>,
+    /// The phone system behind the panel (default: the simulated demo centre).
+    #[command(subcommand)]
+    backend: Option<PanelBackend>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// The phone system behind the panel.
+#[derive(Debug, Subcommand)]
 enum PanelBackend {
-    /// A live simulated contact centre, with calls arriving for the demo agents.
-    Sim,
+    /// A live simulated contact centre, with calls arriving for its agents.
+    Sim {
+        /// A scenario file (default: the built-in demo centre).
+        scenario: Option<PathBuf>,
+    },
+    /// Asterisk over AMI, for one agent at one device.
+    Ami(Box<crate::ami::ConnectArgs>),
 }
 
 pub(crate) async fn run(args: PanelArgs) -> Result<()> {
-    let PanelBackend::Sim = args.backend;
-    let scenario = crate::load_scenario(args.scenario.as_ref())?;
-    let switch = scenario.switch()?;
     let tokens = TokenTable::new();
     let mut logins = Vec::new();
-    for agent in &scenario.centre.agents {
-        let token = tokens.issue(agent.id.clone(), agent.device.clone())?;
-        logins.push((agent.id.clone(), agent.device.clone(), token));
-    }
+    let mut issue =
+        |agent: &opencti_core::AgentId, device: &opencti_core::DeviceId| -> Result<()> {
+            let token = tokens.issue(agent.clone(), device.clone())?;
+            logins.push((agent.clone(), device.clone(), token));
+            Ok(())
+        };
+    let (sessions, title, play): (Arc<dyn SessionFactory>, String, Option<_>) = match &args.backend
+    {
+        None | Some(PanelBackend::Sim { .. }) => {
+            let path = match &args.backend {
+                Some(PanelBackend::Sim { scenario }) => scenario.clone(),
+                _ => None,
+            };
+            let scenario = crate::load_scenario(path.as_ref())?;
+            let switch = scenario.switch()?;
+            for agent in &scenario.centre.agents {
+                issue(&agent.id, &agent.device)?;
+            }
+            let title = format!("{} on a simulated contact centre", scenario.name);
+            (
+                Arc::new(SimSessions::new(switch.clone())),
+                title,
+                Some((scenario, switch)),
+            )
+        }
+        Some(PanelBackend::Ami(ami)) => {
+            let grant = ami.grant()?;
+            issue(&grant.agent, &grant.device)?;
+            (
+                Arc::new(crate::ami::AmiSessions::new(ami)?),
+                "Asterisk over AMI".to_string(),
+                None,
+            )
+        }
+    };
     let crm_path = args
         .crm
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("opencti-demo-crm.sqlite"));
     let crm = SqliteCrm::open(&crm_path)?;
     crm.seed_demo()?;
-    let gateway = Gateway::with_crm(
-        Arc::new(tokens),
-        Arc::new(SimSessions::new(switch.clone())),
-        Limits::default(),
-        Arc::new(crm),
-    );
+    let gateway = Gateway::with_crm(Arc::new(tokens), sessions, Limits::default(), Arc::new(crm));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| {
@@ -65,11 +91,8 @@ pub(crate) async fn run(args: PanelArgs) -> Result<()> {
     let address = listener
         .local_addr()
         .map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
-    let _calls = scenario.play(&switch);
-    println!(
-        "opencti panel: {} on a simulated contact centre",
-        scenario.name
-    );
+    let _calls = play.map(|(scenario, switch)| scenario.play(&switch));
+    println!("opencti panel: {}", title);
     for (agent, device, token) in &logins {
         println!(
             "  agent {} at {}: http://{}/#token={}",

@@ -338,3 +338,81 @@ fn watch_prints_every_device_event_as_json_lines() {
     assert!(ok, "an interrupted watch exits cleanly; stderr: {stderr}");
     assert!(!stderr.contains(SECRET), "{stderr}");
 }
+
+#[test]
+fn the_panel_serves_an_agent_on_asterisk() {
+    use futures::{SinkExt, StreamExt};
+
+    let asterisk = asterisk();
+    let dir = TempDir::new("panel");
+    let secret = dir.file("secret", &format!("{SECRET}\n"));
+    let crm = dir.0.join("crm.sqlite");
+    let address = asterisk.control.address();
+    let mut command = vec![
+        "panel",
+        "--listen",
+        "127.0.0.1:0",
+        "--crm",
+        crm.to_str().expect("utf-8"),
+    ];
+    let ami = args(&address, &secret, &["--queue", "support"]);
+    command.push("ami");
+    command.extend_from_slice(&ami[2..]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opencti"))
+        .args(&command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the opencti binary runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let link = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(str::to_string)
+        })
+        .expect("a link for the agent");
+    let (host, token) = link
+        .trim_start_matches("http://")
+        .split_once("/#token=")
+        .expect("a token in the link");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let snapshot = runtime.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{host}/ws"))
+            .await
+            .expect("websocket");
+        let hello = json!({"auth": {"token": token}}).to_string();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(hello.into()))
+            .await
+            .expect("send");
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(15), ws.next())
+                .await
+                .expect("a message within 15 s")
+                .expect("open")
+                .expect("frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                let value: Value = serde_json::from_str(&text).expect("JSON");
+                if value.get("snapshot").is_some() {
+                    return value;
+                }
+            }
+        }
+    });
+    assert_eq!(snapshot["snapshot"]["agent"], "alice", "{snapshot}");
+    assert_eq!(snapshot["snapshot"]["device"], "PJSIP/7001");
+    assert_eq!(snapshot["snapshot"]["link"], "up");
+    child.kill().expect("kill");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    let _ = child.wait();
+    assert!(!stderr.contains(SECRET), "{stderr}");
+}
