@@ -286,6 +286,11 @@ pub struct AmiConfig {
     pub caller_id: Option<String>,
     /// How hold works; `None` makes `hold` and `retrieve` unsupported.
     pub hold: Option<HoldConfig>,
+    /// The dialplan context whose extensions join a ConfBridge room named by the
+    /// extension (`exten => _X.,1,ConfBridge(${EXTEN})`); `None` (the default) makes
+    /// `complete_conference` and `drop_party` unsupported. See the crate docs for why
+    /// it is off by default and the dialplan lines to add.
+    pub conference_context: Option<String>,
     /// Whether the phone answers by itself (see [`AnswerMode`]).
     pub answer: AnswerMode,
     /// Event classes asked for at login (`Events:`); the default `call,agent,dtmf` leaves
@@ -315,6 +320,7 @@ impl AmiConfig {
             outbound_context: "from-agents".into(),
             caller_id: None,
             hold: Some(HoldConfig::default()),
+            conference_context: None,
             answer: AnswerMode::default(),
             event_mask: "call,agent,dtmf".into(),
             timeouts: Timeouts::default(),
@@ -370,6 +376,9 @@ impl AmiConfig {
             name("hold.context", &hold.context)?;
             name("hold.music_exten", &hold.music_exten)?;
             name("hold.wait_exten", &hold.wait_exten)?;
+        }
+        if let Some(context) = &self.conference_context {
+            name("conference_context", context)?;
         }
         name("event_mask", &self.event_mask)?;
         if let Some(tls) = &self.tls {

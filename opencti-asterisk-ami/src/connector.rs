@@ -551,6 +551,94 @@ impl AmiConnector {
         }
     }
 
+    async fn complete_conference(&self, call: &opencti_core::CallId) -> Result<()> {
+        let client = self.up_client()?;
+        let Some(context) = self.shared.config.conference_context.clone() else {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "conference is not configured (conference_context)",
+            ));
+        };
+        let target = self.target(call)?;
+        if !target.is_consult {
+            return Err(rejected(
+                "complete_conference applies to a consultation call (made with consult)",
+            ));
+        }
+        let [target_party] = target.peers.as_slice() else {
+            return Err(rejected(format!(
+                "the consultation needs exactly one other party to conference (it has {})",
+                target.peers.len()
+            )));
+        };
+        if target.primary_peers.is_empty() {
+            return Err(rejected(
+                "the call the consultation is about has no party left to conference",
+            ));
+        }
+        // A room per conference: digits only, so that `_X.` matches it.
+        let room = format!("{}", 100_000_000 + fastrand::u32(..900_000_000));
+        self.with_translator(|t, _| t.expect_conference(call));
+        let redirect = |channel: &str, extra: Option<&str>| {
+            let mut headers = vec![
+                ("Channel", channel),
+                ("Context", context.as_str()),
+                ("Exten", room.as_str()),
+                ("Priority", "1"),
+            ];
+            if let Some(extra) = extra {
+                headers.extend_from_slice(&[
+                    ("ExtraChannel", extra),
+                    ("ExtraContext", context.as_str()),
+                    ("ExtraExten", room.as_str()),
+                    ("ExtraPriority", "1"),
+                ]);
+            }
+            action("Redirect", &headers)
+        };
+        // First the held party, alone in the first call's bridge: that bridge empties,
+        // which ends Asterisk's attended transfer (its "transferee hung up" case: the
+        // consultation bridge turns into a plain bridge and nothing is transferred).
+        // Then the agent and the target together (one dual Redirect, like hold, so
+        // neither is hung up when the other leaves the plain bridge).
+        let mut result = Ok(());
+        for party in &target.primary_peers {
+            if let Err(e) = client.send(redirect(party, None)?).await {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = client
+                .send(redirect(target_party, Some(&target.device_channel))?)
+                .await
+                .map(|_| ());
+        }
+        if result.is_err() {
+            self.with_translator(|t, _| t.clear_pending(call));
+        }
+        result
+    }
+
+    async fn drop_party(
+        &self,
+        call: &opencti_core::CallId,
+        party: &opencti_core::PartyId,
+    ) -> Result<()> {
+        let client = self.up_client()?;
+        self.target(call)?;
+        let channel = self
+            .with_translator(|t, _| t.party_channel(call, party))
+            .flatten()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("party {party} is not (or no longer) in call {call}"),
+                )
+            })?;
+        client.send(hangup_action(&channel, 16)?).await.map(|_| ())
+    }
+
     async fn send_dtmf(
         &self,
         id: CommandId,
@@ -651,6 +739,9 @@ impl Connector for AmiConnector {
             .with(SetCallData);
         if config.hold.is_some() {
             caps = caps.with(Hold).with(Retrieve);
+        }
+        if config.conference_context.is_some() {
+            caps = caps.with(CompleteConference).with(DropParty);
         }
         if !config.queues.is_empty() {
             caps = caps.with(Login).with(Logout).with(SetAgentState);
@@ -778,6 +869,8 @@ impl Connector for AmiConnector {
             Command::BlindTransfer { call, to } => self.blind_transfer(id, call, to).await,
             Command::Consult { call, to } => self.consult(call, to).await,
             Command::CompleteTransfer { call } => self.complete_transfer(call).await,
+            Command::CompleteConference { call } => self.complete_conference(call).await,
+            Command::DropParty { call, party } => self.drop_party(call, party).await,
             Command::SendDtmf { call, digits } => self.send_dtmf(id, call, digits).await,
             Command::SetCallData { call, data } => self.set_call_data(id, call, data).await,
             other => Err(Error::new(

@@ -61,6 +61,9 @@ pub struct Script {
     pub queues: Vec<String>,
     /// Numbers that never answer.
     pub never_answers: Vec<String>,
+    /// The dialplan context whose extensions are ConfBridge rooms
+    /// (`opencti-conference`): a `Redirect` there joins the room named by `Exten`.
+    pub conference_context: String,
 }
 
 impl Default for Script {
@@ -73,6 +76,7 @@ impl Default for Script {
             device_auto_answers: true,
             queues: vec!["support".into()],
             never_answers: vec!["2999".into()],
+            conference_context: "opencti-conference".into(),
         }
     }
 }
@@ -116,6 +120,8 @@ struct World {
     atxfers: HashMap<String, (String, String, String, String)>,
     /// Ping answers are withheld (a stalled server).
     mute_pings: bool,
+    /// ConfBridge rooms: room name -> bridge id.
+    rooms: HashMap<String, String>,
 }
 
 enum Out {
@@ -165,6 +171,13 @@ fn snapshot(prefix: &str, c: &Chan) -> String {
         c.uid,
         c.linkedid,
         p = prefix
+    )
+}
+
+/// A ConfBridge room's bridge, as in capture 18.
+fn conference_block(id: &str, room: &str, n: usize) -> String {
+    format!(
+        "BridgeUniqueid: {id}\r\nBridgeType: base\r\nBridgeTechnology: softmix\r\nBridgeCreator: ConfBridge\r\nBridgeName: {room}\r\nBridgeNumChannels: {n}\r\nBridgeVideoSourceMode: none\r\n"
     )
 }
 
@@ -258,6 +271,54 @@ impl World {
         id
     }
 
+    /// The room of a ConfBridge bridge.
+    fn room_of(&self, bridge: &str) -> Option<String> {
+        self.rooms
+            .iter()
+            .find(|(_, b)| *b == bridge)
+            .map(|(r, _)| r.clone())
+    }
+
+    fn block(&self, bridge: &str, n: usize) -> String {
+        match self.room_of(bridge) {
+            Some(room) => conference_block(bridge, &room, n),
+            None => bridge_block(bridge, n),
+        }
+    }
+
+    /// The bridge of ConfBridge room `room`, created (with `ConfbridgeStart`) if new.
+    fn room(&mut self, room: &str) -> String {
+        if let Some(b) = self.rooms.get(room) {
+            return b.clone();
+        }
+        let id = format!("conf-{}", self.uid());
+        self.bridges.insert(id.clone(), Vec::new());
+        self.rooms.insert(room.to_string(), id.clone());
+        self.event("BridgeCreate", conference_block(&id, room, 0));
+        self.broadcast(format!(
+            "Event: ConfbridgeStart\r\nPrivilege: call,all\r\nConference: {room}\r\n{}\r\n",
+            conference_block(&id, room, 0)
+        ));
+        id
+    }
+
+    /// `uid` joins ConfBridge room `room` (capture 18: `BridgeEnter`, `ConfbridgeJoin`).
+    fn join_room(&mut self, room: &str, uid: &str) {
+        let bridge = self.room(room);
+        if let Some(c) = self.channels.get_mut(uid) {
+            c.app = "ConfBridge".into();
+        }
+        self.bridge_enter(&bridge, uid);
+        let n = self.bridges.get(&bridge).map_or(0, Vec::len);
+        if let Some(c) = self.channels.get(uid).cloned() {
+            self.broadcast(format!(
+                "Event: ConfbridgeJoin\r\nPrivilege: call,all\r\nConference: {room}\r\n{}{}Admin: No\r\nMuted: No\r\n\r\n",
+                conference_block(&bridge, room, n),
+                snapshot("", &c)
+            ));
+        }
+    }
+
     fn bridge_enter(&mut self, bridge: &str, uid: &str) {
         let n = {
             let members = self.bridges.entry(bridge.to_string()).or_default();
@@ -270,10 +331,8 @@ impl World {
         let Some(c) = self.channels.get(uid).cloned() else {
             return;
         };
-        self.event(
-            "BridgeEnter",
-            format!("{}{}", bridge_block(bridge, n), snapshot("", &c)),
-        );
+        let block = self.block(bridge, n);
+        self.event("BridgeEnter", format!("{block}{}", snapshot("", &c)));
     }
 
     fn bridge_leave(&mut self, uid: &str) -> Option<String> {
@@ -284,13 +343,27 @@ impl World {
             members.len()
         };
         let c = self.channels.get(uid)?.clone();
-        self.event(
-            "BridgeLeave",
-            format!("{}{}", bridge_block(&bridge, n), snapshot("", &c)),
-        );
+        let room = self.room_of(&bridge);
+        if let Some(room) = &room {
+            self.broadcast(format!(
+                "Event: ConfbridgeLeave\r\nPrivilege: call,all\r\nConference: {room}\r\n{}{}Admin: No\r\n\r\n",
+                conference_block(&bridge, room, n + 1),
+                snapshot("", &c)
+            ));
+        }
+        let block = self.block(&bridge, n);
+        self.event("BridgeLeave", format!("{block}{}", snapshot("", &c)));
         if n == 0 {
+            let destroy = self.block(&bridge, 0);
+            if let Some(room) = &room {
+                self.broadcast(format!(
+                    "Event: ConfbridgeEnd\r\nPrivilege: call,all\r\nConference: {room}\r\n{}\r\n",
+                    conference_block(&bridge, room, 0)
+                ));
+                self.rooms.remove(room);
+            }
             self.bridges.remove(&bridge);
-            self.event("BridgeDestroy", bridge_block(&bridge, 0));
+            self.event("BridgeDestroy", destroy);
         }
         Some(bridge)
     }
@@ -316,6 +389,16 @@ impl World {
 
     /// Hangs up `uid` and, as a two-party Dial bridge does, its peers.
     fn hangup_call(&mut self, uid: &str, cause: u16) {
+        let conference = self
+            .channels
+            .get(uid)
+            .and_then(|c| c.bridge.as_deref())
+            .is_some_and(|b| self.room_of(b).is_some());
+        if conference {
+            // Leaving a ConfBridge room ends no one else's call (capture 18).
+            self.hangup(uid, cause);
+            return;
+        }
         let peers: Vec<String> = self
             .channels
             .get(uid)
@@ -744,7 +827,7 @@ fn handle(
             for (b, n) in &bridges {
                 reply(format!(
                     "Event: BridgeListItem\r\nActionID: {id}\r\n{}\r\n",
-                    bridge_block(b, *n)
+                    w.block(b, *n)
                 ));
             }
             reply(format!("Event: BridgeListComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\n\r\n", bridges.len()));
@@ -974,6 +1057,44 @@ fn handle(
                 ));
                 return false;
             };
+            if header("Context") == script.conference_context {
+                // Into a ConfBridge room (the extension names it): each channel leaves
+                // its bridge and joins the room. A transferee leaving its bridge during
+                // an attended transfer ends the transfer (Asterisk's "transferee hung
+                // up" case): the consultation bridge becomes a plain bridge.
+                let extra = a.get("ExtraChannel").and_then(|e| w.find_by_name(e));
+                reply(response(
+                    &id,
+                    "Success",
+                    if extra.is_some() {
+                        "Dual Redirect successful"
+                    } else {
+                        "Redirect successful"
+                    },
+                    "",
+                ));
+                let room = header("Exten");
+                let moved: Vec<String> = std::iter::once(x).chain(extra).collect();
+                for uid in &moved {
+                    let holding = w.atxfers.iter().any(|(_, (_, _, _, t))| t == uid);
+                    w.atxfers.retain(|d, (_, _, target, transferee)| {
+                        d != uid && target != uid && transferee != uid
+                    });
+                    w.bridge_leave(uid);
+                    if holding {
+                        w.chan_event("MusicOnHoldStop", uid, "");
+                    }
+                    let ctx = script.conference_context.clone();
+                    if let Some(c) = w.channels.get_mut(uid) {
+                        c.context = ctx;
+                        c.exten = room.clone();
+                    }
+                }
+                for uid in &moved {
+                    w.join_room(&room, uid);
+                }
+                return false;
+            }
             match a.get("ExtraChannel").and_then(|e| w.find_by_name(e)) {
                 Some(d) => {
                     // Hold: both legs leave the bridge (capture 06).

@@ -113,6 +113,9 @@ enum Pending {
     CompleteTransfer,
     /// `CancelAtxfer` was sent.
     CancelConsult,
+    /// The held party, the consultation's target and the leg were redirected into a
+    /// ConfBridge room to make a conference of the two calls.
+    Conference,
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +259,10 @@ pub fn cause_from_dial_status(status: &str) -> Cause {
         _ => Cause::Other,
     }
 }
+
+/// The `BridgeType` of a ConfBridge room (`base`, technology `softmix`, creator
+/// `ConfBridge` in capture 18); a two-party call's bridge is `basic`.
+const CONFERENCE_BRIDGE: &str = "base";
 
 fn address(text: &str) -> Option<Address> {
     known(text).and_then(|t| Address::new(t).ok())
@@ -933,6 +940,49 @@ impl Translator {
             }
             return;
         }
+        let conference = self.is_conference_bridge(bridge);
+        if let (true, Some(consult), Some(call)) = (
+            conference || leg.pending == Pending::Conference,
+            leg.consult.clone(),
+            primary.clone(),
+        ) {
+            // The consultation merged into the primary call in a ConfBridge room.
+            if let Some(l) = self.legs.get_mut(uniqueid) {
+                l.consult = None;
+                l.pending = Pending::None;
+                l.redirect_held = false;
+                l.held_party = None;
+            }
+            self.calls.remove(&consult.call);
+            self.emit(
+                out,
+                Event::CallConferenced {
+                    call: call.clone(),
+                    merged: Some(consult.call.clone()),
+                },
+                None,
+            );
+            self.emit(
+                out,
+                Event::CallEnded {
+                    call: consult.call,
+                    cause: Cause::Merged,
+                },
+                None,
+            );
+            self.home(uniqueid, bridge);
+            for p in peers.iter().filter_map(|p| p.party.clone()) {
+                self.emit(
+                    out,
+                    Event::PartyJoined {
+                        call: call.clone(),
+                        party: p,
+                    },
+                    None,
+                );
+            }
+            return;
+        }
         // Back in the primary call's bridge, or a (new) bridge for it.
         if let Some(consult) = leg.consult.clone() {
             // Returning from a consultation (CancelAtxfer, or the target hung up).
@@ -1016,6 +1066,22 @@ impl Translator {
             }
             _ => {}
         }
+        if conference
+            && self
+                .desk
+                .call(&call)
+                .is_some_and(|c| c.state == CallState::Connected && c.role != CallRole::Conference)
+        {
+            // The device joined a ConfBridge room (dialled it, or was sent there).
+            self.emit(
+                out,
+                Event::CallConferenced {
+                    call: call.clone(),
+                    merged: None,
+                },
+                None,
+            );
+        }
         self.home(uniqueid, bridge);
         for p in peers.iter().filter_map(|p| p.party.clone()) {
             self.emit(
@@ -1027,6 +1093,12 @@ impl Translator {
                 None,
             );
         }
+    }
+
+    fn is_conference_bridge(&self, bridge: &str) -> bool {
+        self.tracker
+            .bridge(bridge)
+            .is_some_and(|b| b.kind == CONFERENCE_BRIDGE)
     }
 
     fn home(&mut self, uniqueid: &str, bridge: &str) {
@@ -1087,6 +1159,12 @@ impl Translator {
             .filter_map(|m| {
                 let leg = self.legs.get(&m)?;
                 if leg.held_party.as_deref() == Some(uniqueid) {
+                    return None;
+                }
+                if leg.pending == Pending::Conference
+                    && leg.consult.as_ref().is_some_and(|c| &*c.bridge == bridge)
+                {
+                    // The target is on its way into the conference, not leaving.
                     return None;
                 }
                 let call = match &leg.consult {
@@ -1557,6 +1635,23 @@ impl Translator {
         if let Some(leg) = self.leg_of_mut(call) {
             leg.pending = Pending::CompleteTransfer;
         }
+    }
+
+    /// The connector redirects the parties of the consultation `call` (and of the call
+    /// it is about) into a ConfBridge room.
+    pub fn expect_conference(&mut self, call: &CallId) {
+        if let Some(leg) = self.leg_of_mut(call) {
+            leg.pending = Pending::Conference;
+        }
+    }
+
+    /// The channel (name) of `party` if it is in a bridge with `call`'s leg now.
+    pub fn party_channel(&self, call: &CallId, party: &PartyId) -> Option<String> {
+        let uniqueid = self.calls.get(call)?;
+        self.tracker
+            .peers(uniqueid)
+            .find(|c| &*c.uniqueid == party.as_str())
+            .map(|c| c.name.clone())
     }
 
     /// The connector sent `CancelAtxfer` for the consultation `call`.

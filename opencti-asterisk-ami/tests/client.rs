@@ -524,6 +524,140 @@ async fn make_call_is_an_originate_with_our_channel_id_and_escaped_call_data() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consult_then_conference_by_redirects_into_confbridge_then_drop_party() {
+    bounded(async {
+        let server = Control::start(Script::default()).await;
+        let mut c = config(server.address());
+        c.conference_context = Some("opencti-conference".into());
+        let connector = AmiConnector::new(c).expect("config");
+        {
+            use opencti_core::{CommandKind, Connector};
+            let caps = connector.capabilities();
+            assert!(caps.supports(CommandKind::CompleteConference));
+            assert!(caps.supports(CommandKind::DropParty));
+            let off = AmiConnector::new(config(server.address())).expect("config");
+            assert!(!off.capabilities().supports(CommandKind::CompleteConference));
+            assert!(!off.capabilities().supports(CommandKind::DropParty));
+        }
+        let session = Session::builder(
+            Arc::new(connector.clone()),
+            AgentId::new("agent-7001").expect("id"),
+            DeviceId::new("PJSIP/7001").expect("id"),
+        )
+        .command_timeout(Duration::from_secs(5))
+        .start_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("session");
+        let mut events = session.subscribe();
+        let primary = session
+            .execute(Command::MakeCall {
+                to: Dialable::new("2000").expect("d"),
+                data: CallData::new(),
+            })
+            .await
+            .expect("initiated")
+            .call()
+            .cloned()
+            .expect("call");
+        while session
+            .snapshot()
+            .call(&primary)
+            .map(|c| (c.state.name(), c.parties.len()))
+            != Some(("connected", 1))
+        {
+            let _ = events.next().await;
+        }
+        let consult = session
+            .execute(Command::Consult {
+                call: primary.clone(),
+                to: Dialable::new("2001").expect("d"),
+            })
+            .await
+            .expect("consulting")
+            .call()
+            .cloned()
+            .expect("consult call");
+        while session.snapshot().call(&consult).map(|c| c.state.name()) != Some("connected") {
+            let _ = events.next().await;
+        }
+        let done = session
+            .execute(Command::CompleteConference {
+                call: consult.clone(),
+            })
+            .await
+            .expect("conferenced");
+        assert_eq!(
+            done.event.event,
+            Event::CallConferenced {
+                call: primary.clone(),
+                merged: Some(consult.clone()),
+            }
+        );
+        // The consultation ends `merged`; the conference lists both other parties.
+        while session.snapshot().call(&consult).is_some()
+            || session.snapshot().call(&primary).map(|c| c.parties.len()) != Some(2)
+        {
+            let _ = events.next().await;
+        }
+        let snap = session.snapshot();
+        let call = snap.call(&primary).expect("conference");
+        assert_eq!(call.role, opencti_core::CallRole::Conference);
+        assert_eq!(call.state.name(), "connected");
+        // The held customer first, then the agent with the target in one dual Redirect.
+        let redirects: Vec<String> = server
+            .actions()
+            .into_iter()
+            .filter(|a| a.starts_with("Redirect"))
+            .collect();
+        assert_eq!(redirects.len(), 2, "{redirects:?}");
+        assert!(
+            redirects[0].starts_with("Redirect PJSIP/trunk-"),
+            "{redirects:?}"
+        );
+        assert!(
+            redirects[1].starts_with("Redirect Local/2001@"),
+            "{redirects:?}"
+        );
+        // Drop the customer: a Hangup of its channel, confirmed by party_left.
+        let customer = call
+            .parties
+            .iter()
+            .find(|p| p.id.as_str() != consult.as_str())
+            .map(|p| p.id.clone())
+            .expect("customer");
+        let dropped = session
+            .execute(Command::DropParty {
+                call: primary.clone(),
+                party: customer.clone(),
+            })
+            .await
+            .expect("dropped");
+        assert_eq!(
+            dropped.event.event,
+            Event::PartyLeft {
+                call: primary.clone(),
+                party: customer,
+            }
+        );
+        assert_eq!(
+            session.snapshot().call(&primary).map(|c| c.parties.len()),
+            Some(1)
+        );
+        session
+            .execute(Command::Hangup {
+                call: primary.clone(),
+            })
+            .await
+            .expect("hung up");
+        assert!(session.snapshot().calls.is_empty());
+        assert_eq!(session.stats().rejected, 0, "{:?}", session.stats());
+        session.stop().await.expect("stop");
+    })
+    .await;
+}
+
 #[test]
 fn variable_values_are_escaped_for_asterisks_argument_parser() {
     assert_eq!(escape_variable_value("plain"), "plain");

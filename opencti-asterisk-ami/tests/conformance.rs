@@ -57,6 +57,7 @@ impl Backend for AmiBackend {
             AmiConfig::new(control.address(), "opencti", Secret::new("opencti-secret"));
         config.queues = vec!["support".into()];
         config.answer = self.answer.clone();
+        config.conference_context = Some("opencti-conference".into());
         config.timeouts.action = Duration::from_secs(5);
         let connector = Arc::new(AmiConnector::new(config)?);
         Ok(Fixture {
@@ -100,11 +101,7 @@ async fn the_ami_connector_passes_the_kit_when_answering_by_hand() {
         .await;
     println!("{}", summary(&report));
     report.assert_passed();
-    for skipped in [
-        "inbound_answer_and_hang_up",
-        "far_end_hangs_up",
-        "consult_and_conference",
-    ] {
+    for skipped in ["inbound_answer_and_hang_up", "far_end_hangs_up"] {
         assert!(
             matches!(outcome(&report, skipped), Outcome::Skipped { .. }),
             "{skipped} should be skipped:\n{}",
@@ -120,6 +117,7 @@ async fn the_ami_connector_passes_the_kit_when_answering_by_hand() {
         "set_call_data",
         "blind_transfer",
         "consult_and_transfer",
+        "consult_and_conference",
         "after_call_state",
         "refusals_are_typed",
     ] {
@@ -145,6 +143,7 @@ async fn the_ami_connector_passes_the_kit_with_a_self_answering_phone() {
     for passed in [
         "inbound_answer_and_hang_up",
         "far_end_hangs_up",
+        "consult_and_conference",
         "refusals_are_typed",
     ] {
         assert_eq!(

@@ -272,3 +272,42 @@ fn rebuild_from_status_lists() {
     assert_eq!(state.calls[0].state.name(), "connected");
     assert!(state.calls[0].parties.is_empty());
 }
+
+#[test]
+fn confbridge_room_joined_by_two_devices() {
+    // Capture 18: both agents' Local channels are originated into ConfBridge room 8000
+    // (a `base` bridge, technology softmix); 1002 is muted, unmuted and kicked, then
+    // everything hangs up. There is no consultation in it, so no `merged` call: each
+    // device's call becomes a conference call when it enters the room.
+    let (events, t) = replay("18_confbridge", "Local/1001@agents");
+    assert_eq!(
+        events,
+        [
+            "call_offered 1795238151.77",
+            "agent_state_changed ready",
+            "call_connected 1795238151.77",
+            "call_conferenced 1795238151.77",
+            // 1002, already in the room.
+            "party_joined 1795238151.77",
+            // 1002 kicked (ConfbridgeKick: ConfbridgeLeave, BridgeLeave).
+            "party_left 1795238151.77",
+            "call_ended 1795238151.77 normal",
+        ]
+    );
+    assert_empty(&t);
+    let (events, t) = replay("18_confbridge", "Local/1002@agents");
+    assert_eq!(
+        events,
+        [
+            "call_offered 1795238151.78",
+            "agent_state_changed ready",
+            "call_connected 1795238151.78",
+            // Alone in the room (with ConfBridge's announcer, which AMI never shows).
+            "call_conferenced 1795238151.78",
+            // 1001 joins.
+            "party_joined 1795238151.78",
+            "call_ended 1795238151.78 normal",
+        ]
+    );
+    assert_empty(&t);
+}

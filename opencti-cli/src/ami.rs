@@ -146,6 +146,10 @@ pub(crate) struct ConnectArgs {
     /// The phone answers offered calls by itself (auto-answer), so `answer` is offered.
     #[arg(long)]
     auto_answer: bool,
+    /// The dialplan context that puts a call into a ConfBridge room (see the AMI crate's
+    /// README); turns conferences and drop party on.
+    #[arg(long, value_name = "CONTEXT")]
+    conference_context: Option<String>,
 }
 
 impl ConnectArgs {
@@ -158,6 +162,7 @@ impl ConnectArgs {
         if self.auto_answer {
             config.answer = AnswerMode::PhoneAnswersItself;
         }
+        config.conference_context = self.conference_context.clone();
         config.validate()?;
         Ok(config)
     }
