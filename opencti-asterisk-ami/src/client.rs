@@ -569,7 +569,7 @@ async fn establish(config: &AmiConfig, transport: &Transport) -> Result<Conn> {
     login = header(login, "Username", &config.username)?;
     match config.auth {
         AuthMethod::Plaintext => {
-            let secret = AmiValue::secret(config.secret.expose())
+            let secret = AmiValue::secret(config.secret.expose_secret())
                 .map_err(|_| Error::new(ErrorKind::Config, "the AMI secret cannot be sent"))?;
             login = login.header(
                 crate::action::AmiKey::from_static("Secret")
@@ -601,7 +601,7 @@ async fn establish(config: &AmiConfig, transport: &Transport) -> Result<Conn> {
             };
             let mut hasher = Md5::new();
             hasher.update(nonce.as_bytes());
-            hasher.update(config.secret.expose().as_bytes());
+            hasher.update(config.secret.expose_secret().as_bytes());
             let key: String = hasher
                 .finalize()
                 .iter()

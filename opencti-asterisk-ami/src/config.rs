@@ -1,7 +1,6 @@
 //! What the connector needs to know: where Asterisk is, how to log in, the agent's device
 //! and queues, the dialplan contexts it uses, timeouts and reconnect backoff.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,59 +9,14 @@ use opencti_core::{Error, ErrorKind, Result};
 use crate::action::AmiValue;
 use crate::codec::DEFAULT_MAX_MESSAGE_BYTES;
 
-/// The AMI user's secret. `Debug` and `Display` print `<redacted>`; the text is only
-/// read where the login needs it.
-///
-/// ```
-/// use opencti_asterisk_ami::Secret;
-/// let secret = Secret::new("opencti-secret");
-/// assert_eq!(format!("{secret:?} {secret}"), "Secret(<redacted>) <redacted>");
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// The AMI user's secret: the core's [`Secret`](opencti_core::Secret), whose `Debug` and
+/// `Display` print `<redacted>`.
+pub use opencti_core::Secret;
 
-impl Secret {
-    /// A secret given as a value.
-    pub fn new(secret: impl Into<String>) -> Secret {
-        Secret(secret.into())
-    }
-
-    /// Reads the secret from a file (such as a mounted container secret): its first
-    /// line, without the line ending. The error names the file, never its content.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Secret> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(
-                ErrorKind::Config,
-                format!("cannot read the AMI secret file {}: {e}", path.display()),
-            )
-        })?;
-        let line = text.lines().next().unwrap_or_default();
-        if line.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!("the AMI secret file {} is empty", path.display()),
-            ));
-        }
-        Ok(Secret(line.to_owned()))
-    }
-
-    /// The secret's text, for the login only.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
+/// Reads the AMI secret from a file: its first line. The error names the file, never the
+/// content.
+pub fn secret_from_file(path: impl AsRef<Path>) -> Result<Secret> {
+    Secret::from_file(path, "AMI secret")
 }
 
 /// How the client proves it knows the secret.
@@ -350,13 +304,13 @@ impl AmiConfig {
         };
         name("address", &self.address)?;
         name("username", &self.username)?;
-        if self.secret.expose().is_empty() {
+        if self.secret.expose_secret().is_empty() {
             return Err(Error::new(
                 ErrorKind::Config,
                 "AMI config: the secret is empty",
             ));
         }
-        if AmiValue::secret(self.secret.expose()).is_err() {
+        if AmiValue::secret(self.secret.expose_secret()).is_err() {
             return Err(Error::new(
                 ErrorKind::Config,
                 "AMI config: the secret contains CR, LF or NUL, which AMI cannot carry",
@@ -427,12 +381,12 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("secret");
         std::fs::write(&path, "from-file\nignored\n").expect("write");
-        let secret = Secret::from_file(&path).expect("read");
-        assert_eq!(secret.expose(), "from-file");
+        let secret = secret_from_file(&path).expect("read");
+        assert_eq!(secret.expose_secret(), "from-file");
         std::fs::write(&path, "").expect("write");
-        let err = Secret::from_file(&path).expect_err("empty");
+        let err = secret_from_file(&path).expect_err("empty");
         assert!(err.message().contains("is empty"), "{err}");
-        let err = Secret::from_file(dir.join("missing")).expect_err("missing");
+        let err = secret_from_file(dir.join("missing")).expect_err("missing");
         assert_eq!(err.kind(), ErrorKind::Config);
         let _ = std::fs::remove_dir_all(&dir);
     }

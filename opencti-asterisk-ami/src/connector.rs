@@ -136,7 +136,7 @@ impl ClientEvents for Events {
 /// use opencti_asterisk_ami::{AmiConfig, AmiConnector, Secret};
 /// use opencti_core::{AgentId, DeviceId, Session};
 ///
-/// let mut config = AmiConfig::new("127.0.0.1:5038", "opencti", Secret::from_file("/run/secrets/ami")?);
+/// let mut config = AmiConfig::new("127.0.0.1:5038", "opencti", opencti_asterisk_ami::secret_from_file("/run/secrets/ami")?);
 /// config.queues = vec!["support".into()];
 /// let connector = Arc::new(AmiConnector::new(config)?);
 /// let session = Session::builder(connector, AgentId::new("alice")?, DeviceId::new("PJSIP/1001")?)

@@ -26,7 +26,8 @@ pub use codec::{
     MAX_MESSAGE_BYTES_LIMIT,
 };
 pub use config::{
-    AmiConfig, AnswerMode, AuthMethod, Backoff, HoldConfig, Limits, Secret, Timeouts, TlsConfig,
+    secret_from_file, AmiConfig, AnswerMode, AuthMethod, Backoff, HoldConfig, Limits, Secret,
+    Timeouts, TlsConfig,
 };
 pub use connector::{escape_variable_value, AmiConnector, ORIGINATE_PREFIX};
 pub use error::{Error, ErrorKind, Result};

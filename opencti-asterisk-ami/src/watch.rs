@@ -521,7 +521,7 @@ impl ClientEvents for Handler {
 /// # async fn demo() -> opencti_core::Result<()> {
 /// use opencti_asterisk_ami::{AmiConfig, AmiWatch, Secret, WatchConfig, WatchItem};
 ///
-/// let config = AmiConfig::new("127.0.0.1:5038", "opencti", Secret::from_file("/run/secrets/ami")?);
+/// let config = AmiConfig::new("127.0.0.1:5038", "opencti", opencti_asterisk_ami::secret_from_file("/run/secrets/ami")?);
 /// let mut watch = AmiWatch::start(config, WatchConfig::default()).await?;
 /// while let Some(item) = watch.next().await {
 ///     if let WatchItem::Event(e) = item {

@@ -78,7 +78,7 @@ impl AmiLink {
     /// warnings about how the secret is handled, on stderr.
     fn config(&self) -> Result<AmiConfig> {
         let secret = match (&self.secret_file, &self.secret) {
-            (Some(path), _) => Secret::from_file(path)?,
+            (Some(path), _) => opencti_asterisk_ami::secret_from_file(path)?,
             (None, Some(secret)) => {
                 eprintln!(
                     "opencti: warning: --secret is visible to every user of this machine in the process list; prefer --secret-file"

@@ -12,6 +12,7 @@ mod command;
 mod error;
 mod event;
 mod ids;
+mod secret;
 mod snapshot;
 mod time;
 mod values;
@@ -33,6 +34,7 @@ pub use desktop::{DesktopInterface, DesktopInterfaceExt};
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use event::{Event, EventEnvelope, ResyncChanges};
 pub use ids::{AgentId, CallId, CommandId, DeviceId, PartyId, QueueId};
+pub use secret::Secret;
 pub use session::{
     Confirmation, EventSink, EventStream, PendingCommand, Session, SessionBuilder, SessionStats,
 };
