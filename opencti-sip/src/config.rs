@@ -1,0 +1,332 @@
+//! [`SipConfig`]: where to register, as whom, and how the line behaves.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opencti_core::{Dialable, Error, ErrorKind, Result};
+
+use crate::media::{AudioFactory, Silence};
+
+/// The SIP password: the core's [`Secret`](opencti_core::Secret), whose `Debug` and
+/// `Display` print `<redacted>`.
+pub use opencti_core::Secret;
+
+/// Reads the SIP password from a file: its first line. The error names the file, never
+/// the content.
+pub fn password_from_file(path: impl AsRef<Path>) -> Result<Secret> {
+    Secret::from_file(path, "SIP password")
+}
+
+/// The SIP transport to the registrar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// UDP (the default), with rport (RFC 3581).
+    #[default]
+    Udp,
+    /// TCP, one connection to the registrar.
+    Tcp,
+}
+
+/// What happens to a new call while the agent is `not_ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NotReadyPolicy {
+    /// Refuse it with `486 Busy Here` (the default). No event: the call never reached
+    /// the desk.
+    #[default]
+    Busy,
+    /// Redirect it with `302 Moved Temporarily` to this destination.
+    Divert(Dialable),
+}
+
+/// How `send_dtmf` sends digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DtmfMode {
+    /// RFC 4733 telephone-event packets in the RTP stream (the default).
+    #[default]
+    Rfc4733,
+    /// SIP INFO with `application/dtmf-relay`, one request per digit.
+    Info,
+}
+
+/// Time limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// How long a REGISTER (with its digest retry) may take before the registrar counts
+    /// as unreachable (default 5 s).
+    pub register: Duration,
+    /// How often the registrar is pinged with OPTIONS to notice that it went away or
+    /// restarted (default 30 s; `None` turns it off).
+    pub keepalive: Option<Duration>,
+    /// The longest wait between attempts to register again after a failure (default
+    /// 30 s; attempts start at 250 ms and double).
+    pub max_backoff: Duration,
+    /// How long an outbound call may ring before it is cancelled (default 60 s).
+    pub ring: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            register: Duration::from_secs(5),
+            keepalive: Some(Duration::from_secs(30)),
+            max_backoff: Duration::from_secs(30),
+            ring: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Media: where RTP goes and what the line plays and records.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct MediaConfig {
+    /// The address RTP sockets bind to and SDP announces (default 127.0.0.1; set it to
+    /// the host's address on a real network).
+    pub rtp_ip: IpAddr,
+    /// What each call plays and where what it hears goes (default: silence, nothing
+    /// recorded). See [`WavPlayer`](crate::WavPlayer) and [`WavRecorder`](crate::WavRecorder).
+    pub audio: Arc<dyn AudioFactory>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            audio: Arc::new(Silence),
+        }
+    }
+}
+
+impl fmt::Debug for MediaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaConfig")
+            .field("rtp_ip", &self.rtp_ip)
+            .field("audio", &self.audio)
+            .finish()
+    }
+}
+
+/// How the connector registers the agent's line and behaves as its user agent.
+///
+/// ```
+/// use opencti_sip::{Secret, SipConfig, Transport};
+/// let mut config = SipConfig::new("127.0.0.1:5060".parse().unwrap(), "1001", Secret::new("secret"));
+/// config.transport = Transport::Tcp;
+/// assert_eq!(config.domain, "127.0.0.1");
+/// // The password never shows.
+/// assert!(!format!("{config:?}").contains("secret\""));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SipConfig {
+    /// The registrar (and outbound proxy) address.
+    pub registrar: SocketAddr,
+    /// The SIP domain of the agent's address of record (default: the registrar's IP).
+    pub domain: String,
+    /// The user part of the address of record: the extension (`1001`).
+    pub user: String,
+    /// The digest user name, where it differs from `user`.
+    pub auth_user: Option<String>,
+    /// The digest password.
+    pub password: Secret,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// The local SIP address to bind (default `127.0.0.1:0`: loopback, any port).
+    pub local: SocketAddr,
+    /// The registration lifetime to ask for, in seconds (default 300). It is refreshed
+    /// at about 80 % of what the registrar grants.
+    pub register_expires: u32,
+    /// What a new call meets while the agent is not ready.
+    pub not_ready: NotReadyPolicy,
+    /// How DTMF is sent.
+    pub dtmf: DtmfMode,
+    /// RFC 4028 session timer to ask for on calls, in seconds (`None`: none asked;
+    /// default 1800). Refreshed by re-INVITE at half the interval when this side
+    /// refreshes.
+    pub session_expires: Option<u32>,
+    /// Time limits.
+    pub timeouts: Timeouts,
+    /// RTP and audio.
+    pub media: MediaConfig,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl fmt::Debug for SipConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipConfig")
+            .field("registrar", &self.registrar)
+            .field("domain", &self.domain)
+            .field("user", &self.user)
+            .field("auth_user", &self.auth_user)
+            .field("password", &self.password)
+            .field("transport", &self.transport)
+            .field("local", &self.local)
+            .field("register_expires", &self.register_expires)
+            .field("not_ready", &self.not_ready)
+            .field("dtmf", &self.dtmf)
+            .field("session_expires", &self.session_expires)
+            .field("timeouts", &self.timeouts)
+            .field("media", &self.media)
+            .finish()
+    }
+}
+
+impl SipConfig {
+    /// A config for `user` at `registrar`, with defaults for everything else.
+    pub fn new(registrar: SocketAddr, user: impl Into<String>, password: Secret) -> SipConfig {
+        SipConfig {
+            registrar,
+            domain: registrar.ip().to_string(),
+            user: user.into(),
+            auth_user: None,
+            password,
+            transport: Transport::Udp,
+            local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            register_expires: 300,
+            not_ready: NotReadyPolicy::Busy,
+            dtmf: DtmfMode::Rfc4733,
+            session_expires: Some(1800),
+            timeouts: Timeouts::default(),
+            media: MediaConfig::default(),
+            user_agent: format!("opencti-sip/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Checks the config; the error says which field is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let token = |what: &str, value: &str| -> Result<()> {
+            let ok = !value.is_empty()
+                && value.len() <= 128
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c));
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{what} {value:?} is not a valid SIP user or host (1 to 128 characters, no spaces or separators)"),
+                ))
+            }
+        };
+        token("user", &self.user)?;
+        if let Some(auth) = &self.auth_user {
+            token("auth_user", auth)?;
+        }
+        let host_ok = !self.domain.is_empty()
+            && self.domain.len() <= 253
+            && self
+                .domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+        if !host_ok {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("domain {:?} is not a host name or address", self.domain),
+            ));
+        }
+        if self
+            .password
+            .expose_secret()
+            .chars()
+            .any(|c| c.is_control())
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "the password holds a control character",
+            ));
+        }
+        if self.register_expires < 10 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "register_expires {} is too short (at least 10 s)",
+                    self.register_expires
+                ),
+            ));
+        }
+        if matches!(self.session_expires, Some(s) if s < 90) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "session_expires must be at least 90 s (RFC 4028 Min-SE)",
+            ));
+        }
+        if self.user_agent.chars().any(|c| c.is_control()) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "user_agent holds a control character",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The agent's address of record, `sip:user@domain`.
+    pub fn aor(&self) -> String {
+        format!("sip:{}@{}", self.user, self.domain)
+    }
+
+    /// The SIP URI for a dialled destination: a URI as given, a number at the domain.
+    pub fn target_uri(&self, to: &Dialable) -> String {
+        let to = to.as_str();
+        if to.starts_with("sip:") || to.starts_with("sips:") {
+            to.to_owned()
+        } else if to.contains('@') {
+            format!("sip:{to}")
+        } else {
+            format!("sip:{to}@{}", self.domain)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SipConfig {
+        SipConfig::new(
+            "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!()),
+            "1001",
+            Secret::new("topsecret"),
+        )
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = config();
+        let text = format!("{c:?}");
+        assert!(!text.contains("topsecret"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = config();
+        assert!(c.validate().is_ok());
+        c.user = "10 01".into();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("user"), "{e}");
+        let mut c = config();
+        c.domain = "a\r\nb".into();
+        assert!(c.validate().unwrap_err().message().contains("domain"));
+        let mut c = config();
+        c.register_expires = 1;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn targets() {
+        let c = config();
+        let d = |s: &str| Dialable::new(s).unwrap_or_else(|_| unreachable!());
+        assert_eq!(c.target_uri(&d("1002")), "sip:1002@127.0.0.1");
+        assert_eq!(c.target_uri(&d("sip:x@h:5070")), "sip:x@h:5070");
+        assert_eq!(c.target_uri(&d("x@h")), "sip:x@h");
+    }
+}

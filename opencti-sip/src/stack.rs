@@ -1,0 +1,238 @@
+//! The seam between the connector and the SIP stack: what the connector needs from a
+//! stack (register, dialogs, in-dialog requests), in the connector's own types. The one
+//! implementation, [`crate::rsip::RsipStack`], wraps rsipstack; no rsipstack type
+//! crosses this file, so swapping stacks touches one file.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+/// One dialog, as the stack names it (its Call-ID: each call this UA places gets a
+/// fresh one, and a forked INVITE to it is answered once).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct DialogKey(pub(crate) String);
+
+impl fmt::Display for DialogKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stack failure, in terms the connector maps onto its error kinds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StackError {
+    /// No answer in time (transaction timeout) or the transport failed.
+    Unreachable(String),
+    /// Credentials refused (401/403/407 after the digest retry).
+    Unauthorized(u16),
+    /// A final error response.
+    Status(u16, String),
+    /// The dialog is not known (any more).
+    NoDialog,
+    /// Anything else.
+    Other(String),
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StackError::Unreachable(why) => write!(f, "no answer: {why}"),
+            StackError::Unauthorized(code) => write!(f, "credentials refused ({code})"),
+            StackError::Status(code, reason) => write!(f, "{code} {reason}"),
+            StackError::NoDialog => f.write_str("no such dialog"),
+            StackError::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+/// A new INVITE for this UA.
+#[derive(Debug, Clone)]
+pub(crate) struct IncomingCall {
+    pub(crate) key: DialogKey,
+    /// The From URI.
+    pub(crate) from: String,
+    /// The From display name.
+    pub(crate) from_name: Option<String>,
+    /// The To URI.
+    pub(crate) to: String,
+    /// The SDP offer (may be empty: offer in the answer).
+    pub(crate) sdp: Vec<u8>,
+    /// An auto-answer request (`Call-Info: ;answer-after=0` or `Alert-Info: auto answer`).
+    pub(crate) auto_answer: bool,
+}
+
+/// How a dialog ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DialogEnd {
+    /// The far end sent BYE.
+    RemoteBye,
+    /// This side sent BYE.
+    LocalBye,
+    /// The caller cancelled before the answer.
+    RemoteCancel,
+    /// This side cancelled before the answer.
+    LocalCancel,
+    /// An outbound INVITE got a final error response.
+    Failed(u16),
+    /// This side declined an inbound INVITE.
+    Declined,
+    /// Timeout (no ACK, no response) or transport failure.
+    Timeout,
+}
+
+/// A request inside an existing dialog, to be answered with [`Reply`].
+#[derive(Debug, Clone)]
+pub(crate) struct InDialogRequest {
+    /// `INVITE` (re-INVITE), `UPDATE`, `REFER`, `NOTIFY`, `INFO`, `OPTIONS`, `MESSAGE`.
+    pub(crate) method: String,
+    /// `Content-Type`, lower-cased, without parameters.
+    pub(crate) content_type: Option<String>,
+    /// `Event` header value, lower-cased, without parameters.
+    pub(crate) event: Option<String>,
+    /// `Subscription-State` value, lower-cased, without parameters.
+    pub(crate) subscription_state: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Answers an in-dialog request.
+pub(crate) struct Reply(pub(crate) Box<dyn ReplyTo>);
+
+/// The stack's side of [`Reply`].
+#[async_trait]
+pub(crate) trait ReplyTo: Send + Sync {
+    /// Sends the response; `body` is `(content type, bytes)`.
+    async fn send(&self, code: u16, body: Option<(String, Vec<u8>)>);
+}
+
+impl Reply {
+    pub(crate) async fn send(self, code: u16, body: Option<(String, Vec<u8>)>) {
+        self.0.send(code, body).await
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reply")
+    }
+}
+
+/// What the stack reports.
+#[derive(Debug)]
+pub(crate) enum StackEvent {
+    /// A new inbound call (the stack has sent 100 Trying, nothing more).
+    Incoming(IncomingCall),
+    /// An outbound call got a provisional answer (180, 183), with early media SDP.
+    Progress {
+        key: DialogKey,
+        code: u16,
+        sdp: Vec<u8>,
+    },
+    /// An outbound call was answered (ACK sent).
+    Answered { key: DialogKey, sdp: Vec<u8> },
+    /// An inbound call's 200 OK was acknowledged.
+    Confirmed { key: DialogKey },
+    /// The dialog is over.
+    Ended { key: DialogKey, end: DialogEnd },
+    /// A request inside a dialog.
+    Request {
+        key: DialogKey,
+        request: InDialogRequest,
+        reply: Reply,
+    },
+    /// A NOTIFY for one of this UA's subscriptions.
+    SubscriptionNotify {
+        /// The subscribed resource (as given to `subscribe`).
+        resource: String,
+        request: InDialogRequest,
+    },
+}
+
+/// What the stack does with a new INVITE; the connector sets it from the agent state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Offer it to the connector.
+    Offer,
+    /// Refuse it with 486 Busy Here.
+    Busy,
+    /// Redirect it with 302 to this URI.
+    Divert(String),
+}
+
+/// The outcome of a REGISTER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Registered {
+    /// The lifetime the registrar granted, in seconds.
+    pub(crate) expires: u32,
+}
+
+/// What the connector needs from a SIP stack.
+#[async_trait]
+pub(crate) trait SipStack: Send + Sync {
+    /// The local SIP address (for Contact).
+    fn local_addr(&self) -> SocketAddr;
+
+    /// Registers (expires > 0) or unregisters (0), with one digest retry.
+    async fn register(&self, expires: u32) -> Result<Registered, StackError>;
+
+    /// Pings the registrar with OPTIONS; any response counts.
+    async fn ping(&self) -> bool;
+
+    /// Sends an INVITE to `target` through the registrar; progress comes as events.
+    fn invite(
+        &self,
+        target: &str,
+        sdp: Vec<u8>,
+        headers: Vec<(String, String)>,
+    ) -> Result<DialogKey, StackError>;
+
+    /// Sends a provisional answer (180 or 183) to an inbound INVITE.
+    fn provisional(&self, key: &DialogKey, code: u16) -> Result<(), StackError>;
+
+    /// Answers an inbound INVITE with 200 OK and this SDP.
+    fn answer(&self, key: &DialogKey, sdp: Vec<u8>) -> Result<(), StackError>;
+
+    /// Refuses an inbound INVITE (`contact` for a 3xx redirect).
+    fn refuse(&self, key: &DialogKey, code: u16, contact: Option<String>)
+        -> Result<(), StackError>;
+
+    /// Ends a dialog: CANCEL before the answer, BYE after.
+    async fn hangup(&self, key: &DialogKey) -> Result<(), StackError>;
+
+    /// Sends a request in the dialog and returns the final status and body. An INVITE
+    /// here is a re-INVITE (ACKed by the stack).
+    async fn request(
+        &self,
+        key: &DialogKey,
+        method: &str,
+        headers: Vec<(String, String)>,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Result<(u16, Vec<u8>), StackError>;
+
+    /// The dialog identifiers for a `Replaces` header (RFC 3891): Call-ID, local tag,
+    /// remote tag, and the far end's target URI.
+    fn dialog_ids(&self, key: &DialogKey) -> Option<(String, String, String, String)>;
+
+    /// Subscribes to `event` for `resource` (a SIP URI) through the registrar; NOTIFYs
+    /// come as [`StackEvent::SubscriptionNotify`].
+    async fn subscribe(
+        &self,
+        resource: &str,
+        event: &str,
+        accept: &str,
+        expires: u32,
+    ) -> Result<(), StackError>;
+
+    /// What to do with new INVITEs from now on.
+    fn set_admission(&self, admission: Admission);
+
+    /// Forgets a dialog that has ended.
+    fn forget(&self, key: &DialogKey);
+
+    /// Stops the transports and every task.
+    fn shutdown(&self);
+
+    /// The events; taken once.
+    fn take_events(&self) -> Option<mpsc::UnboundedReceiver<StackEvent>>;
+}
