@@ -21,6 +21,8 @@ pub(crate) enum Backend {
     },
     /// Asterisk over the Asterisk Manager Interface (AMI), plain TCP or TLS.
     Ami(Box<ami::ConnectArgs>),
+    /// The agent's line as a SIP user agent registered to a PBX or registrar.
+    Sip(Box<crate::sip::SipArgs>),
 }
 
 pub(crate) async fn run(backend: Backend) -> Result<()> {
@@ -60,5 +62,6 @@ pub(crate) async fn run(backend: Backend) -> Result<()> {
                 .map_err(|e| Error::new(ErrorKind::Other, format!("stdin/stdout: {}", e)))
         }
         Backend::Ami(args) => ami::connect(*args).await,
+        Backend::Sip(args) => crate::sip::connect(*args).await,
     }
 }

@@ -8,6 +8,7 @@ mod connect;
 mod lines;
 mod panel;
 mod sim;
+mod sip;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

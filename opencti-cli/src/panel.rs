@@ -33,6 +33,8 @@ enum PanelBackend {
     },
     /// Asterisk over AMI, for one agent at one device.
     Ami(Box<crate::ami::ConnectArgs>),
+    /// A SIP line registered to a PBX or registrar, for one agent.
+    Sip(Box<crate::sip::SipArgs>),
 }
 
 pub(crate) async fn run(args: PanelArgs) -> Result<()> {
@@ -44,11 +46,10 @@ pub(crate) async fn run(args: PanelArgs) -> Result<()> {
             logins.push((agent.clone(), device.clone(), token));
             Ok(())
         };
-    let (sessions, title, play): (Arc<dyn SessionFactory>, String, Option<_>) = match &args.backend
-    {
-        None | Some(PanelBackend::Sim { .. }) => {
-            let path = match &args.backend {
-                Some(PanelBackend::Sim { scenario }) => scenario.clone(),
+    let (sessions, title, play): (Arc<dyn SessionFactory>, String, Option<_>) = match args.backend {
+        backend @ (None | Some(PanelBackend::Sim { .. })) => {
+            let path = match backend {
+                Some(PanelBackend::Sim { scenario }) => scenario,
                 _ => None,
             };
             let scenario = crate::load_scenario(path.as_ref())?;
@@ -67,8 +68,17 @@ pub(crate) async fn run(args: PanelArgs) -> Result<()> {
             let grant = ami.grant()?;
             issue(&grant.agent, &grant.device)?;
             (
-                Arc::new(crate::ami::AmiSessions::new(ami)?),
+                Arc::new(crate::ami::AmiSessions::new(&ami)?),
                 "Asterisk over AMI".to_string(),
+                None,
+            )
+        }
+        Some(PanelBackend::Sip(sip)) => {
+            let grant = sip.grant()?;
+            issue(&grant.agent, &grant.device)?;
+            (
+                Arc::new(crate::sip::SipSessions::new(*sip)),
+                "a SIP line".to_string(),
                 None,
             )
         }

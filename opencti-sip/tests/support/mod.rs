@@ -63,7 +63,8 @@ pub fn free_port() -> u16 {
 }
 
 fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
+    // Anchored to the SIP crate, so that other crates' tests can include this module.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../opencti-sip/peers")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
