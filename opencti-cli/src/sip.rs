@@ -17,6 +17,8 @@ enum TransportArg {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS over TCP (needs --ca-file).
+    Tls,
 }
 
 /// How DTMF digits are sent.
@@ -53,6 +55,12 @@ pub(crate) struct SipArgs {
     /// The transport to the registrar.
     #[arg(long, value_enum, default_value_t = TransportArg::Udp)]
     transport: TransportArg,
+    /// PEM file with the CA certificate(s) that signed the registrar's certificate (TLS).
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+    /// The name the registrar's certificate must carry (TLS; default: the domain's host).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
     /// The local address to bind (default: 127.0.0.1, any port; use the host's address on
     /// a real network).
     #[arg(long, value_name = "IP:PORT")]
@@ -117,7 +125,12 @@ impl SipArgs {
         config.transport = match self.transport {
             TransportArg::Udp => Transport::Udp,
             TransportArg::Tcp => Transport::Tcp,
+            TransportArg::Tls => Transport::Tls,
         };
+        config.tls_ca_file = self.ca_file.clone();
+        if self.server_name.is_some() {
+            config.tls_server_name = self.server_name.clone();
+        }
         if let Some(local) = self.local {
             config.local = local;
             config.media.rtp_ip = local.ip();

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,12 @@ pub enum Transport {
     Udp,
     /// TCP, one connection to the registrar.
     Tcp,
+    /// TLS over TCP (`sip:...;transport=tls`), one connection to the registrar, whose
+    /// certificate must chain to [`SipConfig::tls_ca_file`] and name
+    /// [`SipConfig::tls_server_name`]. The registrar binding and every request this UA
+    /// sends use it; requests *to* this UA (an incoming call) arrive only if the
+    /// registrar sends them back on that connection (this UA does not listen for TLS).
+    Tls,
 }
 
 /// What happens to a new call while the agent is `not_ready`.
@@ -135,8 +141,16 @@ pub struct SipConfig {
     pub auth_user: Option<String>,
     /// The digest password.
     pub password: Secret,
-    /// UDP or TCP.
+    /// UDP, TCP or TLS.
     pub transport: Transport,
+    /// With [`Transport::Tls`]: the PEM file of the CA certificate(s) the registrar's
+    /// certificate must chain to (required: the system's roots are not used). Read when
+    /// the connector starts.
+    pub tls_ca_file: Option<PathBuf>,
+    /// With [`Transport::Tls`]: the name the registrar's certificate must carry (and the
+    /// SNI sent). Default: the host of [`domain`](Self::domain) when it is a DNS name,
+    /// else the registrar's IP address (the certificate then needs that IP).
+    pub tls_server_name: Option<String>,
     /// The local SIP address to bind (default `127.0.0.1:0`: loopback, any port).
     pub local: SocketAddr,
     /// The registration lifetime to ask for, in seconds (default 300). It is refreshed
@@ -146,9 +160,10 @@ pub struct SipConfig {
     pub not_ready: NotReadyPolicy,
     /// How DTMF is sent.
     pub dtmf: DtmfMode,
-    /// RFC 4028 session timer to ask for on calls, in seconds (`None`: none asked;
-    /// default 1800). Refreshed by re-INVITE at half the interval when this side
-    /// refreshes.
+    /// RFC 4028 session timer to ask for on outbound calls, in seconds (`None`: none
+    /// asked; default 1800; at least 90). The far end's 2xx decides: this side
+    /// re-INVITEs at half the interval the 2xx **grants** when it names this side the
+    /// refresher, and not at all when the 2xx has no `Session-Expires`.
     pub session_expires: Option<u32>,
     /// Time limits.
     pub timeouts: Timeouts,
@@ -167,6 +182,8 @@ impl fmt::Debug for SipConfig {
             .field("auth_user", &self.auth_user)
             .field("password", &self.password)
             .field("transport", &self.transport)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_server_name", &self.tls_server_name)
             .field("local", &self.local)
             .field("register_expires", &self.register_expires)
             .field("not_ready", &self.not_ready)
@@ -188,6 +205,8 @@ impl SipConfig {
             auth_user: None,
             password,
             transport: Transport::Udp,
+            tls_ca_file: None,
+            tls_server_name: None,
             local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             register_expires: 300,
             not_ready: NotReadyPolicy::Busy,
@@ -258,6 +277,25 @@ impl SipConfig {
                 "session_expires must be at least 90 s (RFC 4028 Min-SE)",
             ));
         }
+        if self.transport == Transport::Tls && self.tls_ca_file.is_none() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "transport TLS needs tls_ca_file: the CA certificate(s) the registrar's certificate chains to",
+            ));
+        }
+        if let Some(name) = &self.tls_server_name {
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+            if !ok {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("tls_server_name {name:?} is not a host name or address"),
+                ));
+            }
+        }
         if self.user_agent.chars().any(|c| c.is_control()) {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -265,6 +303,44 @@ impl SipConfig {
             ));
         }
         Ok(())
+    }
+
+    /// With [`Transport::Tls`]: the CA certificates (PEM) read from `tls_ca_file`, and
+    /// the server name to verify (`None`: the registrar's IP address). The error names
+    /// the file, never its content.
+    pub(crate) fn tls_trust(&self) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        if self.transport != Transport::Tls {
+            return Ok(None);
+        }
+        let Some(path) = &self.tls_ca_file else {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "transport TLS needs tls_ca_file",
+            ));
+        };
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot read tls_ca_file {}: {e}", path.display()),
+            )
+        })?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("tls_ca_file {} holds no PEM certificate", path.display()),
+            ));
+        }
+        let name = self.tls_server_name.clone().or_else(|| {
+            let host = match self.domain.strip_prefix('[') {
+                Some(rest) => rest.split(']').next().unwrap_or_default(),
+                None if self.domain.matches(':').count() == 1 => {
+                    self.domain.split(':').next().unwrap_or_default()
+                }
+                None => self.domain.as_str(),
+            };
+            (!host.is_empty() && host.parse::<IpAddr>().is_err()).then(|| host.to_owned())
+        });
+        Ok(Some((pem, name)))
     }
 
     /// The agent's address of record, `sip:user@domain`.
@@ -319,6 +395,54 @@ mod tests {
         let mut c = config();
         c.register_expires = 1;
         assert!(c.validate().is_err());
+        let mut c = config();
+        c.transport = Transport::Tls;
+        assert!(c.validate().unwrap_err().message().contains("tls_ca_file"));
+        c.tls_ca_file = Some("/nonexistent/ca.pem".into());
+        assert!(c.validate().is_ok());
+        let e = c.tls_trust().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("/nonexistent/ca.pem"), "{e}");
+        c.tls_server_name = Some("a b".into());
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .message()
+            .contains("tls_server_name"));
+    }
+
+    #[test]
+    fn tls_server_name_defaults_to_the_domain_host() {
+        let dir = std::env::temp_dir().join(format!("opencti-sip-ca-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let ca = dir.join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut c = config();
+        c.transport = Transport::Tls;
+        c.tls_ca_file = Some(ca.clone());
+        let name = |c: &SipConfig| {
+            c.tls_trust()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .and_then(|t| t.1)
+        };
+        assert_eq!(
+            name(&c),
+            None,
+            "an IP domain: the registrar's IP is verified"
+        );
+        c.domain = "pbx.example:5061".into();
+        assert_eq!(name(&c).as_deref(), Some("pbx.example"));
+        c.domain = "pbx.example".into();
+        assert_eq!(name(&c).as_deref(), Some("pbx.example"));
+        c.domain = "[::1]:5061".into();
+        assert_eq!(name(&c), None);
+        c.tls_server_name = Some("sip.example".into());
+        assert_eq!(name(&c).as_deref(), Some("sip.example"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

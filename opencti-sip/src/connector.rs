@@ -20,8 +20,8 @@ use crate::rsip::RsipStack;
 use crate::sdp;
 use crate::sipfrag;
 use crate::stack::{
-    Admission, DialogEnd, DialogKey, InDialogRequest, IncomingCall, Reply, SipStack, StackError,
-    StackEvent,
+    Admission, DialogEnd, DialogKey, InDialogRequest, IncomingCall, Reply, SessionTimer, SipStack,
+    StackError, StackEvent,
 };
 use crate::translate::{address_from_uri, cause_from_end, cause_from_status, display_name};
 
@@ -744,6 +744,10 @@ fn end_call(shared: &Shared, key: &DialogKey, end: &DialogEnd) {
     );
 }
 
+/// The shortest session interval (seconds) honoured from a far end's 2xx: a refresh
+/// every second at most, whatever a far end grants.
+const MIN_SESSION_INTERVAL: u32 = 2;
+
 /// How long a CANCEL or BYE may wait for its answer before the call ends anyway.
 const HANGUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
 
@@ -765,7 +769,9 @@ async fn run_events(
         match event {
             StackEvent::Incoming(call) => connector.on_incoming(call),
             StackEvent::Progress { key, code, sdp } => connector.on_progress(&key, code, &sdp),
-            StackEvent::Answered { key, sdp } => connector.on_answered(&key, &sdp),
+            StackEvent::Answered { key, sdp, session } => {
+                connector.on_answered(&key, &sdp, session)
+            }
             StackEvent::Confirmed { key } => connector.on_confirmed(&key),
             StackEvent::Ended { key, end } => connector.end_call(&key, &end),
             StackEvent::Request {
@@ -875,7 +881,7 @@ impl SipConnector {
         }
     }
 
-    fn on_answered(&self, key: &DialogKey, sdp_body: &[u8]) {
+    fn on_answered(&self, key: &DialogKey, sdp_body: &[u8], session: Option<SessionTimer>) {
         let mut desk = self.shared.desk();
         let Some(c) = desk.calls.by_key(key) else {
             return;
@@ -895,19 +901,28 @@ impl SipConnector {
             desk.emit(Event::PartyJoined { call, party }, None);
         }
         drop(desk);
-        self.start_session_timer(key.clone());
+        self.start_session_timer(key.clone(), session);
     }
 
-    /// RFC 4028: this side asked to refresh (`refresher=uac`), so it re-INVITEs at half
-    /// the interval. A refresh that gets no answer, or 481, means the far end is gone:
-    /// the call ends as `vanished` instead of staying on the panel.
-    fn start_session_timer(&self, key: DialogKey) {
-        let Some(interval) = self.shared.config.session_expires else {
+    /// RFC 4028: the 2xx decides. With `Session-Expires: N;refresher=uac` (or no
+    /// `refresher`) this side re-INVITEs every `N/2` seconds, `N` being what the far end
+    /// **granted**, not what was asked; with `refresher=uas` the far end refreshes; with
+    /// no `Session-Expires` there is no session timer (§7.2). A granted interval below
+    /// the RFC's 90 s minimum is honoured as given (refreshing more often than needed
+    /// is harmless), with a floor of [`MIN_SESSION_INTERVAL`] seconds. A refresh that
+    /// gets no answer, or 481, means the far end is gone: the call ends as `vanished`
+    /// instead of staying on the panel.
+    fn start_session_timer(&self, key: DialogKey, granted: Option<SessionTimer>) {
+        if self.shared.config.session_expires.is_none() {
+            return;
+        }
+        let Some(granted) = granted.filter(|t| t.uac_refreshes) else {
             return;
         };
+        let interval = granted.interval.max(MIN_SESSION_INTERVAL);
         let connector = self.clone();
         tokio::spawn(async move {
-            let every = std::time::Duration::from_secs(u64::from(interval / 2).max(1));
+            let every = std::time::Duration::from_millis(u64::from(interval) * 500);
             loop {
                 tokio::time::sleep(every).await;
                 let sdp = {
@@ -1129,8 +1144,9 @@ impl Connector for SipConnector {
         }
         tracing::debug!(agent = %line.agent, device = %line.device, "SIP: starting");
         let config = &self.shared.config;
+        let tls = config.tls_trust()?;
         let stack: Arc<dyn SipStack> = Arc::new(
-            RsipStack::start(config)
+            RsipStack::start(config, tls)
                 .await
                 .map_err(|e| stack_error("starting the SIP stack", e))?,
         );

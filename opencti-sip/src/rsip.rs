@@ -1,5 +1,5 @@
-//! [`RsipStack`]: the [`SipStack`] on top of rsipstack (transactions, dialogs, UDP and
-//! TCP transports, digest auth). Every rsipstack type stays in this file.
+//! [`RsipStack`]: the [`SipStack`] on top of rsipstack (transactions, dialogs, UDP, TCP
+//! and TLS transports, digest auth). Every rsipstack type stays in this file.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,7 +20,9 @@ use rsipstack::sip::{Header, Method, StatusCode, StatusCodeKind, Uri};
 use rsipstack::transaction::key::TransactionRole;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::{make_tag, Endpoint, TransactionReceiver};
-use rsipstack::transport::{udp::UdpConnection, SipAddr, TcpListenerConnection, TransportLayer};
+use rsipstack::transport::{
+    udp::UdpConnection, SipAddr, TcpListenerConnection, TlsConfig, TransportLayer,
+};
 use rsipstack::EndpointBuilder;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{SipConfig, Transport};
 use crate::stack::{
     Admission, DialogEnd, DialogKey, InDialogRequest, IncomingCall, Registered, Reply, ReplyTo,
-    SipStack, StackError, StackEvent,
+    SessionTimer, SipStack, StackError, StackEvent,
 };
 
 struct Inner {
@@ -94,10 +96,21 @@ fn stack_error(e: rsipstack::Error) -> StackError {
 }
 
 impl RsipStack {
-    /// Binds the transports and starts the endpoint.
-    pub(crate) async fn start(config: &SipConfig) -> Result<RsipStack, StackError> {
+    /// Binds the transports and starts the endpoint. `tls` is, with [`Transport::Tls`],
+    /// the CA certificates (PEM) to trust and the server name to verify.
+    pub(crate) async fn start(
+        config: &SipConfig,
+        tls: Option<(Vec<u8>, Option<String>)>,
+    ) -> Result<RsipStack, StackError> {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.clone());
+        if let Some((ca, server_name)) = tls {
+            transport_layer.set_tls_config(TlsConfig {
+                ca_certs: Some(ca),
+                sni_hostname: server_name,
+                ..Default::default()
+            });
+        }
         let udp = UdpConnection::create_connection(config.local, None, Some(cancel.child_token()))
             .await
             .map_err(|e| {
@@ -139,11 +152,13 @@ impl RsipStack {
         let transport_param = match config.transport {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
         };
         let registrar = SipAddr {
             r#type: Some(match config.transport {
                 Transport::Udp => rsipstack::sip::Transport::Udp,
                 Transport::Tcp => rsipstack::sip::Transport::Tcp,
+                Transport::Tls => rsipstack::sip::Transport::Tls,
             }),
             addr: config.registrar.into(),
         };
@@ -457,11 +472,15 @@ impl SipStack for RsipStack {
     }
 
     async fn ping(&self) -> bool {
+        // Over UDP to the registrar's port (it listens on UDP and TCP alike); over the
+        // TLS connection with TLS, whose port is TLS only.
+        let tls = self.inner.transport.load(Ordering::Relaxed) == Transport::Tls as u8;
         let request = format!(
-            "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK{branch}\r\n\
+            "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/{via} {local};rport;branch=z9hG4bK{branch}\r\n\
              Max-Forwards: 70\r\nFrom: <{aor}>;tag={tag}\r\nTo: <{uri}>\r\nCall-ID: {branch}@{ip}\r\n\
              CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
             uri = self.inner.registrar_uri,
+            via = if tls { "TLS" } else { "UDP" },
             local = self.inner.local,
             branch = make_tag(),
             aor = self.inner.aor,
@@ -478,9 +497,11 @@ impl SipStack for RsipStack {
             return false;
         };
         let mut tx = Transaction::new_client(key, request, self.inner.endpoint.clone(), None);
-        let mut udp = self.inner.registrar.clone();
-        udp.r#type = Some(rsipstack::sip::Transport::Udp);
-        tx.destination = Some(udp);
+        let mut destination = self.inner.registrar.clone();
+        if !tls {
+            destination.r#type = Some(rsipstack::sip::Transport::Udp);
+        }
+        tx.destination = Some(destination);
         if tx.send().await.is_err() {
             return false;
         }
@@ -530,9 +551,15 @@ impl SipStack for RsipStack {
                 Ok(Ok((_, Some(resp))))
                     if resp.status_code.kind() == StatusCodeKind::Successful =>
                 {
+                    let session = resp
+                        .headers
+                        .iter()
+                        .find(|h| matches!(h, Header::SessionExpires(_)))
+                        .and_then(|h| SessionTimer::parse(h.value()));
                     inner.emit(StackEvent::Answered {
                         key: k,
                         sdp: resp.body,
+                        session,
                     });
                 }
                 Ok(Ok((_, Some(resp)))) => {
@@ -680,10 +707,10 @@ impl SipStack for RsipStack {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(call_id.clone(), resource.to_owned());
-        let transport = if self.inner.transport.load(Ordering::Relaxed) == Transport::Tcp as u8 {
-            "TCP"
-        } else {
-            "UDP"
+        let transport = match self.inner.transport.load(Ordering::Relaxed) {
+            t if t == Transport::Tcp as u8 => "TCP",
+            t if t == Transport::Tls as u8 => "TLS",
+            _ => "UDP",
         };
         let request = format!(
             "SUBSCRIBE {resource} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};rport;branch=z9hG4bK{branch}\r\n\

@@ -118,6 +118,40 @@ impl fmt::Debug for Reply {
     }
 }
 
+/// The session timer a 2xx granted (RFC 4028 `Session-Expires: delta;refresher=...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionTimer {
+    /// The session interval in seconds.
+    pub(crate) interval: u32,
+    /// Whether this side (the UAC) refreshes: `refresher=uac`, or no `refresher`
+    /// parameter (this UA asked for `uac`).
+    pub(crate) uac_refreshes: bool,
+}
+
+impl SessionTimer {
+    /// Parses a `Session-Expires` value; `None` for anything that is not one.
+    pub(crate) fn parse(value: &str) -> Option<SessionTimer> {
+        let mut parts = value.split(';');
+        let delta = parts.next()?.trim();
+        if delta.is_empty() || delta.len() > 10 || !delta.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let interval: u32 = delta.parse().ok()?;
+        let mut uac_refreshes = true;
+        for param in parts {
+            if let Some((name, v)) = param.split_once('=') {
+                if name.trim().eq_ignore_ascii_case("refresher") {
+                    uac_refreshes = !v.trim().eq_ignore_ascii_case("uas");
+                }
+            }
+        }
+        Some(SessionTimer {
+            interval,
+            uac_refreshes,
+        })
+    }
+}
+
 /// What the stack reports.
 #[derive(Debug)]
 pub(crate) enum StackEvent {
@@ -129,8 +163,13 @@ pub(crate) enum StackEvent {
         code: u16,
         sdp: Vec<u8>,
     },
-    /// An outbound call was answered (ACK sent).
-    Answered { key: DialogKey, sdp: Vec<u8> },
+    /// An outbound call was answered (ACK sent), with the session timer its 2xx granted
+    /// (RFC 4028 `Session-Expires`; `None` when the 2xx has none).
+    Answered {
+        key: DialogKey,
+        sdp: Vec<u8>,
+        session: Option<SessionTimer>,
+    },
     /// An inbound call's 200 OK was acknowledged.
     Confirmed { key: DialogKey },
     /// The dialog is over.
@@ -235,4 +274,26 @@ pub(crate) trait SipStack: Send + Sync {
 
     /// The events; taken once.
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<StackEvent>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SessionTimer;
+
+    #[test]
+    fn session_expires_values() {
+        let t = |interval, uac_refreshes| {
+            Some(SessionTimer {
+                interval,
+                uac_refreshes,
+            })
+        };
+        assert_eq!(SessionTimer::parse("1800;refresher=uac"), t(1800, true));
+        assert_eq!(SessionTimer::parse(" 4 ; Refresher = UAS"), t(4, false));
+        assert_eq!(SessionTimer::parse("90"), t(90, true));
+        assert_eq!(SessionTimer::parse(""), None);
+        assert_eq!(SessionTimer::parse("-5;refresher=uac"), None);
+        assert_eq!(SessionTimer::parse("99999999999"), None);
+        assert_eq!(SessionTimer::parse("abc"), None);
+    }
 }

@@ -36,8 +36,26 @@ pub fn require(tools: &[&str]) -> bool {
         return true;
     }
     let reason = format!(
-        "SIP peer(s) {missing:?} not installed (apt-get install sip-tester kamailio kamailio-presence-modules baresip)"
+        "SIP peer(s) {missing:?} not installed (apt-get install sip-tester kamailio kamailio-presence-modules kamailio-tls-modules baresip)"
     );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true and {reason}"
+    );
+    eprintln!("SKIPPED: {reason}");
+    false
+}
+
+/// Whether kamailio's TLS module is installed (package kamailio-tls-modules); with
+/// `CI=true` a missing one fails the test.
+pub fn require_kamailio_tls() -> bool {
+    if !require(&["kamailio", "kamcmd"]) {
+        return false;
+    }
+    if Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so").exists() {
+        return true;
+    }
+    let reason = "kamailio's tls module not installed (apt-get install kamailio-tls-modules)";
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "CI=true and {reason}"
@@ -115,6 +133,8 @@ impl Drop for RunDir {
 /// kamailio on 127.0.0.1:`port`, digest auth on (every password is `secret`).
 pub struct Kamailio {
     pub port: u16,
+    /// The TLS listener's port (listening only with `WITH_TLS`).
+    pub tls_port: u16,
     pub dir: PathBuf,
     defines: Vec<&'static str>,
     pid: Option<u32>,
@@ -126,6 +146,17 @@ impl Kamailio {
     }
 
     pub fn start_on(run: &RunDir, port: u16, defines: &[&'static str]) -> Kamailio {
+        Self::start_with_tls(run, port, free_port(), defines)
+    }
+
+    /// kamailio with `WITH_TLS` on `tls_port` too, with the certificate and key that
+    /// must be in `<run>/tls/server.pem` and `server.key`.
+    pub fn start_with_tls(
+        run: &RunDir,
+        port: u16,
+        tls_port: u16,
+        defines: &[&'static str],
+    ) -> Kamailio {
         let dir = run.0.join("kamailio");
         std::fs::create_dir_all(dir.join("run")).unwrap_or_else(|e| panic!("{e}"));
         if !dir.join("dbtext").exists() {
@@ -140,10 +171,12 @@ impl Kamailio {
             &[
                 ("@PEERS@", run.0.display().to_string()),
                 ("@PORT@", port.to_string()),
+                ("@TLS_PORT@", tls_port.to_string()),
             ],
         );
         let mut k = Kamailio {
             port,
+            tls_port,
             dir,
             defines: defines.to_vec(),
             pid: None,
@@ -156,6 +189,7 @@ impl Kamailio {
     pub fn not_started(run: &RunDir, port: u16) -> Kamailio {
         Kamailio {
             port,
+            tls_port: 0,
             dir: run.0.join("kamailio"),
             defines: Vec::new(),
             pid: None,
@@ -256,7 +290,7 @@ impl Kamailio {
         self.kamcmd(&["ul.dump"])
     }
 
-    fn kamcmd(&self, args: &[&str]) -> String {
+    pub fn kamcmd(&self, args: &[&str]) -> String {
         let out = Command::new("kamcmd")
             .arg("-s")
             .arg(format!("unix:{}", self.dir.join("kamailio_ctl").display()))
