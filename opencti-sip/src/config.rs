@@ -98,6 +98,12 @@ pub struct MediaConfig {
     /// What each call plays and where what it hears goes (default: silence, nothing
     /// recorded). See [`WavPlayer`](crate::WavPlayer) and [`WavRecorder`](crate::WavRecorder).
     pub audio: Arc<dyn AudioFactory>,
+    /// How long a connected call may receive no RTP before the far end counts as gone
+    /// (default 30 s; `None` turns it off; at least 1 s). Only while RTP is expected:
+    /// not while the call is held by either side (sendonly, recvonly or inactive). The
+    /// call then ends with cause `vanished` (a BYE is sent, best effort), so a far end
+    /// that disappeared without a BYE does not stay on the panel.
+    pub inactivity_timeout: Option<Duration>,
 }
 
 impl Default for MediaConfig {
@@ -105,6 +111,7 @@ impl Default for MediaConfig {
         MediaConfig {
             rtp_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             audio: Arc::new(Silence),
+            inactivity_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -114,6 +121,7 @@ impl fmt::Debug for MediaConfig {
         f.debug_struct("MediaConfig")
             .field("rtp_ip", &self.rtp_ip)
             .field("audio", &self.audio)
+            .field("inactivity_timeout", &self.inactivity_timeout)
             .finish()
     }
 }
@@ -277,6 +285,12 @@ impl SipConfig {
                 "session_expires must be at least 90 s (RFC 4028 Min-SE)",
             ));
         }
+        if matches!(self.media.inactivity_timeout, Some(t) if t < Duration::from_secs(1)) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "media.inactivity_timeout must be at least 1 s (or None to turn it off)",
+            ));
+        }
         if self.transport == Transport::Tls && self.tls_ca_file.is_none() {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -395,6 +409,16 @@ mod tests {
         let mut c = config();
         c.register_expires = 1;
         assert!(c.validate().is_err());
+        let mut c = config();
+        assert_eq!(c.media.inactivity_timeout, Some(Duration::from_secs(30)));
+        c.media.inactivity_timeout = Some(Duration::from_millis(500));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .message()
+            .contains("inactivity_timeout"));
+        c.media.inactivity_timeout = None;
+        assert!(c.validate().is_ok());
         let mut c = config();
         c.transport = Transport::Tls;
         assert!(c.validate().unwrap_err().message().contains("tls_ca_file"));

@@ -684,13 +684,64 @@ pub fn escape_uri_header(value: &str) -> String {
     out
 }
 
+/// Arms the media inactivity timeout of a call that just connected: once its RTP
+/// stream reports no RTP for [`MediaConfig::inactivity_timeout`] while RTP is expected,
+/// the far end counts as gone. A BYE goes out in the background (best effort: a far end
+/// that vanished will not answer it) and the call ends now as `vanished`.
+///
+/// [`MediaConfig::inactivity_timeout`]: crate::MediaConfig::inactivity_timeout
+fn watch_media(shared: &Arc<Shared>, call: &SipCall) {
+    let (Some(timeout), Some(rtp)) = (shared.config.media.inactivity_timeout, &call.rtp) else {
+        return;
+    };
+    let silent = rtp.watch(timeout);
+    let shared = shared.clone();
+    let key = call.key.clone();
+    tokio::spawn(async move {
+        // An error: the stream stopped first (the call ended).
+        if silent.await.is_err() || shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let connected = shared
+            .desk()
+            .calls
+            .by_key(&key)
+            .is_some_and(|c| c.is_connected());
+        if !connected {
+            return;
+        }
+        tracing::warn!(
+            ?timeout,
+            "SIP: no RTP from the far end within the inactivity timeout; it is gone, ending the call"
+        );
+        if let Some(stack) = shared.stack.get().cloned() {
+            let bye_key = key.clone();
+            // The dialog is forgotten once the BYE is done, not before: it needs it.
+            tokio::spawn(async move {
+                let outcome = tokio::time::timeout(HANGUP_LIMIT, stack.hangup(&bye_key)).await;
+                tracing::debug!(?outcome, "SIP: BYE after media inactivity");
+                stack.forget(&bye_key);
+            });
+        }
+        finish_call(&shared, &key, &DialogEnd::Timeout, false);
+    });
+}
+
 fn end_call(shared: &Shared, key: &DialogKey, end: &DialogEnd) {
+    finish_call(shared, key, end, true);
+}
+
+/// Removes the call of `key` and tells the session how it ended; `forget`: drops the
+/// stack's dialog too.
+fn finish_call(shared: &Shared, key: &DialogKey, end: &DialogEnd, forget: bool) {
     let mut desk = shared.desk();
     let Some(mut call) = desk.calls.remove(key) else {
         return;
     };
-    if let Some(stack) = shared.stack.get() {
-        stack.forget(key);
+    if forget {
+        if let Some(stack) = shared.stack.get() {
+            stack.forget(key);
+        }
     }
     drop(call.rtp.take());
     let connected = call.is_connected();
@@ -894,6 +945,7 @@ impl SipConnector {
             Err(e) => tracing::warn!(error = %e, "SIP: 200 OK with unusable SDP; no media"),
         }
         c.leg = Leg::Connected;
+        watch_media(&self.shared, c);
         let call = c.id.clone();
         let party = c.party();
         desk.emit(Event::CallConnected { call: call.clone() }, None);
@@ -980,6 +1032,7 @@ impl SipConnector {
             return;
         }
         c.leg = Leg::Connected;
+        watch_media(&self.shared, c);
         let command = c.answer.take();
         let call = c.id.clone();
         desk.emit(Event::CallConnected { call }, command);

@@ -310,9 +310,20 @@ pub(crate) struct MediaTarget {
     pub(crate) direction: MediaDirection,
 }
 
+impl MediaTarget {
+    /// Whether RTP from the far end is expected: both directions flow (no hold either
+    /// way, not sendonly, recvonly or inactive) to a real address.
+    fn expects_rtp(&self) -> bool {
+        self.direction == MediaDirection::SendRecv
+            && self.address.port() != 0
+            && !self.address.ip().is_unspecified()
+    }
+}
+
 enum MediaCommand {
     Target(MediaTarget),
     Dtmf(Vec<u8>, oneshot::Sender<bool>),
+    Watch(Duration, oneshot::Sender<()>),
 }
 
 /// One call's RTP stream: a socket and the task that sends and receives on it. Dropping
@@ -351,6 +362,16 @@ impl RtpStream {
     /// Sets where (and whether) to send.
     pub(crate) fn set_target(&self, target: MediaTarget) {
         let _ = self.commands.send(MediaCommand::Target(target));
+    }
+
+    /// Watches for media inactivity: the returned receiver resolves once no RTP arrived
+    /// for `timeout` while RTP was expected (see [`MediaTarget::expects_rtp`]); the
+    /// clock restarts whenever the target changes (a hold or retrieve, a new address).
+    /// It errs when the stream stops first.
+    pub(crate) fn watch(&self, timeout: Duration) -> oneshot::Receiver<()> {
+        let (tell, told) = oneshot::channel();
+        let _ = self.commands.send(MediaCommand::Watch(timeout, tell));
+        told
     }
 
     /// Sends RFC 4733 events for `digits`; resolves to whether they were all sent.
@@ -403,12 +424,23 @@ async fn run(
     let mut packet = Vec::with_capacity(12 + FRAME_SAMPLES);
     let mut buf = vec![0u8; 2048];
     let mut dtmf: Option<Dtmf> = None;
+    let mut watch: Option<(Duration, oneshot::Sender<()>)> = None;
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = &mut stopped => break,
             command = commands.recv() => match command {
                 None => break,
-                Some(MediaCommand::Target(t)) => target = Some(t),
+                Some(MediaCommand::Target(t)) => {
+                    if target != Some(t) {
+                        last_heard = tokio::time::Instant::now();
+                    }
+                    target = Some(t);
+                }
+                Some(MediaCommand::Watch(timeout, tell)) => {
+                    last_heard = tokio::time::Instant::now();
+                    watch = Some((timeout, tell));
+                }
                 Some(MediaCommand::Dtmf(events, done)) => {
                     let usable = target.is_some_and(|t| t.direction.sends() && t.telephone_event.is_some());
                     if !usable || events.is_empty() {
@@ -423,6 +455,9 @@ async fn run(
             },
             received = socket.recv_from(&mut buf) => {
                 let Ok((n, _)) = received else { continue };
+                if rtp_payload(&buf[..n]).is_some() {
+                    last_heard = tokio::time::Instant::now();
+                }
                 if let (Some(t), Some(payload)) = (target, rtp_payload(&buf[..n])) {
                     if payload.0 == t.codec.payload_type() && t.direction.receives() {
                         let samples: Vec<i16> = payload.1.iter().map(|b| match t.codec {
@@ -433,8 +468,16 @@ async fn run(
                     }
                 }
             },
-            _ = ticker.tick() => {
+            now = ticker.tick() => {
                 let Some(t) = target else { continue };
+                if !t.expects_rtp() {
+                    last_heard = now;
+                } else if watch.as_ref().is_some_and(|(timeout, _)| now.duration_since(last_heard) >= *timeout) {
+                    if let Some((timeout, tell)) = watch.take() {
+                        tracing::debug!(?timeout, "SIP media: no RTP received within the inactivity timeout");
+                        let _ = tell.send(());
+                    }
+                }
                 if !t.direction.sends() || t.address.port() == 0 {
                     continue;
                 }
@@ -566,6 +609,70 @@ mod tests {
         bad[0] |= 0x20;
         *bad.last_mut().unwrap_or(&mut 0) = 200;
         assert_eq!(rtp_payload(&bad), None);
+    }
+
+    #[test]
+    fn rtp_is_expected_only_in_both_directions_to_a_real_address() {
+        let t = |direction, address: &str| MediaTarget {
+            address: address.parse().unwrap_or_else(|_| unreachable!()),
+            codec: Codec::Pcmu,
+            telephone_event: None,
+            direction,
+        };
+        assert!(t(MediaDirection::SendRecv, "127.0.0.1:4000").expects_rtp());
+        for d in [
+            MediaDirection::SendOnly,
+            MediaDirection::RecvOnly,
+            MediaDirection::Inactive,
+        ] {
+            assert!(!t(d, "127.0.0.1:4000").expects_rtp(), "{d:?}");
+        }
+        assert!(!t(MediaDirection::SendRecv, "127.0.0.1:0").expects_rtp());
+        assert!(!t(MediaDirection::SendRecv, "0.0.0.0:4000").expects_rtp());
+    }
+
+    /// The inactivity watch fires on silence and not while RTP arrives, over loopback.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_inactivity_watch_fires_on_silence_only() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap_or_else(|_| unreachable!());
+        let far = UdpSocket::bind((ip, 0))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let far_addr = far.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let stream = RtpStream::open(ip, Box::new(SilentAudio))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        stream.set_target(MediaTarget {
+            address: far_addr,
+            codec: Codec::Pcmu,
+            telephone_event: None,
+            direction: MediaDirection::SendRecv,
+        });
+        let timeout = Duration::from_secs(1);
+        let mut silent = stream.watch(timeout);
+        // The far end talks for twice the timeout: no alarm.
+        let mut packet = Vec::new();
+        let to = SocketAddr::new(ip, stream.port());
+        for seq in 0..100u16 {
+            rtp_packet(&mut packet, 0, false, seq, 0, 7, &[0xFF; 160]);
+            let _ = far.send_to(&packet, to).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), &mut silent)
+                .await
+                .is_err(),
+            "the watch fired while RTP arrived"
+        );
+        // Then it falls silent: the alarm comes after the timeout.
+        let begun = std::time::Instant::now();
+        let fired = tokio::time::timeout(Duration::from_secs(3), &mut silent).await;
+        assert!(matches!(fired, Ok(Ok(()))), "{fired:?}");
+        assert!(begun.elapsed() >= timeout - Duration::from_millis(100));
+        // A stopped stream ends its watch with an error.
+        let other = stream.watch(timeout);
+        drop(stream);
+        assert!(other.await.is_err());
     }
 
     #[test]

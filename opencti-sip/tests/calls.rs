@@ -6,6 +6,8 @@ mod support;
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use opencti_core::{
     CallId, Cause, DesktopInterface, DesktopInterfaceExt, Dialable, DtmfDigits, Event,
 };
@@ -336,4 +338,139 @@ async fn a_call_plays_a_wav_file_and_records_what_the_far_end_sends() {
     std::fs::write(&bad, b"RIFF....WAVE").unwrap_or_else(|e| panic!("{e}"));
     let err = opencti_sip::WavPlayer::open(&bad).expect_err("not a WAV");
     assert!(err.message().contains("bad.wav"), "{err}");
+}
+
+/// Waits up to `within` for `call_ended`, returning it and how long it took.
+async fn ended_within(
+    events: &mut opencti_core::EventStream,
+    within: Duration,
+) -> Option<(std::sync::Arc<opencti_core::EventEnvelope>, Duration)> {
+    let begun = std::time::Instant::now();
+    tokio::time::timeout(within, async {
+        loop {
+            match events.next().await {
+                Some(Ok(e)) if e.event.name() == "call_ended" => return e,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("event stream error: {e}"),
+                None => panic!("event stream closed"),
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|e| (e, begun.elapsed()))
+}
+
+/// An inbound call from baresip answered here, and what keeps it up.
+struct Answered {
+    _run: RunDir,
+    _kamailio: Kamailio,
+    baresip: Baresip,
+    _far: BaresipCtl,
+    session: opencti_core::Session,
+    events: opencti_core::EventStream,
+    call: CallId,
+}
+
+/// An inbound call from baresip, answered here, with a short media inactivity timeout.
+async fn answered_inbound_call(name: &str, timeout: Duration) -> Answered {
+    let run = RunDir::new(name);
+    let kamailio = Kamailio::start(&run, &["WITH_AUTH"]);
+    let (b, mut far) = phone(&run, &kamailio, "1002").await;
+    let mut config = support::config(&kamailio, "1001");
+    config.media.inactivity_timeout = Some(timeout);
+    let (session, mut events, _) = support::session(config).await;
+    far.send(
+        "dial",
+        Some(&format!("sip:1001@127.0.0.1:{}", kamailio.port)),
+    )
+    .await;
+    let offered = expect(&mut events, "call_offered").await;
+    let call = offered.call().cloned().unwrap_or_else(|| panic!("no call"));
+    let answered = session
+        .answer(call.clone())
+        .await
+        .unwrap_or_else(|e| panic!("answer: {e}"));
+    assert_eq!(answered.event.event.name(), "call_connected");
+    far.wait_event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .await;
+    Answered {
+        _run: run,
+        _kamailio: kamailio,
+        baresip: b,
+        _far: far,
+        session,
+        events,
+        call,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_end_killed_mid_call_ends_the_call_as_vanished_after_the_media_inactivity_timeout() {
+    if !peers() {
+        return;
+    }
+    let timeout = Duration::from_secs(2);
+    // Bound whole: kamailio and the run directory live until the end of the test.
+    let mut up = answered_inbound_call("inactivity", timeout).await;
+    let (session, call) = (&up.session, up.call.clone());
+
+    // baresip sends RTP: the call outlives the timeout twice over.
+    assert!(
+        ended_within(&mut up.events, timeout * 2).await.is_none(),
+        "a call with RTP flowing was ended"
+    );
+    assert_eq!(
+        session.snapshot().call(&call).map(|c| c.state.name()),
+        Some("connected")
+    );
+
+    // SIGKILL: no BYE, no more RTP.
+    up.baresip.kill();
+    let (ended, took) = ended_within(&mut up.events, timeout + Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|| panic!("no call_ended within the timeout + 3 s after baresip died"));
+    assert_eq!(ended.call(), Some(&call));
+    assert_eq!(ended_cause(&ended.event), Cause::Vanished);
+    assert!(
+        took >= timeout - Duration::from_millis(300),
+        "ended after {took:?}, before the {timeout:?} timeout"
+    );
+    assert!(session.snapshot().calls.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_is_not_ended_by_the_silence_of_a_dead_far_end() {
+    if !peers() {
+        return;
+    }
+    let timeout = Duration::from_secs(2);
+    // Bound whole: kamailio and the run directory live until the end of the test.
+    let mut up = answered_inbound_call("inactivity-held", timeout).await;
+    let (session, call) = (&up.session, up.call.clone());
+    let held = session
+        .hold(call.clone())
+        .await
+        .unwrap_or_else(|e| panic!("hold: {e}"));
+    assert_eq!(held.event.event.name(), "call_held");
+
+    // Held: no RTP is expected, so even a far end that is surely silent (killed) does
+    // not end the call.
+    up.baresip.kill();
+    assert!(
+        ended_within(&mut up.events, timeout * 3).await.is_none(),
+        "a held call was ended by silence"
+    );
+    assert_eq!(
+        session.snapshot().call(&call).map(|c| c.state.name()),
+        Some("held")
+    );
+
+    // The agent hangs up: the BYE goes nowhere, the call ends here all the same.
+    let hung = session
+        .hangup(call.clone())
+        .await
+        .unwrap_or_else(|e| panic!("hangup: {e}"));
+    assert_eq!(ended_cause(&hung.event.event), Cause::Normal);
+    assert!(session.snapshot().calls.is_empty());
 }

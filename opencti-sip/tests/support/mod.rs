@@ -369,6 +369,14 @@ impl Baresip {
         std::fs::read_to_string(self.dir.join("baresip.log")).unwrap_or_default()
     }
 
+    /// Kills baresip with SIGKILL: it vanishes without a BYE, its RTP stops.
+    pub fn kill(&mut self) {
+        self.child
+            .kill()
+            .unwrap_or_else(|e| panic!("killing baresip: {e}"));
+        let _ = self.child.wait();
+    }
+
     /// Connects to the control port (retrying while baresip starts).
     pub async fn control(&self) -> BaresipCtl {
         let deadline = Instant::now() + Duration::from_secs(10);
