@@ -248,6 +248,21 @@ impl AmiConnector {
         }
     }
 
+    /// Sends an action that `call`'s pending command waits on; if Asterisk refuses it,
+    /// the translator stops waiting for that call's confirmation.
+    async fn send_for(
+        &self,
+        client: &AmiClient,
+        call: &opencti_core::CallId,
+        action: Action,
+    ) -> Result<()> {
+        let sent = client.send(action).await.map(|_| ());
+        if sent.is_err() {
+            self.with_translator(|t, _| t.clear_pending(call));
+        }
+        sent
+    }
+
     fn with_translator<T>(
         &self,
         f: impl FnOnce(&mut Translator, &mut dyn EventOut) -> T,
@@ -429,13 +444,7 @@ impl AmiConnector {
                 ("ExtraPriority", "1"),
             ],
         )?;
-        match client.send(a).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.with_translator(|t, _| t.clear_pending(call));
-                Err(e)
-            }
-        }
+        self.send_for(client, call, a).await
     }
 
     async fn retrieve(&self, call: &opencti_core::CallId) -> Result<()> {
@@ -522,13 +531,7 @@ impl AmiConnector {
                 ("Context", &self.shared.config.outbound_context),
             ],
         )?;
-        match client.send(a).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.with_translator(|t, _| t.clear_pending(call));
-                Err(e)
-            }
-        }
+        self.send_for(client, call, a).await
     }
 
     async fn complete_transfer(&self, call: &opencti_core::CallId) -> Result<()> {
@@ -539,16 +542,8 @@ impl AmiConnector {
         }
         // The transferer hanging up completes an attended transfer (capture 12).
         self.with_translator(|t, _| t.expect_complete_transfer(call));
-        match client
-            .send(hangup_action(&target.device_channel, 16)?)
+        self.send_for(client, call, hangup_action(&target.device_channel, 16)?)
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.with_translator(|t, _| t.clear_pending(call));
-                Err(e)
-            }
-        }
     }
 
     async fn complete_conference(&self, call: &opencti_core::CallId) -> Result<()> {

@@ -971,16 +971,7 @@ impl Translator {
                 None,
             );
             self.home(uniqueid, bridge);
-            for p in peers.iter().filter_map(|p| p.party.clone()) {
-                self.emit(
-                    out,
-                    Event::PartyJoined {
-                        call: call.clone(),
-                        party: p,
-                    },
-                    None,
-                );
-            }
+            self.join_peers(out, &call, &peers);
             return;
         }
         // Back in the primary call's bridge, or a (new) bridge for it.
@@ -1034,16 +1025,7 @@ impl Translator {
             self.emit(out, first, None);
             self.emit(out, Event::CallConnected { call: call.clone() }, None);
             self.home(uniqueid, bridge);
-            for p in peers.iter().filter_map(|p| p.party.clone()) {
-                self.emit(
-                    out,
-                    Event::PartyJoined {
-                        call: call.clone(),
-                        party: p,
-                    },
-                    None,
-                );
-            }
+            self.join_peers(out, &call, &peers);
             return;
         };
         let held_party_here = leg
@@ -1083,22 +1065,27 @@ impl Translator {
             );
         }
         self.home(uniqueid, bridge);
-        for p in peers.iter().filter_map(|p| p.party.clone()) {
-            self.emit(
-                out,
-                Event::PartyJoined {
-                    call: call.clone(),
-                    party: p,
-                },
-                None,
-            );
-        }
+        self.join_peers(out, &call, &peers);
     }
 
     fn is_conference_bridge(&self, bridge: &str) -> bool {
         self.tracker
             .bridge(bridge)
             .is_some_and(|b| b.kind == CONFERENCE_BRIDGE)
+    }
+
+    /// Tells the device that everyone already in the bridge joined `call`.
+    fn join_peers(&mut self, out: &mut dyn EventOut, call: &CallId, peers: &[Peer]) {
+        for party in peers.iter().filter_map(|p| p.party.clone()) {
+            self.emit(
+                out,
+                Event::PartyJoined {
+                    call: call.clone(),
+                    party,
+                },
+                None,
+            );
+        }
     }
 
     fn home(&mut self, uniqueid: &str, bridge: &str) {

@@ -6,10 +6,10 @@ use std::num::NonZeroU64;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use opencti_core::{Error, ErrorKind, QueueId, Result};
+use opencti_core::{Error, ErrorKind, Result};
 use opencti_sim::planner::{
-    erlang::QueueModel, run_with_progress, AgentGroup, CountingSink, PlannerConfig, PlannerQueue,
-    PlannerReport, Progress, RunLength,
+    erlang::QueueModel, run_with_progress, CountingSink, PlannerConfig, PlannerReport, Progress,
+    RunLength,
 };
 use opencti_sim::scenario::Scenario;
 
@@ -69,7 +69,7 @@ pub(crate) fn run(command: SimCommand) -> Result<()> {
 
 fn config_from(args: &RunArgs) -> Result<PlannerConfig> {
     let mut config = match &args.scenario {
-        Some(path) => from_scenario(&Scenario::from_path(path)?)?,
+        Some(path) => Scenario::from_path(path)?.planner_config()?,
         None => {
             let mut config =
                 PlannerConfig::single_queue(args.agents, args.calls_per_hour, args.aht);
@@ -95,69 +95,6 @@ fn config_from(args: &RunArgs) -> Result<PlannerConfig> {
         .with_seed(args.seed);
     config.validate()?;
     Ok(config)
-}
-
-/// The planner's view of a scenario: its random arrivals per queue, its agents with
-/// their skills, and the queues' wrap-up. Scripted single calls are left out.
-fn from_scenario(scenario: &Scenario) -> Result<PlannerConfig> {
-    if scenario.arrivals.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Config,
-            format!(
-                "scenario {} has no [[arrivals]]: the planner needs arrival rates",
-                scenario.name
-            ),
-        ));
-    }
-    let queues: Vec<PlannerQueue> = scenario
-        .arrivals
-        .iter()
-        .map(|a| {
-            let mut queue =
-                PlannerQueue::new(a.queue.clone(), a.calls_per_hour, a.talk.as_secs_f64());
-            if let Some(p) = a.patience {
-                queue = queue.with_patience(p.as_secs_f64());
-            }
-            let wrap = scenario
-                .centre
-                .queues
-                .iter()
-                .find(|q| q.id == a.queue)
-                .map(|q| q.wrap_up.as_secs_f64())
-                .unwrap_or(0.0);
-            if wrap > 0.0 {
-                queue = queue.with_wrap_up(wrap);
-            }
-            queue
-        })
-        .collect();
-    let served: Vec<QueueId> = queues.iter().map(|q| q.id.clone()).collect();
-    let agents = scenario
-        .centre
-        .agents
-        .iter()
-        .map(|a| {
-            let skills = a
-                .skills
-                .iter()
-                .filter(|s| served.contains(s))
-                .cloned()
-                .collect();
-            AgentGroup::new(a.id.as_str(), 1).serving(skills)
-        })
-        .collect();
-    let end = scenario
-        .arrivals
-        .iter()
-        .map(|a| (a.start + a.duration).as_secs_f64())
-        .fold(0.0, f64::max);
-    Ok(PlannerConfig {
-        queues,
-        agents,
-        ..PlannerConfig::default()
-    }
-    .with_length(RunLength::Secs(end))
-    .with_seed(scenario.seed))
 }
 
 fn run_day(args: RunArgs) -> Result<()> {

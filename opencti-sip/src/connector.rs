@@ -25,8 +25,11 @@ use crate::stack::{
 };
 use crate::translate::{address_from_uri, cause_from_end, cause_from_status, display_name};
 
-/// What the event task and the commands share.
-struct Desk {
+/// The line's own state, shared by the event task and the commands: the session's sink,
+/// the locally kept agent state (a plain SIP line has no switch that knows it), and the
+/// SIP dialogs behind the calls. Call and agent state for the desktop are the core
+/// session's; this is only what the user agent needs to speak SIP.
+struct LineState {
     sink: Option<EventSink>,
     agent: ChosenState,
     calls: CallTable,
@@ -34,7 +37,7 @@ struct Desk {
 
 struct Shared {
     config: SipConfig,
-    desk: Mutex<Desk>,
+    line: Mutex<LineState>,
     stack: OnceLock<Arc<dyn SipStack>>,
     monitor: Monitor,
     stopped: AtomicBool,
@@ -45,18 +48,18 @@ struct Shared {
 }
 
 impl Shared {
-    fn desk(&self) -> MutexGuard<'_, Desk> {
-        self.desk.lock().unwrap_or_else(|e| e.into_inner())
+    fn line(&self) -> MutexGuard<'_, LineState> {
+        self.line.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn emit(&self, event: Event) {
-        if let Some(sink) = &self.desk().sink {
+        if let Some(sink) = &self.line().sink {
             sink.emit(event);
         }
     }
 }
 
-impl Desk {
+impl LineState {
     fn emit(&self, event: Event, command: Option<CommandId>) {
         if let Some(sink) = &self.sink {
             match command {
@@ -154,7 +157,7 @@ impl SipConnector {
         Ok(SipConnector {
             shared: Arc::new(Shared {
                 config,
-                desk: Mutex::new(Desk {
+                line: Mutex::new(LineState {
                     sink: None,
                     agent: ChosenState::LoggedOut,
                     calls: CallTable::default(),
@@ -239,7 +242,7 @@ impl SipConnector {
     fn set_agent(&self, id: CommandId, state: ChosenState) -> Result<()> {
         let stack = self.stack()?;
         stack.set_admission(self.admission_for(&state));
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         desk.agent = state.clone();
         desk.emit(
             Event::AgentStateChanged {
@@ -287,7 +290,7 @@ impl SipConnector {
         let target = config.target_uri(to);
         // Hold the desk while the INVITE goes out so that no answer is handled before
         // the call is in the table.
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         let key = stack
             .invite(&target, sdp, headers)
             .map_err(|e| stack_error(&format!("INVITE to {target}"), e))?;
@@ -308,7 +311,7 @@ impl SipConnector {
     async fn answer(&self, id: CommandId, call: &opencti_core::CallId) -> Result<()> {
         let stack = self.stack()?;
         let (key, call_id, remote) = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
             if c.leg != Leg::Offered {
                 return Err(Error::new(
@@ -329,7 +332,7 @@ impl SipConnector {
         }
         let config = &self.shared.config;
         let rtp = RtpStream::open(config.media.rtp_ip, config.media.audio.open(&call_id)).await?;
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         let c = desk.calls.by_key(&key).ok_or_else(|| not_found(call))?;
         c.rtp = Some(rtp);
         let sdp = c.local_sdp(remote.as_ref());
@@ -344,7 +347,7 @@ impl SipConnector {
     async fn reject(&self, id: CommandId, call: &opencti_core::CallId) -> Result<()> {
         let stack = self.stack()?;
         let key = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
             if c.leg != Leg::Offered {
                 return Err(Error::new(
@@ -363,7 +366,7 @@ impl SipConnector {
     async fn hangup(&self, id: CommandId, call: &opencti_core::CallId) -> Result<()> {
         let stack = self.stack()?;
         let key = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
             c.ending = Some(id);
             c.key.clone()
@@ -391,7 +394,7 @@ impl SipConnector {
     async fn rehold(&self, id: CommandId, call: &opencti_core::CallId, hold: bool) -> Result<()> {
         let stack = self.up_stack()?;
         let (key, sdp) = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
             if !c.is_connected() {
                 return Err(Error::new(
@@ -419,7 +422,7 @@ impl SipConnector {
             )
             .await
             .map_err(|e| stack_error(what, e))?;
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         let Some(c) = desk.calls.by_key(&key) else {
             return Err(not_found(call));
         };
@@ -449,7 +452,7 @@ impl SipConnector {
     ) -> Result<()> {
         let stack = self.up_stack()?;
         let (key, rfc4733) = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
             let negotiated = c
                 .remote
@@ -468,14 +471,14 @@ impl SipConnector {
                     // The stream lives in the desk; send through a handle taken out of it.
                     let stream = connector
                         .shared
-                        .desk()
+                        .line()
                         .calls
                         .by_key(&key)
                         .and_then(|c| c.rtp.take());
                     match stream {
                         Some(stream) => {
                             let ok = stream.send_dtmf(digits.as_str()).await;
-                            if let Some(c) = connector.shared.desk().calls.by_key(&key) {
+                            if let Some(c) = connector.shared.line().calls.by_key(&key) {
                                 c.rtp = Some(stream);
                             }
                             ok
@@ -507,7 +510,7 @@ impl SipConnector {
                 }
                 result
             };
-            let desk = connector.shared.desk();
+            let desk = connector.shared.line();
             match sent {
                 Ok(()) => desk.emit(Event::DtmfSent { call, digits }, Some(id)),
                 Err(e) => desk.emit(Event::CommandFailed { error: e.to_body() }, Some(id)),
@@ -526,7 +529,7 @@ impl SipConnector {
     ) -> Result<()> {
         let stack = self.up_stack()?;
         let key = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
             if !c.is_connected() {
                 return Err(Error::new(
@@ -549,7 +552,7 @@ impl SipConnector {
             ),
         ];
         if let Err(e) = stack.request(&key, "REFER", headers, None).await {
-            if let Some(c) = self.shared.desk().calls.by_key(&key) {
+            if let Some(c) = self.shared.line().calls.by_key(&key) {
                 c.transfer = None;
             }
             return Err(stack_error("transfer (REFER)", e));
@@ -581,7 +584,7 @@ impl SipConnector {
         to: &opencti_core::Dialable,
     ) -> Result<()> {
         let held = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
             if !c.is_connected() {
                 return Err(Error::new(
@@ -595,7 +598,7 @@ impl SipConnector {
             // The hold is the far end's to confirm; it has no command of its own.
             let stack = self.up_stack()?;
             let (key, sdp) = {
-                let mut desk = self.shared.desk();
+                let mut desk = self.shared.line();
                 let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
                 c.holding = true;
                 let sdp = c.local_sdp(None);
@@ -609,7 +612,7 @@ impl SipConnector {
                     Some(("application/sdp".into(), sdp)),
                 )
                 .await;
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             if let Some(c) = desk.calls.by_key(&key) {
                 if let Err(e) = result {
                     c.holding = false;
@@ -627,7 +630,7 @@ impl SipConnector {
     async fn complete_transfer(&self, id: CommandId, consult: &opencti_core::CallId) -> Result<()> {
         let stack = self.up_stack()?;
         let (primary, consult_key) = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             let c = desk
                 .calls
                 .by_id(consult)
@@ -658,7 +661,7 @@ impl SipConnector {
         let replaces = format!("{};to-tag={};from-tag={}", call_id, remote_tag, local_tag);
         let refer_to = format!("<{target}?Replaces={}>", escape_uri_header(&replaces));
         let to = {
-            let mut desk = self.shared.desk();
+            let mut desk = self.shared.line();
             desk.calls.by_id(consult).and_then(|c| c.to.clone())
         };
         self.refer(id, &primary, refer_to, to, Some(consult.clone()))
@@ -703,7 +706,7 @@ fn watch_media(shared: &Arc<Shared>, call: &SipCall) {
             return;
         }
         let connected = shared
-            .desk()
+            .line()
             .calls
             .by_key(&key)
             .is_some_and(|c| c.is_connected());
@@ -734,7 +737,7 @@ fn end_call(shared: &Shared, key: &DialogKey, end: &DialogEnd) {
 /// Removes the call of `key` and tells the session how it ended; `forget`: drops the
 /// stack's dialog too.
 fn finish_call(shared: &Shared, key: &DialogKey, end: &DialogEnd, forget: bool) {
-    let mut desk = shared.desk();
+    let mut desk = shared.line();
     let Some(mut call) = desk.calls.remove(key) else {
         return;
     };
@@ -858,7 +861,7 @@ impl SipConnector {
         let Ok(call_id) = self.new_call_id() else {
             return;
         };
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         if desk.calls.len() >= opencti_core::machine::Desk::MAX_CALLS {
             let _ = stack.refuse(&incoming.key, 486, None);
             stack.forget(&incoming.key);
@@ -915,7 +918,7 @@ impl SipConnector {
     }
 
     fn on_progress(&self, key: &DialogKey, code: u16, sdp_body: &[u8]) {
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         let Some(c) = desk.calls.by_key(key) else {
             return;
         };
@@ -933,7 +936,7 @@ impl SipConnector {
     }
 
     fn on_answered(&self, key: &DialogKey, sdp_body: &[u8], session: Option<SessionTimer>) {
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         let Some(c) = desk.calls.by_key(key) else {
             return;
         };
@@ -978,7 +981,7 @@ impl SipConnector {
             loop {
                 tokio::time::sleep(every).await;
                 let sdp = {
-                    let mut desk = connector.shared.desk();
+                    let mut desk = connector.shared.line();
                     match desk.calls.by_key(&key) {
                         Some(c) if c.is_connected() => c.local_sdp(None),
                         _ => return,
@@ -1002,7 +1005,7 @@ impl SipConnector {
                 {
                     Ok((_, answer)) => {
                         if let Ok(remote) = sdp::parse(&answer) {
-                            if let Some(c) = connector.shared.desk().calls.by_key(&key) {
+                            if let Some(c) = connector.shared.line().calls.by_key(&key) {
                                 let far_end_held = c.far_end_holds;
                                 c.apply_remote(remote);
                                 c.far_end_holds = far_end_held;
@@ -1024,7 +1027,7 @@ impl SipConnector {
     }
 
     fn on_confirmed(&self, key: &DialogKey) {
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         let Some(c) = desk.calls.by_key(key) else {
             return;
         };
@@ -1065,7 +1068,7 @@ impl SipConnector {
         key: &DialogKey,
         request: &InDialogRequest,
     ) -> (u16, Option<(String, Vec<u8>)>) {
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         let Some(c) = desk.calls.by_key(key) else {
             return (481, None);
         };
@@ -1107,7 +1110,7 @@ impl SipConnector {
         if !status.is_final() && !terminated {
             return;
         }
-        let mut desk = self.shared.desk();
+        let mut desk = self.shared.line();
         let Some(c) = desk.calls.by_key(key) else {
             return;
         };
@@ -1205,7 +1208,7 @@ impl Connector for SipConnector {
         );
         let events = stack.take_events();
         let _ = self.shared.stack.set(stack.clone());
-        self.shared.desk().sink = Some(sink);
+        self.shared.line().sink = Some(sink);
         if let Some(events) = events {
             tokio::spawn(run_events(self.clone(), events));
         }
@@ -1266,7 +1269,7 @@ impl Connector for SipConnector {
             Command::CompleteTransfer { call } => self.complete_transfer(id, call).await,
             Command::SetCallData { call, data } => {
                 // A plain SIP line keeps call data on the desk only.
-                let mut desk = self.shared.desk();
+                let mut desk = self.shared.line();
                 let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
                 c.data.merge(data)?;
                 desk.emit(
@@ -1286,7 +1289,7 @@ impl Connector for SipConnector {
     }
 
     async fn snapshot(&self) -> Result<SwitchState> {
-        let desk = self.shared.desk();
+        let desk = self.shared.line();
         Ok(SwitchState {
             agent: desk.agent.to_agent_state(),
             calls: desk.calls.iter().map(SipCall::to_call).collect(),
@@ -1297,8 +1300,8 @@ impl Connector for SipConnector {
         if self.shared.stopped.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let calls = self.shared.desk().calls.drain();
-        self.shared.desk().sink = None;
+        let calls = self.shared.line().calls.drain();
+        self.shared.line().sink = None;
         if let Some(stack) = self.shared.stack.get().cloned() {
             for call in calls {
                 let _ = tokio::time::timeout(

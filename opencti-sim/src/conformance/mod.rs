@@ -10,19 +10,15 @@
 //! event, that refusals are typed, and that every event the connector emitted was accepted
 //! by the core state machines (the session's `rejected` counter stays at zero).
 //!
-//! A vendor runs it from their own crate's tests in a few lines:
+//! A vendor runs it from their own crate's tests in a few lines, with their own
+//! [`Backend`] where this runs the simulator's (`examples/vendor_connector.rs` in the
+//! repository is a complete vendor backend):
 //!
-//! ```no_run
-//! use opencti_sim::conformance::{Backend, Fixture, Kit};
-//! # struct MyBackend;
-//! # #[async_trait::async_trait]
-//! # impl Backend for MyBackend {
-//! #     async fn fixture(&self) -> opencti_core::Result<Fixture> { unimplemented!() }
+//! ```
+//! use opencti_sim::conformance::{Kit, SimBackend};
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! Kit::new().run(&SimBackend::default()).await.assert_passed();
 //! # }
-//! #[tokio::test]
-//! async fn my_connector_conforms() {
-//!     Kit::new().run(&MyBackend).await.assert_passed();
-//! }
 //! ```
 
 mod cases;

@@ -169,6 +169,7 @@ impl PlannerConfig {
     pub fn single_queue(agents: u32, calls_per_hour: f64, handle_secs: f64) -> Self {
         PlannerConfig {
             queues: vec![PlannerQueue::new(
+                // A constant, valid id: this cannot fail.
                 QueueId::new("queue").expect("\"queue\" is a valid queue id"),
                 calls_per_hour,
                 handle_secs,

@@ -9,6 +9,7 @@
 //! fields.
 
 pub mod file;
+mod planning;
 mod play;
 
 use std::time::Duration;
