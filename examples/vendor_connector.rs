@@ -176,6 +176,7 @@ impl Connector for TinyPbxConnector {
                 .iter()
                 .map(|(id, state)| Call::new(id.clone(), *state, Direction::Inbound))
                 .collect(),
+            withheld: Vec::new(),
         })
     }
 

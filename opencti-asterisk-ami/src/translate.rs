@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use opencti_core::machine::{Desk, Step};
 use opencti_core::{
     Address, AgentId, AgentState, Call, CallData, CallId, CallRole, CallState, Capabilities, Cause,
-    ChosenState, CommandId, DeviceId, Direction, DisplayName, DtmfDigits, Error, ErrorKind, Event,
-    Party, PartyId, QueueId, ReasonCode, SwitchState,
+    ChosenState, CommandId, CommandKind, DeviceId, Direction, DisplayName, DtmfDigits, Error,
+    ErrorKind, Event, Party, PartyId, QueueId, ReasonCode, SwitchState, Withheld,
 };
 
 use crate::config::HoldConfig;
@@ -163,6 +163,9 @@ struct Membership {
     member: bool,
     paused: bool,
     reason: Option<ReasonCode>,
+    /// `static` or `realtime`: written in Asterisk's configuration, so `QueueAdd` and
+    /// `QueueRemove` cannot change it ("Member not dynamic"); `None` for a dynamic member.
+    fixed: Option<String>,
 }
 
 /// Where the translator takes its settings from.
@@ -1736,6 +1739,10 @@ impl Translator {
             let paused = item.get("Paused") == Some("1");
             members[i] = Membership {
                 member: true,
+                fixed: item
+                    .get("Membership")
+                    .filter(|m| !m.eq_ignore_ascii_case("dynamic"))
+                    .map(str::to_owned),
                 paused,
                 reason: item
                     .get("PausedReason")
@@ -1886,6 +1893,7 @@ impl Translator {
         let switch = SwitchState {
             agent: agent.clone(),
             calls,
+            withheld: self.withheld(),
         };
         let _ = self.desk.apply(&mut Event::LinkUp);
         self.desk.resync(switch.clone(), 0);
@@ -1905,11 +1913,45 @@ impl Translator {
         !std::mem::take(&mut self.held_overflow)
     }
 
+    /// What Asterisk does not allow this agent: logging in and out when the device's
+    /// membership of a queue is written in Asterisk's configuration, which QueueAdd and
+    /// QueueRemove refuse to change.
+    fn withheld(&self) -> Vec<Withheld> {
+        let fixed: Vec<String> = self
+            .config
+            .queues
+            .iter()
+            .zip(&self.members)
+            .filter_map(|(queue, m)| {
+                m.fixed
+                    .as_ref()
+                    .map(|kind| format!("a {kind} member of queue {queue}"))
+            })
+            .collect();
+        if fixed.is_empty() {
+            return Vec::new();
+        }
+        let reason = format!(
+            "the device is {} in Asterisk's configuration, and Asterisk logs such a member neither in nor out \
+             (QueueRemove answers \"Member not dynamic\"); ready and not ready still work. To log in and out \
+             from the desk, remove the device's member line from the queue so that the desk adds it",
+            fixed.join(" and ")
+        );
+        [CommandKind::Login, CommandKind::Logout]
+            .into_iter()
+            .map(|command| Withheld {
+                command,
+                reason: reason.clone(),
+            })
+            .collect()
+    }
+
     /// The switch state as the translator sees it now (without asking Asterisk).
     pub fn switch_state(&self) -> SwitchState {
         SwitchState {
             agent: self.agent_state().to_agent_state(),
             calls: self.desk.calls().to_vec(),
+            withheld: self.withheld(),
         }
     }
 

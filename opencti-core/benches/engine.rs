@@ -122,6 +122,7 @@ impl Connector for InstantSwitch {
         Ok(SwitchState {
             agent: AgentState::LoggedOut,
             calls: Vec::new(),
+            withheld: Vec::new(),
         })
     }
     async fn stop(&self) -> Result<()> {

@@ -38,7 +38,7 @@ pub use secret::Secret;
 pub use session::{
     Confirmation, EventSink, EventStream, PendingCommand, Session, SessionBuilder, SessionStats,
 };
-pub use snapshot::{LinkState, Snapshot, SwitchState};
+pub use snapshot::{LinkState, Snapshot, SwitchState, Withheld};
 pub use time::Timestamp;
 pub use values::{
     Address, CallData, CallDataKey, CallDataValue, Dialable, DisplayName, DtmfDigits, ReasonCode,

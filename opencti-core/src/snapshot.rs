@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentState;
 use crate::call::Call;
+use crate::command::CommandKind;
 use crate::ids::{AgentId, CallId, DeviceId};
 
 /// Whether the connector's link to the switch is up.
@@ -51,4 +52,32 @@ pub struct SwitchState {
     pub agent: AgentState,
     /// The calls on the agent's device.
     pub calls: Vec<Call>,
+    /// Commands the connector supports in general that the switch does not allow on
+    /// this line, with why (an Asterisk agent whose queue membership is written in the
+    /// switch's configuration cannot log in or out). The session refuses them as
+    /// `unsupported` with that reason and leaves them out of the capabilities and
+    /// `allowed_commands` until a later resynchronisation reports otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<Withheld>,
+}
+
+impl SwitchState {
+    /// The switch's state with nothing withheld.
+    pub fn new(agent: AgentState, calls: Vec<Call>) -> Self {
+        SwitchState {
+            agent,
+            calls,
+            withheld: Vec::new(),
+        }
+    }
+}
+
+/// A command the switch does not allow on one line, and why.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withheld {
+    /// The command.
+    pub command: CommandKind,
+    /// Why, and what to do instead, for a person.
+    pub reason: String,
 }

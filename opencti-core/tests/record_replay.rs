@@ -58,6 +58,7 @@ async fn a_recorded_session_replays_to_the_same_state() {
             next: opencti_core::ChosenState::Ready,
         },
         calls: Vec::new(),
+        withheld: Vec::new(),
     });
     slot.emit(Event::LinkUp);
     tokio::task::yield_now().await;

@@ -112,6 +112,7 @@ async fn start_waits_for_link_and_takes_the_switch_state() {
     view.set(SwitchState {
         agent: AgentState::Ready,
         calls: vec![in_progress],
+        withheld: Vec::new(),
     });
     let mock = scripted_switch(Capabilities::all(), &slot, &view, obliging);
     let session = Session::builder(Arc::new(mock), agent(), device())
@@ -494,6 +495,7 @@ async fn link_down_fails_waiting_commands_and_link_up_removes_phantom_calls() {
     view.set(SwitchState {
         agent: AgentState::Ready,
         calls: vec![c1],
+        withheld: Vec::new(),
     });
     slot.emit(Event::LinkUp);
     let names: Vec<String> = {
@@ -536,6 +538,7 @@ async fn duplicates_are_dropped_and_contradictions_trigger_a_resync() {
     view.set(SwitchState {
         agent: AgentState::Ready,
         calls: vec![Call::new(call("c1"), CallState::Held, Direction::Inbound)],
+        withheld: Vec::new(),
     });
     let mut events = session.subscribe();
     slot.emit(Event::CallHeld { call: call("c1") });

@@ -1293,6 +1293,7 @@ impl Connector for SipConnector {
         Ok(SwitchState {
             agent: desk.agent.to_agent_state(),
             calls: desk.calls.iter().map(SipCall::to_call).collect(),
+            withheld: Vec::new(),
         })
     }
 

@@ -151,10 +151,11 @@ impl Desk {
     pub fn check(&self, command: &Command) -> Result<()> {
         let kind = command.kind();
         if !self.capabilities.supports(kind) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("this connector does not support {}", kind),
-            ));
+            let why = match self.withheld.iter().find(|w| w.command == kind) {
+                Some(withheld) => format!("{} refused: {}", kind, withheld.reason),
+                None => format!("this connector does not support {}", kind),
+            };
+            return Err(Error::new(ErrorKind::Unsupported, why));
         }
         if self.link == LinkState::Down {
             return Err(Error::new(

@@ -7,7 +7,7 @@ use crate::call::{Call, CallRole, CallState, Direction};
 use crate::capabilities::Capabilities;
 use crate::event::{Event, ResyncChanges};
 use crate::ids::{AgentId, CallId, DeviceId};
-use crate::snapshot::{LinkState, Snapshot, SwitchState};
+use crate::snapshot::{LinkState, Snapshot, SwitchState, Withheld};
 use crate::{Error, ErrorKind, Result};
 
 use super::agent::{self, Activity};
@@ -47,7 +47,12 @@ const ENDED_MEMORY: usize = 64;
 pub struct Desk {
     pub(super) agent_id: AgentId,
     pub(super) device: DeviceId,
+    /// What the connector supports, less what the switch withholds on this line.
     pub(super) capabilities: Capabilities,
+    /// What the connector supports.
+    pub(super) supported: Capabilities,
+    /// What the switch withholds on this line, and why.
+    pub(super) withheld: Vec<Withheld>,
     pub(super) link: LinkState,
     pub(super) agent: AgentState,
     pub(super) calls: Vec<Call>,
@@ -65,6 +70,8 @@ impl Desk {
             agent_id: agent,
             device,
             capabilities,
+            supported: capabilities,
+            withheld: Vec::new(),
             link: LinkState::Down,
             agent: AgentState::LoggedOut,
             calls: Vec::new(),
@@ -83,9 +90,15 @@ impl Desk {
         &self.device
     }
 
-    /// The connector's capabilities.
+    /// What the agent can do here: the connector's capabilities less what the switch
+    /// withholds on this line.
     pub fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    /// The commands the switch withholds on this line, with why.
+    pub fn withheld(&self) -> &[Withheld] {
+        &self.withheld
     }
 
     /// The agent's effective state.
@@ -348,6 +361,11 @@ impl Desk {
         }
         self.calls = calls;
         self.acd_in_period = self.calls.iter().any(Call::is_acd);
+        self.capabilities = switch
+            .withheld
+            .iter()
+            .fold(self.supported, |caps, w| caps.without(w.command));
+        self.withheld = switch.withheld;
         let before = self.agent.clone();
         // The switch's chosen state is the truth; derived states are ours to compute.
         let reported = match switch.agent {

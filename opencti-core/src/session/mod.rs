@@ -81,7 +81,6 @@ pub struct SessionStats {
 pub(crate) struct Shared {
     engine: Mutex<Engine>,
     connector: Arc<dyn Connector>,
-    capabilities: Capabilities,
     events: broadcast::Sender<Arc<EventEnvelope>>,
     commands: broadcast::Sender<Arc<AcceptedCommand>>,
     wake_resync: Arc<Notify>,
@@ -276,7 +275,7 @@ impl DesktopInterface for Session {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.shared.capabilities
+        *self.shared.engine().desk.capabilities()
     }
 
     fn allowed_commands(&self, call: Option<&CallId>) -> CommandSet {
@@ -361,7 +360,6 @@ impl SessionBuilder {
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
             connector: self.connector,
-            capabilities,
             events,
             commands,
             wake_resync: wake_resync.clone(),

@@ -57,6 +57,7 @@ impl Default for SwitchView {
         SwitchView(Arc::new(Mutex::new(SwitchState {
             agent: AgentState::LoggedOut,
             calls: Vec::new(),
+            withheld: Vec::new(),
         })))
     }
 }

@@ -317,7 +317,11 @@ impl World {
                 call
             })
             .collect();
-        SwitchState { agent, calls }
+        SwitchState {
+            agent,
+            calls,
+            withheld: Vec::new(),
+        }
     }
 
     /// The calls on a device, for a control handle that wants to act on one.
