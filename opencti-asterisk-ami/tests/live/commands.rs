@@ -3,8 +3,8 @@
 //! needs a SIP desk phone.
 
 use opencti_core::{
-    AgentState, CallData, CallState, Cause, DesktopInterface, DesktopInterfaceExt, Dialable,
-    DtmfDigits, Event, ReasonCode,
+    AgentState, CallData, CallState, Cause, CommandKind, DesktopInterface, DesktopInterfaceExt,
+    Dialable, DtmfDigits, ErrorKind, Event, ReasonCode,
 };
 
 use super::pbx::{desk, local_agent_config, Pbx};
@@ -267,6 +267,349 @@ async fn dtmf_and_call_data() {
     assert_eq!(digits, "12#");
     desk.session
         .hangup(call)
+        .await
+        .unwrap_or_else(|e| panic!("hangup: {e}"));
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+/// A connected call placed by the desk to `number`.
+async fn connected_call(desk: &mut super::pbx::Desk, number: &str) -> opencti_core::CallId {
+    let call = desk
+        .session
+        .make_call(dial(number))
+        .await
+        .unwrap_or_else(|e| panic!("make_call: {e}"))
+        .call()
+        .cloned()
+        .unwrap_or_else(|| panic!("make_call confirmed without a call"));
+    desk.expect("call_connected", Some(&call)).await;
+    call
+}
+
+/// Whether two channels whose names start with `a` and `b` share a bridge.
+async fn bridged(pbx: &Pbx, a: &str, b: &str) -> bool {
+    let channels = pbx.list("CoreShowChannels", &[]).await;
+    let bridge_of = |prefix: &str| {
+        channels
+            .iter()
+            .filter(|c| c.get("Channel").is_some_and(|n| n.starts_with(prefix)))
+            .filter_map(|c| {
+                c.get("BridgeId")
+                    .filter(|b| !b.is_empty())
+                    .map(str::to_owned)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (x, y) = (bridge_of(a), bridge_of(b));
+    x.iter().any(|id| y.contains(id))
+}
+
+/// Waits (at most [`WAIT`](super::pbx::WAIT)) until `check` holds.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + super::pbx::WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_is_never_offered_login_or_logout_and_can_pause() {
+    let Some(pbx) = Pbx::take().await else { return };
+    // queues.conf: member => Local/1001@agents in queue support.
+    let desk = desk(
+        "agent-1001",
+        "Local/1001@agents",
+        local_agent_config(&["support"]),
+    )
+    .await;
+    let caps = desk.session.capabilities();
+    assert!(!caps.supports(CommandKind::Login) && !caps.supports(CommandKind::Logout));
+    assert!(caps.supports(CommandKind::SetAgentState));
+    assert_eq!(desk.session.snapshot().agent_state, AgentState::Ready);
+    let allowed = desk.session.allowed_commands(None);
+    assert!(!allowed.contains(CommandKind::Logout), "{allowed}");
+    assert!(allowed.contains(CommandKind::SetAgentState), "{allowed}");
+    let refused = desk
+        .session
+        .logout(None)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("logout of a static member must be refused"));
+    assert_eq!(refused.kind(), ErrorKind::Unsupported);
+    assert!(
+        refused.message().contains("static member of queue support")
+            && refused.message().contains("ready and not ready still work"),
+        "the refusal says why and what to do: {refused}"
+    );
+    let lunch = ReasonCode::new("lunch").unwrap_or_else(|e| panic!("{e}"));
+    desk.session
+        .not_ready(Some(lunch))
+        .await
+        .unwrap_or_else(|e| panic!("not ready: {e}"));
+    let members = pbx.queue_members("support").await;
+    assert!(members
+        .iter()
+        .any(|m| m.interface == "Local/1001@agents" && m.paused));
+    desk.session
+        .ready()
+        .await
+        .unwrap_or_else(|e| panic!("ready: {e}"));
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_a_ringing_call() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
+    pbx.customer_calls("from-customers", "1003", "+441632960112")
+        .await;
+    let call = desk
+        .expect("call_offered", None)
+        .await
+        .call()
+        .cloned()
+        .unwrap_or_else(|| panic!("no call"));
+    // The Local agent's phone answers after a second: reject before it does.
+    desk.session
+        .reject(call.clone())
+        .await
+        .unwrap_or_else(|e| panic!("reject: {e}"));
+    assert!(desk.session.snapshot().calls.is_empty());
+    assert!(
+        !desk.seen.iter().any(|e| e.event.name() == "call_connected"),
+        "{}",
+        desk.names()
+    );
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_transfer_of_a_connected_call() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
+    let call = connected_call(&mut desk, "2000").await;
+    desk.session
+        .blind_transfer(call.clone(), dial("2001"))
+        .await
+        .unwrap_or_else(|e| panic!("blind_transfer: {e}"));
+    desk.until_idle().await;
+    eventually("the customer is bridged to 2001", || {
+        bridged(&pbx, "Local/2000@customers", "Local/2001@")
+    })
+    .await;
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_transfer_of_a_held_call() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
+    let call = connected_call(&mut desk, "2000").await;
+    desk.session
+        .hold(call.clone())
+        .await
+        .unwrap_or_else(|e| panic!("hold: {e}"));
+    desk.session
+        .blind_transfer(call.clone(), dial("2001"))
+        .await
+        .unwrap_or_else(|e| panic!("blind_transfer of a held call: {e}"));
+    desk.until_idle().await;
+    eventually("the customer is bridged to 2001", || {
+        bridged(&pbx, "Local/2000@customers", "Local/2001@")
+    })
+    .await;
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consult_then_complete_the_transfer() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
+    let primary = connected_call(&mut desk, "2000").await;
+    let consult = desk
+        .session
+        .consult(primary.clone(), dial("2001"))
+        .await
+        .unwrap_or_else(|e| panic!("consult: {e}"))
+        .call()
+        .cloned()
+        .unwrap_or_else(|| panic!("no consult call"));
+    let snapshot = desk.session.snapshot();
+    assert_eq!(
+        snapshot.call(&primary).map(|c| c.state.clone()),
+        Some(CallState::Held)
+    );
+    assert_eq!(
+        snapshot.call(&consult).and_then(|c| c.consult_of.clone()),
+        Some(primary.clone())
+    );
+    desk.expect("call_connected", Some(&consult)).await;
+    desk.session
+        .complete_transfer(consult.clone())
+        .await
+        .unwrap_or_else(|e| panic!("complete_transfer: {e}"));
+    desk.until_idle().await;
+    eventually("the customer is bridged to 2001", || {
+        bridged(&pbx, "Local/2000@customers", "Local/2001@")
+    })
+    .await;
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consult_then_conference_then_drop_a_party() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
+    let primary = connected_call(&mut desk, "2000").await;
+    let consult = desk
+        .session
+        .consult(primary.clone(), dial("2001"))
+        .await
+        .unwrap_or_else(|e| panic!("consult: {e}"))
+        .call()
+        .cloned()
+        .unwrap_or_else(|| panic!("no consult call"));
+    desk.expect("call_connected", Some(&consult)).await;
+    let conference = desk
+        .session
+        .complete_conference(consult.clone())
+        .await
+        .unwrap_or_else(|e| panic!("complete_conference: {e}"))
+        .call()
+        .cloned()
+        .unwrap_or_else(|| panic!("no conference call"));
+    // Both customers end up in the room with the agent.
+    let deadline = tokio::time::Instant::now() + super::pbx::WAIT;
+    let parties = loop {
+        let parties = desk
+            .session
+            .snapshot()
+            .call(&conference)
+            .map(|c| c.parties.clone())
+            .unwrap_or_default();
+        if parties.len() >= 2 {
+            break parties;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the conference should list both customers: {parties:?}; saw {}",
+            desk.names()
+        );
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            desk.expect("party_joined", Some(&conference)),
+        )
+        .await;
+    };
+    let channels = pbx.channels().await;
+    assert!(
+        channels
+            .iter()
+            .filter(|c| c.application == "ConfBridge")
+            .count()
+            >= 3,
+        "agent and both customers in ConfBridge: {channels:?}"
+    );
+    let dropped = parties[0].id.clone();
+    desk.session
+        .drop_party(conference.clone(), dropped.clone())
+        .await
+        .unwrap_or_else(|e| panic!("drop_party: {e}"));
+    assert!(desk
+        .session
+        .snapshot()
+        .call(&conference)
+        .is_some_and(|c| c.parties.iter().all(|p| p.id != dropped)));
+    desk.session
+        .hangup(conference)
+        .await
+        .unwrap_or_else(|e| panic!("hangup: {e}"));
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_call_is_offered_with_its_queue() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let mut desk = desk("agent-1003", AGENT, local_agent_config(&["sales"])).await;
+    desk.session
+        .login()
+        .await
+        .unwrap_or_else(|e| panic!("login: {e}"));
+    desk.session
+        .ready()
+        .await
+        .unwrap_or_else(|e| panic!("ready: {e}"));
+    pbx.customer_calls("from-customers", "3001", "+441632960113")
+        .await;
+    let offered = desk.expect("call_offered", None).await;
+    let call = offered.call().cloned().unwrap_or_else(|| panic!("no call"));
+    match &offered.event {
+        Event::CallOffered { queue, from, .. } => {
+            assert_eq!(queue.as_ref().map(|q| q.as_str()), Some("sales"));
+            assert_eq!(from.as_ref().map(|a| a.as_str()), Some("+441632960113"));
+        }
+        other => panic!("{other:?}"),
+    }
+    desk.session
+        .answer(call.clone())
+        .await
+        .unwrap_or_else(|e| panic!("answer: {e}"));
+    assert!(matches!(
+        desk.session.snapshot().agent_state,
+        AgentState::Busy { .. }
+    ));
+    desk.session
+        .hangup(call)
+        .await
+        .unwrap_or_else(|e| panic!("hangup: {e}"));
+    assert_eq!(desk.session.snapshot().agent_state, AgentState::Ready);
+    desk.session
+        .logout(None)
+        .await
+        .unwrap_or_else(|e| panic!("logout: {e}"));
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_with_two_calls_at_once() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
+    let first = connected_call(&mut desk, "2000").await;
+    pbx.customer_calls("from-customers", "1003", "+441632960114")
+        .await;
+    let second = desk
+        .expect("call_offered", None)
+        .await
+        .call()
+        .cloned()
+        .unwrap_or_else(|| panic!("no call"));
+    assert_ne!(first, second);
+    desk.expect("call_connected", Some(&second)).await;
+    let calls = super::pbx::calls(&desk.session);
+    assert!(
+        calls.contains(&first) && calls.contains(&second),
+        "{calls:?}"
+    );
+    desk.session
+        .hangup(second)
+        .await
+        .unwrap_or_else(|e| panic!("hangup: {e}"));
+    assert_eq!(super::pbx::calls(&desk.session), vec![first.clone()]);
+    desk.session
+        .hangup(first)
         .await
         .unwrap_or_else(|e| panic!("hangup: {e}"));
     desk.finish().await;

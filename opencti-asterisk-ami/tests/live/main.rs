@@ -10,3 +10,4 @@ mod pbx;
 mod phone;
 
 mod commands;
+mod phones;

@@ -41,6 +41,26 @@ fn lock() -> Arc<Mutex<()>> {
     LOCK.get_or_init(|| Arc::new(Mutex::new(()))).clone()
 }
 
+/// Takes the PBX from other test processes too (another crate's tests, a second
+/// `cargo test`): an exclusive lock on a file in the temporary directory, released when the
+/// returned file closes.
+async fn lock_across_processes() -> std::fs::File {
+    let path = std::env::temp_dir().join("opencti-asterisk-live.lock");
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        file.lock()
+            .unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
+        file
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The Asterisk build the tests use (`$OPENCTI_ASTERISK_PREFIX`, as `.ci/run` sets it).
 pub fn prefix() -> PathBuf {
     std::env::var_os("OPENCTI_ASTERISK_PREFIX")
@@ -102,6 +122,7 @@ impl ClientEvents for Forward {
 /// The PBX, held by one test at a time.
 pub struct Pbx {
     _turn: OwnedMutexGuard<()>,
+    _process_turn: std::fs::File,
     /// The control connection: the far end's actions and the tests' own checks.
     pub control: AmiClient,
     raw: broadcast::Sender<Arc<Message>>,
@@ -112,6 +133,7 @@ impl Pbx {
     /// `None`: no Asterisk here (skipped, with the reason printed).
     pub async fn take() -> Option<Pbx> {
         let turn = lock().lock_owned().await;
+        let process_turn = lock_across_processes().await;
         if !ami_answers().await {
             skip(&format!(
                 "no Asterisk answers AMI on {AMI_ADDRESS}: build and start it with \
@@ -126,6 +148,7 @@ impl Pbx {
             .unwrap_or_else(|e| panic!("control connection to Asterisk: {e}"));
         let pbx = Pbx {
             _turn: turn,
+            _process_turn: process_turn,
             control,
             raw,
         };
