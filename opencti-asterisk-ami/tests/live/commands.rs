@@ -132,7 +132,7 @@ async fn a_direct_call_is_offered_answered_and_ended_by_the_far_end() {
         .await
         .unwrap_or_else(|e| panic!("answer: {e}"));
     assert_eq!(
-        desk.session.snapshot().call(&call).map(|c| c.state.clone()),
+        desk.session.snapshot().call(&call).map(|c| c.state),
         Some(CallState::Connected)
     );
     pbx.far_end_hangs_up(AGENT, call.as_str()).await;
@@ -446,7 +446,7 @@ async fn consult_then_complete_the_transfer() {
         .unwrap_or_else(|| panic!("no consult call"));
     let snapshot = desk.session.snapshot();
     assert_eq!(
-        snapshot.call(&primary).map(|c| c.state.clone()),
+        snapshot.call(&primary).map(|c| c.state),
         Some(CallState::Held)
     );
     assert_eq!(

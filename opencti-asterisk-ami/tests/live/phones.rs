@@ -46,7 +46,7 @@ async fn answer_on_an_auto_answering_phone() {
         Ok(confirmation) => assert_eq!(confirmation.event.event.name(), "call_connected"),
         // The phone may have answered before the desk asked it to.
         Err(e) => assert_eq!(
-            desk.session.snapshot().call(&call).map(|c| c.state.clone()),
+            desk.session.snapshot().call(&call).map(|c| c.state),
             Some(CallState::Connected),
             "answer failed ({e}) and the call is not connected"
         ),
@@ -195,7 +195,7 @@ async fn hold_resume_and_transfer_pressed_on_the_phone_show_on_the_desk() {
     phone.press("hold", None).await;
     desk.expect("call_held", Some(&call)).await;
     assert_eq!(
-        desk.session.snapshot().call(&call).map(|c| c.state.clone()),
+        desk.session.snapshot().call(&call).map(|c| c.state),
         Some(CallState::Held)
     );
     phone.press("resume", None).await;
