@@ -10,4 +10,5 @@ mod pbx;
 mod phone;
 
 mod commands;
+mod conformance;
 mod phones;

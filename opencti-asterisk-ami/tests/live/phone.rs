@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
 
 use super::pbx::{cli, kit, skip, WAIT};
 
@@ -18,6 +19,9 @@ use super::pbx::{cli, kit, skip, WAIT};
 pub enum Answer {
     /// `answermode=auto`: every call is answered at once.
     Auto,
+    /// Rings for this long, then answers by itself (a desk phone's auto-answer delay;
+    /// the phone's driver presses `accept`).
+    AfterRing(Duration),
     /// `answermode=manual`: the phone rings until told to answer.
     Manual,
 }
@@ -28,8 +32,9 @@ pub struct Phone {
     pub ext: String,
     child: Child,
     dir: PathBuf,
-    ctrl: tokio::net::TcpStream,
-    buf: Vec<u8>,
+    keys: mpsc::UnboundedSender<(String, Option<String>)>,
+    events: broadcast::Receiver<serde_json::Value>,
+    driver: tokio::task::JoinHandle<()>,
 }
 
 fn free_port() -> u16 {
@@ -121,7 +126,7 @@ impl Phone {
                 "@ANSWERMODE@",
                 match answer {
                     Answer::Auto => "auto".to_owned(),
-                    Answer::Manual => "manual".to_owned(),
+                    Answer::AfterRing(_) | Answer::Manual => "manual".to_owned(),
                 },
             ),
             ("@SIP_PORT@", sip.to_string()),
@@ -161,12 +166,20 @@ impl Phone {
                 }
             }
         };
+        let (keys, key_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = broadcast::channel(256);
+        let answer_after = match answer {
+            Answer::AfterRing(delay) => Some(delay),
+            _ => None,
+        };
+        let driver = tokio::spawn(drive(ctrl, key_rx, event_tx, answer_after));
         let phone = Phone {
             ext: ext.to_owned(),
             child,
             dir,
-            ctrl,
-            buf: Vec::new(),
+            keys,
+            events,
+            driver,
         };
         loop {
             let now = contact_of(ext);
@@ -196,30 +209,23 @@ impl Phone {
     /// Presses a key: a ctrl_tcp command (`accept`, `hold`, `resume`, `hangup`,
     /// `transfer`, `dial`) with its parameter.
     pub async fn press(&mut self, command: &str, params: Option<&str>) {
-        let mut msg = serde_json::json!({ "command": command, "token": command });
-        if let Some(p) = params {
-            msg["params"] = serde_json::Value::String(p.to_owned());
-        }
-        let body = msg.to_string();
-        self.ctrl
-            .write_all(format!("{}:{},", body.len(), body).as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("baresip {} ctrl: {e}", self.ext));
+        let _ = self
+            .keys
+            .send((command.to_owned(), params.map(str::to_owned)));
     }
 
     /// Waits for a ctrl_tcp event of `kind` (`CALL_INCOMING`, `CALL_ESTABLISHED`, ...).
     pub async fn expect(&mut self, kind: &str) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            while let Some(message) = self.take_message() {
-                if message.get("type").and_then(|t| t.as_str()) == Some(kind) {
-                    return message;
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Ok(event)) if event.get("type").and_then(|t| t.as_str()) == Some(kind) => {
+                    return event
                 }
-            }
-            let mut chunk = [0u8; 4096];
-            match tokio::time::timeout_at(deadline, self.ctrl.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => panic!("baresip {} closed its control port", self.ext),
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    panic!("baresip {} closed its control port", self.ext)
+                }
                 Err(_) => panic!(
                     "baresip {} sent no {kind} within {WAIT:?}:\n{}",
                     self.ext,
@@ -228,21 +234,81 @@ impl Phone {
             }
         }
     }
+}
 
-    fn take_message(&mut self) -> Option<serde_json::Value> {
-        let colon = self.buf.iter().position(|b| *b == b':')?;
-        let n: usize = std::str::from_utf8(&self.buf[..colon]).ok()?.parse().ok()?;
-        if self.buf.len() < colon + n + 2 {
-            return None;
+/// The phone's driver: presses the keys it is sent, publishes what baresip reports, and
+/// answers a ringing call after `answer_after` when the phone auto-answers with a delay.
+async fn drive(
+    mut ctrl: tokio::net::TcpStream,
+    mut keys: mpsc::UnboundedReceiver<(String, Option<String>)>,
+    events: broadcast::Sender<serde_json::Value>,
+    answer_after: Option<Duration>,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut answer_at: Option<tokio::time::Instant> = None;
+    loop {
+        let answer_due = async {
+            match answer_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let key = tokio::select! {
+            read = ctrl.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(message) = take_message(&mut buf) {
+                        let incoming = message.get("type").and_then(|t| t.as_str()) == Some("CALL_INCOMING");
+                        if let (true, Some(delay)) = (incoming, answer_after) {
+                            answer_at = Some(tokio::time::Instant::now() + delay);
+                        }
+                        let _ = events.send(message);
+                    }
+                    continue;
+                }
+            },
+            key = keys.recv() => match key {
+                Some(key) => key,
+                None => return,
+            },
+            _ = answer_due => {
+                answer_at = None;
+                ("accept".to_owned(), None)
+            }
+        };
+        let (command, params) = key;
+        let mut msg = serde_json::json!({ "command": command, "token": command });
+        if let Some(p) = params {
+            msg["params"] = serde_json::Value::String(p);
         }
-        let body = self.buf[colon + 1..colon + 1 + n].to_vec();
-        self.buf.drain(..colon + n + 2);
-        serde_json::from_slice(&body).ok()
+        let body = msg.to_string();
+        if ctrl
+            .write_all(format!("{}:{},", body.len(), body).as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
     }
+}
+
+/// One netstring-framed JSON message from the front of `buf`, if it is all there.
+fn take_message(buf: &mut Vec<u8>) -> Option<serde_json::Value> {
+    let colon = buf.iter().position(|b| *b == b':')?;
+    let n: usize = std::str::from_utf8(&buf[..colon]).ok()?.parse().ok()?;
+    if buf.len() < colon + n + 2 {
+        return None;
+    }
+    let body = buf[colon + 1..colon + 1 + n].to_vec();
+    buf.drain(..colon + n + 2);
+    serde_json::from_slice(&body).ok()
 }
 
 impl Drop for Phone {
     fn drop(&mut self) {
+        self.driver.abort();
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::env::var_os("KEEP_PHONE_RUNS").is_none() {
