@@ -11,4 +11,5 @@ mod phone;
 
 mod commands;
 mod conformance;
+mod faults;
 mod phones;
