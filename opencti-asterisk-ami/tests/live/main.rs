@@ -13,3 +13,4 @@ mod commands;
 mod conformance;
 mod faults;
 mod phones;
+mod tls;

@@ -68,12 +68,17 @@ pub fn prefix() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/opencti/asterisk"))
 }
 
+/// Where the running instance keeps its configuration, keys and logs
+/// (`$OPENCTI_ASTERISK_RUNDIR`, by default `PREFIX/run` as start-asterisk.sh has it).
+pub fn rundir() -> PathBuf {
+    std::env::var_os("OPENCTI_ASTERISK_RUNDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| prefix().join("run"))
+}
+
 /// The asterisk.conf the running instance was started with.
 pub fn asterisk_conf() -> PathBuf {
-    let run = std::env::var_os("OPENCTI_ASTERISK_RUNDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| prefix().join("run"));
-    run.join("etc/asterisk/asterisk.conf")
+    rundir().join("etc/asterisk/asterisk.conf")
 }
 
 /// This crate's copy of the Asterisk kit (scripts, config, baresip phones).
