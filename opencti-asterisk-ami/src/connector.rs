@@ -164,7 +164,7 @@ fn value(text: &str) -> Result<AmiValue> {
     AmiValue::new(text).map_err(|e| Error::new(ErrorKind::BadInput, e.to_string()).with_source(e))
 }
 
-fn action(name: &'static str, headers: &[(&str, &str)]) -> Result<Action> {
+pub(crate) fn action(name: &'static str, headers: &[(&str, &str)]) -> Result<Action> {
     let mut action = Action::new(name).map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
     for (key, text) in headers {
         action = action.try_header(key, text).map_err(|e| {
@@ -918,6 +918,10 @@ impl Connector for AmiConnector {
                 "too many events arrived while the state was read; it will be read again",
             ));
         }
+        let mut state = state;
+        state
+            .withheld
+            .extend(crate::withheld::by_dialplan(client, &self.shared.config).await);
         Ok(state)
     }
 

@@ -15,6 +15,7 @@ pub mod tracker;
 mod translate;
 mod transport;
 mod watch;
+mod withheld;
 
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -614,3 +614,52 @@ async fn timestamps_follow_the_paused_clock_from_the_given_origin() {
     assert!(e.at.as_micros() >= 1_000_000 + 90_000_000);
     assert!(e.at.as_micros() < 1_000_000 + 91_000_000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn commands_the_switch_withholds_are_refused_with_its_reason_until_it_allows_them() {
+    let slot = SinkSlot::default();
+    let view = SwitchView::default();
+    let reason = "the device is a static member of queue support";
+    view.set(SwitchState {
+        agent: AgentState::Ready,
+        calls: Vec::new(),
+        withheld: [CommandKind::Login, CommandKind::Logout]
+            .into_iter()
+            .map(|command| opencti_core::Withheld {
+                command,
+                reason: reason.into(),
+            })
+            .collect(),
+    });
+    let mock = scripted_switch(Capabilities::all(), &slot, &view, obliging);
+    let session = Session::builder(Arc::new(mock), agent(), device())
+        .start()
+        .await
+        .unwrap();
+    let caps = session.capabilities();
+    assert!(!caps.supports(CommandKind::Logout) && !caps.supports(CommandKind::Login));
+    assert!(caps.supports(CommandKind::SetAgentState));
+    let allowed = session.allowed_commands(None);
+    assert!(!allowed.contains(CommandKind::Logout));
+    assert!(allowed.contains(CommandKind::SetAgentState));
+    let err = session.logout(None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert_eq!(err.message(), format!("logout refused: {reason}"));
+    session.not_ready(None).await.unwrap();
+
+    // After the next resync the switch allows them again (the member became dynamic).
+    view.set(SwitchState {
+        agent: AgentState::NotReady { reason: None },
+        calls: Vec::new(),
+        withheld: Vec::new(),
+    });
+    let mut events = session.subscribe();
+    slot.emit(Event::LinkDown {
+        reason: "reload".into(),
+    });
+    slot.emit(Event::LinkUp);
+    while events.next().await.unwrap().unwrap().event.name() != "resynced" {}
+    assert!(session.capabilities().supports(CommandKind::Logout));
+    assert!(session.allowed_commands(None).contains(CommandKind::Logout));
+    session.logout(None).await.unwrap();
+}

@@ -3,8 +3,8 @@
 //! needs a SIP desk phone.
 
 use opencti_core::{
-    AgentState, CallData, CallState, Cause, CommandKind, DesktopInterface, DesktopInterfaceExt,
-    Dialable, DtmfDigits, ErrorKind, Event, ReasonCode,
+    AgentState, CallData, CallState, Cause, DesktopInterface, DesktopInterfaceExt, Dialable,
+    DtmfDigits, Event, ReasonCode,
 };
 
 use super::pbx::{desk, local_agent_config, Pbx};
@@ -316,52 +316,6 @@ where
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_static_member_is_never_offered_login_or_logout_and_can_pause() {
-    let Some(pbx) = Pbx::take().await else { return };
-    // queues.conf: member => Local/1001@agents in queue support.
-    let desk = desk(
-        "agent-1001",
-        "Local/1001@agents",
-        local_agent_config(&["support"]),
-    )
-    .await;
-    let caps = desk.session.capabilities();
-    assert!(!caps.supports(CommandKind::Login) && !caps.supports(CommandKind::Logout));
-    assert!(caps.supports(CommandKind::SetAgentState));
-    assert_eq!(desk.session.snapshot().agent_state, AgentState::Ready);
-    let allowed = desk.session.allowed_commands(None);
-    assert!(!allowed.contains(CommandKind::Logout), "{allowed}");
-    assert!(allowed.contains(CommandKind::SetAgentState), "{allowed}");
-    let refused = desk
-        .session
-        .logout(None)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("logout of a static member must be refused"));
-    assert_eq!(refused.kind(), ErrorKind::Unsupported);
-    assert!(
-        refused.message().contains("static member of queue support")
-            && refused.message().contains("ready and not ready still work"),
-        "the refusal says why and what to do: {refused}"
-    );
-    let lunch = ReasonCode::new("lunch").unwrap_or_else(|e| panic!("{e}"));
-    desk.session
-        .not_ready(Some(lunch))
-        .await
-        .unwrap_or_else(|e| panic!("not ready: {e}"));
-    let members = pbx.queue_members("support").await;
-    assert!(members
-        .iter()
-        .any(|m| m.interface == "Local/1001@agents" && m.paused));
-    desk.session
-        .ready()
-        .await
-        .unwrap_or_else(|e| panic!("ready: {e}"));
-    desk.finish().await;
-    pbx.clear().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@
 mod pbx;
 mod phone;
 
+mod capabilities;
 mod commands;
 mod conformance;
 mod faults;
