@@ -4,52 +4,19 @@
 
 mod common;
 
-use opencti_asterisk_ami::{
-    DeviceMatcher, Frame, HoldConfig, PushDecoder, Translator, TranslatorConfig,
-};
+use opencti_asterisk_ami::{Frame, PushDecoder, Translator};
 use opencti_core::{CommandId, Event};
 
 fn translator(device: &str) -> Translator {
-    Translator::new(TranslatorConfig {
-        device: DeviceMatcher::new(device),
-        queues: vec!["support".into()],
-        hold: Some(HoldConfig::default()),
-        max_channels: 1000,
-        max_held_events: 1000,
-        originate_prefix: "opencti-".into(),
-    })
+    common::translator(device, &["support"])
 }
 
 /// Replays a capture's events; returns the canonical events as compact strings.
 fn replay(capture: &str, device: &str) -> (Vec<String>, Translator) {
-    let mut decoder = PushDecoder::new();
-    decoder.push(&common::fixture(&format!("{capture}.txt")));
-    let mut t = translator(device);
-    let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
-    for frame in decoder.frames() {
-        if let Ok(Frame::Message(m)) = frame {
-            if m.is_event() {
-                t.translate(&m, &mut out);
-            }
-        }
-    }
-    let names = out
-        .iter()
-        .map(|(e, _)| {
-            let json = serde_json::to_value(e).unwrap_or_default();
-            match (e.call(), json.get("cause"), json.get("state")) {
-                (Some(c), Some(cause), _) => {
-                    format!("{} {c} {}", e.name(), cause.as_str().unwrap_or(""))
-                }
-                (Some(c), None, _) => format!("{} {c}", e.name()),
-                (None, _, Some(state)) => {
-                    format!("{} {}", e.name(), state["state"].as_str().unwrap_or(""))
-                }
-                _ => e.name().to_string(),
-            }
-        })
-        .collect();
-    (names, t)
+    common::canonical_events(
+        &common::fixture(&format!("{capture}.txt")),
+        translator(device),
+    )
 }
 
 fn assert_empty(t: &Translator) {
@@ -308,6 +275,78 @@ fn confbridge_room_joined_by_two_devices() {
             "party_joined 1795238151.78",
             "call_ended 1795238151.78 normal",
         ]
+    );
+    assert_empty(&t);
+}
+
+#[test]
+fn a_queue_call_to_a_pjsip_phone() {
+    let capture = "20_pjsip_queue_call";
+    let (events, t) = common::canonical_events(
+        &common::fixture(&format!("{capture}.txt")),
+        common::translator("PJSIP/1001", &["sales"]),
+    );
+    let call = "cust-10689444616733199444";
+    assert_eq!(
+        events,
+        [
+            "agent_state_changed ready".to_string(),
+            format!("call_offered {call}"),
+            format!("call_connected {call}"),
+            format!("party_joined {call}"),
+            format!("party_left {call}"),
+            format!("call_ended {call} normal"),
+            "agent_state_changed logged_out".to_string(),
+        ]
+    );
+    assert_empty(&t);
+    // The offer names the queue and the customer.
+    let mut decoder = PushDecoder::new();
+    decoder.push(&common::fixture(&format!("{capture}.txt")));
+    let mut t = common::translator("PJSIP/1001", &["sales"]);
+    let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+    for frame in decoder.frames() {
+        if let Ok(Frame::Message(m)) = frame {
+            t.translate(&m, &mut out);
+        }
+    }
+    let offered = out
+        .iter()
+        .find_map(|(e, _)| match e {
+            Event::CallOffered { queue, from, .. } => Some((queue.clone(), from.clone())),
+            _ => None,
+        })
+        .expect("call_offered");
+    assert_eq!(offered.0.as_ref().map(|q| q.as_str()), Some("sales"));
+    assert_eq!(
+        offered.1.as_ref().map(|a| a.as_str()),
+        Some("+441632960120")
+    );
+}
+
+#[test]
+fn hold_and_blind_transfer_pressed_on_a_pjsip_phone() {
+    let (events, t) = common::canonical_events(
+        &common::fixture("21_pjsip_phone_hold_and_transfer.txt"),
+        common::translator("PJSIP/1001", &[]),
+    );
+    let call = "opencti-capture-21";
+    assert_eq!(
+        events,
+        [
+            "call_initiated",
+            "call_ringback",
+            "call_connected",
+            "party_joined",
+            "call_held",
+            "call_retrieved",
+            "call_transferred",
+            "party_left",
+        ]
+        .iter()
+        .map(|e| format!("{e} {call}"))
+        .chain([format!("call_ended {call} transferred")])
+        .collect::<Vec<_>>()
     );
     assert_empty(&t);
 }

@@ -4,7 +4,11 @@
 
 use std::path::PathBuf;
 
-use opencti_asterisk_ami::{AmiCodec, DecoderConfig, Error, Frame, PushDecoder};
+use opencti_asterisk_ami::{
+    AmiCodec, DecoderConfig, DeviceMatcher, Error, Frame, HoldConfig, PushDecoder, Translator,
+    TranslatorConfig,
+};
+use opencti_core::{CommandId, Event};
 
 /// `tests/fixtures/` of this crate.
 pub fn fixtures_dir() -> PathBuf {
@@ -113,4 +117,49 @@ impl XorShift {
     pub fn size(&mut self, max: usize) -> usize {
         (self.next_u64() % max as u64) as usize + 1
     }
+}
+
+/// A translator for `device` in `queues`, configured as the captures were made.
+pub fn translator(device: &str, queues: &[&str]) -> Translator {
+    Translator::new(TranslatorConfig {
+        device: DeviceMatcher::new(device),
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        hold: Some(HoldConfig::default()),
+        max_channels: 1000,
+        max_held_events: 1000,
+        originate_prefix: "opencti-".into(),
+    })
+}
+
+/// Feeds the events of a capture (raw bytes as Asterisk sent them) to `t`; returns the
+/// canonical events as compact strings (`name call [cause]`, `agent_state_changed
+/// state`) and the translator.
+pub fn canonical_events(capture: &[u8], mut t: Translator) -> (Vec<String>, Translator) {
+    let mut decoder = PushDecoder::new();
+    decoder.push(capture);
+    let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+    for frame in decoder.frames() {
+        if let Ok(Frame::Message(m)) = frame {
+            if m.is_event() {
+                t.translate(&m, &mut out);
+            }
+        }
+    }
+    let names = out
+        .iter()
+        .map(|(e, _)| {
+            let json = serde_json::to_value(e).unwrap_or_default();
+            match (e.call(), json.get("cause"), json.get("state")) {
+                (Some(c), Some(cause), _) => {
+                    format!("{} {c} {}", e.name(), cause.as_str().unwrap_or(""))
+                }
+                (Some(c), None, _) => format!("{} {c}", e.name()),
+                (None, _, Some(state)) => {
+                    format!("{} {}", e.name(), state["state"].as_str().unwrap_or(""))
+                }
+                _ => e.name().to_string(),
+            }
+        })
+        .collect();
+    (names, t)
 }

@@ -6,10 +6,13 @@
 //! The tests share one PBX and take turns ([`pbx::Pbx::take`]). Without an Asterisk on
 //! 127.0.0.1:5038 they are skipped with a printed reason, or fail under `CI=true`.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod pbx;
 mod phone;
 
 mod capabilities;
+mod captures;
 mod commands;
 mod conformance;
 mod faults;
