@@ -24,6 +24,7 @@ pub mod session;
 
 mod connector;
 mod desktop;
+mod link;
 
 pub use agent::{AgentState, ChosenState};
 pub use call::{Call, CallRole, CallState, Cause, Direction, Party};
@@ -34,6 +35,7 @@ pub use desktop::{DesktopInterface, DesktopInterfaceExt};
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use event::{Event, EventEnvelope, ResyncChanges};
 pub use ids::{AgentId, CallId, CommandId, DeviceId, PartyId, QueueId};
+pub use link::{LinkStatus, SharedLink, SwitchLink};
 pub use secret::Secret;
 pub use session::{
     Confirmation, EventSink, EventStream, PendingCommand, Session, SessionBuilder, SessionStats,

@@ -1,0 +1,234 @@
+//! A shared link serving several lines: one read of the switch's state per (re)connect
+//! for every line, link changes told to every session, commands and events kept to
+//! their own line. The switch link here is a small hand-written one that confirms what
+//! it is asked.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use opencti_core::{
+    AgentId, AgentState, Capabilities, ChosenState, Command, DesktopInterface, DesktopInterfaceExt,
+    DeviceId, ErrorKind, Event, EventSink, Line, LinkStatus, Request, Result, SharedLink,
+    SwitchLink, SwitchState,
+};
+
+#[derive(Default, Debug)]
+struct FakeSwitch {
+    status: Mutex<Option<LinkStatus>>,
+    sinks: Mutex<HashMap<DeviceId, EventSink>>,
+    /// The agent state the switch reports per device.
+    agents: Mutex<HashMap<DeviceId, AgentState>>,
+    reads: AtomicUsize,
+    submitted: Mutex<Vec<(DeviceId, Command)>>,
+}
+
+impl FakeSwitch {
+    fn status(&self) -> LinkStatus {
+        self.status.lock().unwrap().clone().expect("started")
+    }
+    fn sink(&self, device: &str) -> EventSink {
+        self.sinks
+            .lock()
+            .unwrap()
+            .get(&DeviceId::new(device).unwrap())
+            .cloned()
+            .expect("line open")
+    }
+}
+
+#[async_trait]
+impl SwitchLink for FakeSwitch {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+            .with_wrap_up(false)
+            .with_next_state_after_call(false)
+    }
+
+    async fn start(&self, status: LinkStatus) -> Result<()> {
+        status.up();
+        *self.status.lock().unwrap() = Some(status);
+        Ok(())
+    }
+
+    async fn open_line(&self, line: &Line, sink: EventSink) -> Result<()> {
+        self.sinks.lock().unwrap().insert(line.device.clone(), sink);
+        Ok(())
+    }
+
+    async fn close_line(&self, line: &Line) -> Result<()> {
+        self.sinks.lock().unwrap().remove(&line.device);
+        Ok(())
+    }
+
+    async fn submit(&self, line: &Line, request: Request) -> Result<()> {
+        self.submitted
+            .lock()
+            .unwrap()
+            .push((line.device.clone(), request.command.clone()));
+        let state = match &request.command {
+            Command::Login {} => AgentState::NotReady { reason: None },
+            Command::SetAgentState { state, .. } => state.to_agent_state(),
+            Command::Logout { .. } => AgentState::LoggedOut,
+            _ => return Ok(()),
+        };
+        self.agents
+            .lock()
+            .unwrap()
+            .insert(line.device.clone(), state.clone());
+        let sink = self.sink(line.device.as_str());
+        sink.emit_for(request.id, Event::AgentStateChanged { state });
+        Ok(())
+    }
+
+    async fn snapshot(&self, lines: &[Line]) -> Result<Vec<SwitchState>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let agents = self.agents.lock().unwrap();
+        Ok(lines
+            .iter()
+            .map(|l| {
+                SwitchState::new(
+                    agents
+                        .get(&l.device)
+                        .cloned()
+                        .unwrap_or(AgentState::LoggedOut),
+                    Vec::new(),
+                )
+            })
+            .collect())
+    }
+
+    async fn stop(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn agent(name: &str) -> AgentId {
+    AgentId::new(name).unwrap()
+}
+
+fn device(name: &str) -> DeviceId {
+    DeviceId::new(name).unwrap()
+}
+
+async fn three_desks() -> (Arc<FakeSwitch>, SharedLink, Vec<opencti_core::Session>) {
+    let switch = Arc::new(FakeSwitch::default());
+    let link = SharedLink::start(switch.clone()).await.unwrap();
+    let mut sessions = Vec::new();
+    for (a, d) in [("alice", "1001"), ("bob", "1002"), ("carol", "1003")] {
+        sessions.push(link.session(agent(a), device(d)).start().await.unwrap());
+    }
+    (switch, link, sessions)
+}
+
+#[tokio::test(start_paused = true)]
+async fn sessions_on_one_link_keep_their_own_commands_and_events() {
+    let (switch, link, desks) = three_desks().await;
+    assert_eq!(link.lines().len(), 3);
+    assert!(link.is_up());
+    desks[0].login().await.unwrap();
+    desks[1].login().await.unwrap();
+    desks[1].ready().await.unwrap();
+    assert_eq!(
+        desks[0].snapshot().agent_state,
+        AgentState::NotReady { reason: None }
+    );
+    assert_eq!(desks[1].snapshot().agent_state, AgentState::Ready);
+    assert_eq!(desks[2].snapshot().agent_state, AgentState::LoggedOut);
+    let submitted = switch.submitted.lock().unwrap().clone();
+    assert_eq!(
+        submitted
+            .iter()
+            .map(|(d, _)| d.as_str())
+            .collect::<Vec<_>>(),
+        ["1001", "1002", "1002"]
+    );
+    // A second session for a device already served is refused.
+    let again = link.session(agent("dave"), device("1001")).start().await;
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::InvalidState);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_is_told_to_every_session_and_read_once_for_all() {
+    let (switch, _link, desks) = three_desks().await;
+    desks[0].login().await.unwrap();
+    let mut streams: Vec<_> = desks.iter().map(|d| d.subscribe()).collect();
+    let reads_before = switch.reads.load(Ordering::SeqCst);
+
+    switch.status().down("connection reset");
+    for stream in &mut streams {
+        let event = stream.next().await.unwrap().unwrap();
+        assert_eq!(event.event.name(), "link_down");
+    }
+    // While down, every line's commands are refused as link_down.
+    for desk in &desks {
+        assert_eq!(desk.ready().await.unwrap_err().kind(), ErrorKind::LinkDown);
+    }
+    // Meanwhile alice became ready at the switch.
+    switch
+        .agents
+        .lock()
+        .unwrap()
+        .insert(device("1001"), AgentState::Ready);
+    switch.status().up();
+    for stream in &mut streams {
+        assert_eq!(
+            stream.next().await.unwrap().unwrap().event.name(),
+            "link_up"
+        );
+        loop {
+            let event = stream.next().await.unwrap().unwrap();
+            if event.event.name() == "resynced" {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        switch.reads.load(Ordering::SeqCst) - reads_before,
+        1,
+        "one read of the switch serves every line after a reconnect"
+    );
+    assert_eq!(desks[0].snapshot().agent_state, AgentState::Ready);
+    desks[1].login().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_line_whose_state_diverged_reads_again_alone() {
+    let (switch, _link, desks) = three_desks().await;
+    let reads_before = switch.reads.load(Ordering::SeqCst);
+    let mut events = desks[2].subscribe();
+    // The switch reports a retrieve for a call carol's desk never saw: her session reads
+    // the switch again; the others are left alone.
+    switch.sink("1003").emit(Event::CallRetrieved {
+        call: opencti_core::CallId::new("c9").unwrap(),
+    });
+    while events.next().await.unwrap().unwrap().event.name() != "resynced" {}
+    assert_eq!(switch.reads.load(Ordering::SeqCst) - reads_before, 1);
+    assert_eq!(desks[2].stats().rejected, 1);
+    assert_eq!(desks[0].stats().resyncs, 1, "only the first resync");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_line_leaves_the_others_running() {
+    let (switch, link, desks) = three_desks().await;
+    desks[1].stop().await.unwrap();
+    assert_eq!(link.lines().len(), 2);
+    assert!(!switch.sinks.lock().unwrap().contains_key(&device("1002")));
+    desks[0].login().await.unwrap();
+    desks[0]
+        .execute(Command::SetAgentState {
+            state: ChosenState::Ready,
+            after_call: false,
+        })
+        .await
+        .unwrap();
+    // The device is free again for a new session.
+    let again = link
+        .session(agent("dave"), device("1002"))
+        .start()
+        .await
+        .unwrap();
+    again.login().await.unwrap();
+}
