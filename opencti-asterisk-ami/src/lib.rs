@@ -11,6 +11,8 @@ mod message;
 mod client;
 mod config;
 mod connector;
+mod line;
+mod link;
 pub mod tracker;
 mod translate;
 mod transport;
@@ -30,9 +32,11 @@ pub use config::{
     secret_from_file, AmiConfig, AnswerMode, AuthMethod, Backoff, HoldConfig, Limits, Secret,
     Timeouts, TlsConfig,
 };
-pub use connector::{escape_variable_value, AmiConnector, ORIGINATE_PREFIX};
+pub use connector::AmiConnector;
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{Banner, Frame};
+pub use line::{escape_variable_value, ORIGINATE_PREFIX};
+pub use link::AmiLink;
 pub use message::{GetAll, Headers, Message, MessageKind};
 pub use tracker::ChannelTracker;
 pub use translate::{

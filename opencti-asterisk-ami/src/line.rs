@@ -1,24 +1,21 @@
-//! [`AmiConnector`]: the `opencti_core::Connector` for Asterisk. Commands become AMI
-//! actions (the mapping is in the crate docs); events come from the [`AmiClient`]'s
-//! reader through the [`Translator`] straight into the session's `EventSink`.
+//! One line (an agent at a device) on an AMI link: its translator, the session's sink,
+//! and the command mapping. Commands become AMI actions (the mapping is in the crate
+//! docs); events come from the link's reader through the line's [`Translator`] straight
+//! into the session's `EventSink`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use async_trait::async_trait;
 use opencti_core::{
-    Address, Capabilities, ChosenState, Command, CommandId, CommandKind, Connector, Error,
-    ErrorKind, Event, EventSink, Line, Request, Result, SwitchState,
+    Address, Capabilities, ChosenState, Command, CommandId, CommandKind, Error, ErrorKind, Event,
+    EventSink, Line, Request, Result, SwitchState,
 };
 
 use crate::action::{Action, AmiValue};
-use crate::client::{AmiClient, ClientEvents};
+use crate::client::AmiClient;
 use crate::config::{AmiConfig, AnswerMode};
-use crate::frame::Banner;
 use crate::message::Message;
-use crate::translate::{
-    CallTarget, DeviceMatcher, EventOut, FollowUp, Translator, TranslatorConfig,
-};
+use crate::translate::{CallTarget, DeviceMatcher, EventOut, Translator, TranslatorConfig};
 
 /// The prefix of the `ChannelId` every `make_call` gives its channel: a channel whose
 /// `Uniqueid` starts with it was placed by an opencti desk (outbound), even after a
@@ -57,12 +54,14 @@ impl Desk {
 }
 
 struct Shared {
-    config: AmiConfig,
+    config: Arc<AmiConfig>,
     desk: Mutex<Desk>,
-    client: OnceLock<AmiClient>,
-    stopped: AtomicBool,
-    device: OnceLock<String>,
-    agent: OnceLock<String>,
+    /// The link's client, shared by every line.
+    client: Arc<OnceLock<AmiClient>>,
+    /// The agent's device interface (`PJSIP/1001`).
+    device: String,
+    agent: String,
+    /// Makes this line's `ChannelId`s unique on the PBX.
     nonce: String,
     next_call: AtomicU64,
 }
@@ -73,85 +72,15 @@ impl Shared {
     }
 }
 
-/// The reader's side: what the client reports goes to the translator.
-struct Events(Arc<Shared>);
-
-impl ClientEvents for Events {
-    fn connected(&self, banner: &Banner) {
-        if self.0.stopped.load(Ordering::SeqCst) {
-            return;
-        }
-        tracing::info!(banner = %banner, "AMI: logged in");
-        let mut desk = self.0.desk();
-        if let Some(t) = desk.translator.as_mut() {
-            // Nothing is translated until the session has read the state from the lists.
-            t.hold_events();
-        }
-        if let Some(sink) = &desk.sink {
-            sink.emit(Event::LinkUp);
-        }
-    }
-
-    fn event(&self, event: Message) -> bool {
-        let (ok, follow_ups) = {
-            let mut desk = self.0.desk();
-            let Some((t, out)) = desk.parts() else {
-                return true;
-            };
-            let ok = t.on_event(event, out);
-            (ok, t.take_follow_ups())
-        };
-        if let Some(client) = self.0.client.get() {
-            for f in follow_ups {
-                let FollowUp::Hangup { channel } = f;
-                if let Ok(a) = hangup_action(&channel, 16) {
-                    client.send_detached(a);
-                }
-            }
-        }
-        ok
-    }
-
-    fn disconnected(&self, reason: &str) {
-        if self.0.stopped.load(Ordering::SeqCst) {
-            return;
-        }
-        let mut desk = self.0.desk();
-        if let Some(t) = desk.translator.as_mut() {
-            t.link_down();
-        }
-        if let Some(sink) = &desk.sink {
-            sink.emit(Event::LinkDown {
-                reason: format!("Asterisk AMI: {reason}"),
-            });
-        }
-    }
-}
-
-/// The Asterisk connector. Cheap to clone; clones share the connection.
-///
-/// ```no_run
-/// # async fn demo() -> opencti_core::Result<()> {
-/// use std::sync::Arc;
-/// use opencti_asterisk_ami::{AmiConfig, AmiConnector, Secret};
-/// use opencti_core::{AgentId, DeviceId, Session};
-///
-/// let mut config = AmiConfig::new("127.0.0.1:5038", "opencti", opencti_asterisk_ami::secret_from_file("/run/secrets/ami")?);
-/// config.queues = vec!["support".into()];
-/// let connector = Arc::new(AmiConnector::new(config)?);
-/// let session = Session::builder(connector, AgentId::new("alice")?, DeviceId::new("PJSIP/1001")?)
-///     .start()
-///     .await?;
-/// # drop(session); Ok(()) }
-/// ```
+/// One line of an [`AmiLink`](crate::AmiLink). Cheap to clone.
 #[derive(Clone)]
-pub struct AmiConnector {
+pub(crate) struct AmiLine {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for AmiConnector {
+impl std::fmt::Debug for AmiLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmiConnector")
+        f.debug_struct("AmiLine")
             .field("address", &self.shared.config.address)
             .field("username", &self.shared.config.username)
             .field("device", &self.shared.config.device)
@@ -174,7 +103,7 @@ pub(crate) fn action(name: &'static str, headers: &[(&str, &str)]) -> Result<Act
     Ok(action)
 }
 
-fn hangup_action(channel: &str, cause: u16) -> Result<Action> {
+pub(crate) fn hangup_action(channel: &str, cause: u16) -> Result<Action> {
     action(
         "Hangup",
         &[("Channel", channel), ("Cause", &cause.to_string())],
@@ -206,36 +135,60 @@ fn rejected(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Rejected, message.into())
 }
 
-impl AmiConnector {
-    /// A connector with this config (checked now; nothing connects before `start`).
-    pub fn new(config: AmiConfig) -> Result<AmiConnector> {
-        config.validate()?;
-        Ok(AmiConnector {
+impl AmiLine {
+    /// The line of `line`'s agent at its device (or at the device the config names),
+    /// emitting into `sink`. Its events are held until the link's first read of the
+    /// switch's state.
+    pub(crate) fn new(
+        config: Arc<AmiConfig>,
+        client: Arc<OnceLock<AmiClient>>,
+        line: &Line,
+        sink: EventSink,
+    ) -> Result<AmiLine> {
+        let device = config
+            .device
+            .clone()
+            .unwrap_or_else(|| line.device.as_str().to_owned());
+        value(&device)?;
+        let mut translator = Translator::new(TranslatorConfig {
+            device: DeviceMatcher::new(device.clone()),
+            queues: config.queues.clone(),
+            hold: config.hold.clone(),
+            max_channels: config.limits.max_channels,
+            max_held_events: config.limits.max_held_events,
+            originate_prefix: ORIGINATE_PREFIX.into(),
+        });
+        translator.hold_events();
+        Ok(AmiLine {
             shared: Arc::new(Shared {
                 config,
                 desk: Mutex::new(Desk {
-                    translator: None,
-                    sink: None,
+                    translator: Some(translator),
+                    sink: Some(sink),
                     discard: Discard,
                 }),
-                client: OnceLock::new(),
-                stopped: AtomicBool::new(false),
-                device: OnceLock::new(),
-                agent: OnceLock::new(),
+                client,
+                device,
+                agent: line.agent.as_str().to_owned(),
                 nonce: format!("{:08x}", fastrand::u32(..)),
                 next_call: AtomicU64::new(1),
             }),
         })
     }
 
-    /// The config.
-    pub fn config(&self) -> &AmiConfig {
-        &self.shared.config
+    /// Runs `f` on the line's translator and the session's sink.
+    pub(crate) fn with_translator<T>(
+        &self,
+        f: impl FnOnce(&mut Translator, &mut dyn EventOut) -> T,
+    ) -> Option<T> {
+        let mut desk = self.shared.desk();
+        let (t, out) = desk.parts()?;
+        Some(f(t, out))
     }
 
-    /// The AMI client, once started.
-    pub fn client(&self) -> Option<&AmiClient> {
-        self.shared.client.get()
+    /// Stops emitting into the session's sink.
+    pub(crate) fn close(&self) {
+        self.shared.desk().sink = None;
     }
 
     fn up_client(&self) -> Result<&AmiClient> {
@@ -263,15 +216,6 @@ impl AmiConnector {
         sent
     }
 
-    fn with_translator<T>(
-        &self,
-        f: impl FnOnce(&mut Translator, &mut dyn EventOut) -> T,
-    ) -> Option<T> {
-        let mut desk = self.shared.desk();
-        let (t, out) = desk.parts()?;
-        Some(f(t, out))
-    }
-
     fn target(&self, call: &opencti_core::CallId) -> Result<CallTarget> {
         self.with_translator(|t, _| t.target(call))
             .flatten()
@@ -297,7 +241,7 @@ impl AmiConnector {
 
     /// The agent's device interface (from the config, else the session's device id).
     fn interface(&self) -> String {
-        self.shared.device.get().cloned().unwrap_or_default()
+        self.shared.device.clone()
     }
 
     /// Settles a queue command: any failure is an error naming the queues; a command
@@ -335,7 +279,7 @@ impl AmiConnector {
     }
 }
 
-impl AmiConnector {
+impl AmiLine {
     async fn make_call(
         &self,
         id: CommandId,
@@ -718,79 +662,16 @@ impl AmiConnector {
     }
 }
 
-#[async_trait]
-impl Connector for AmiConnector {
-    fn capabilities(&self) -> Capabilities {
-        use CommandKind::*;
-        let config = &self.shared.config;
-        let mut caps = Capabilities::none()
-            .with(MakeCall)
-            .with(Hangup)
-            .with(Reject)
-            .with(BlindTransfer)
-            .with(Consult)
-            .with(CompleteTransfer)
-            .with(SendDtmf)
-            .with(SetCallData);
-        if config.hold.is_some() {
-            caps = caps.with(Hold).with(Retrieve);
-        }
-        if config.conference_context.is_some() {
-            caps = caps.with(CompleteConference).with(DropParty);
-        }
-        if !config.queues.is_empty() {
-            caps = caps.with(Login).with(Logout).with(SetAgentState);
-        }
-        if config.answer == AnswerMode::PhoneAnswersItself {
-            caps = caps.with(Answer);
-        }
-        caps.with_next_state_after_call(false).with_wrap_up(false)
-    }
-
-    async fn start(&self, line: &Line, sink: EventSink) -> Result<()> {
-        let config = &self.shared.config;
-        let device = config
-            .device
-            .clone()
-            .unwrap_or_else(|| line.device.as_str().to_owned());
-        value(&device)?;
-        let _ = self.shared.agent.set(line.agent.as_str().to_owned());
-        if self.shared.device.set(device.clone()).is_err() || self.shared.client.get().is_some() {
-            return Err(Error::new(
-                ErrorKind::InvalidState,
-                "this AMI connector was started already; create one per session",
-            ));
-        }
-        {
-            let mut desk = self.shared.desk();
-            desk.translator = Some(Translator::new(TranslatorConfig {
-                device: DeviceMatcher::new(device),
-                queues: config.queues.clone(),
-                hold: config.hold.clone(),
-                max_channels: config.limits.max_channels,
-                max_held_events: config.limits.max_held_events,
-                originate_prefix: ORIGINATE_PREFIX.into(),
-            }));
-            // Events are held until the session has read the state (see `snapshot`).
-            if let Some(t) = desk.translator.as_mut() {
-                t.hold_events();
-            }
-            desk.sink = Some(sink);
-        }
-        let handler = Arc::new(Events(self.shared.clone()));
-        let client = AmiClient::start(config.clone(), handler).await?;
-        let _ = self.shared.client.set(client);
-        Ok(())
-    }
-
-    async fn submit(&self, request: Request) -> Result<()> {
+impl AmiLine {
+    /// Hands a checked command to Asterisk.
+    pub(crate) async fn submit(&self, request: Request) -> Result<()> {
         let id = request.id;
         match &request.command {
             Command::Login {} => {
                 let already = self
                     .with_translator(|t, _| !t.agent_is(&ChosenState::LoggedOut))
                     .unwrap_or(false);
-                let member_name = self.shared.agent.get().cloned().unwrap_or_default();
+                let member_name = self.shared.agent.clone();
                 let results = self
                     .queue_actions(
                         "QueueAdd",
@@ -878,59 +759,56 @@ impl Connector for AmiConnector {
         }
     }
 
-    async fn snapshot(&self) -> Result<SwitchState> {
-        let client = self.up_client()?;
-        self.with_translator(|t, _| t.hold_events());
-        let channels = client
-            .send_list(action("CoreShowChannels", &[])?)
-            .await?
-            .items;
-        // Bridge types only; membership comes with each channel's BridgeId, so a user
-        // without the class BridgeList needs is not fatal.
-        let bridges = match client.send_list(action("BridgeList", &[])?).await {
-            Ok(list) => list.items,
-            Err(e) => {
-                tracing::debug!(error = %e, "AMI: BridgeList failed; bridge types unknown");
-                Vec::new()
-            }
-        };
-        let mut members = Vec::new();
-        for queue in &self.shared.config.queues {
-            let list = client
-                .send_list(action("QueueStatus", &[("Queue", queue)])?)
-                .await?;
-            members.extend(
-                list.items
-                    .into_iter()
-                    .filter(|m| m.event() == Some("QueueMember")),
-            );
-        }
+    /// Rebuilds the line from the lists the link read (`CoreShowChannel`,
+    /// `BridgeListItem`, `QueueMember` items), translates the events held meanwhile, and
+    /// returns the switch's state of the line. Fails if more events arrived meanwhile
+    /// than the line could hold (the state is then read again).
+    pub(crate) fn rebuild(
+        &self,
+        channels: &[Message],
+        bridges: &[Message],
+        members: &[Message],
+    ) -> Result<SwitchState> {
         let (state, complete) = self
             .with_translator(|t, out| {
-                let state = t.rebuild(&channels, &bridges, &members);
+                let state = t.rebuild(channels, bridges, members);
                 let complete = t.release_held(out);
                 (state, complete)
             })
-            .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the connector is not started"))?;
+            .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the line is closed"))?;
         if !complete {
             return Err(Error::new(
                 ErrorKind::Other,
                 "too many events arrived while the state was read; it will be read again",
             ));
         }
-        let mut state = state;
-        state
-            .withheld
-            .extend(crate::withheld::by_dialplan(client, &self.shared.config).await);
         Ok(state)
     }
+}
 
-    async fn stop(&self) -> Result<()> {
-        self.shared.stopped.store(true, Ordering::SeqCst);
-        if let Some(client) = self.shared.client.get() {
-            client.stop().await;
-        }
-        self.shared.desk().sink = None;
-        Ok(())
+/// What a line can do with `config`.
+pub(crate) fn capabilities(config: &AmiConfig) -> Capabilities {
+    use CommandKind::*;
+    let mut caps = Capabilities::none()
+        .with(MakeCall)
+        .with(Hangup)
+        .with(Reject)
+        .with(BlindTransfer)
+        .with(Consult)
+        .with(CompleteTransfer)
+        .with(SendDtmf)
+        .with(SetCallData);
+    if config.hold.is_some() {
+        caps = caps.with(Hold).with(Retrieve);
     }
+    if config.conference_context.is_some() {
+        caps = caps.with(CompleteConference).with(DropParty);
+    }
+    if !config.queues.is_empty() {
+        caps = caps.with(Login).with(Logout).with(SetAgentState);
+    }
+    if config.answer == AnswerMode::PhoneAnswersItself {
+        caps = caps.with(Answer);
+    }
+    caps.with_next_state_after_call(false).with_wrap_up(false)
 }

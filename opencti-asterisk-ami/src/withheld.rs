@@ -11,7 +11,7 @@ use opencti_core::{CommandKind, ErrorKind, Withheld};
 
 use crate::client::AmiClient;
 use crate::config::AmiConfig;
-use crate::connector::action;
+use crate::line::action;
 
 /// Whether `context` (and, if given, `exten` in it) is in the dialplan; `None` when
 /// Asterisk did not say (the AMI user may lack the class `ShowDialPlan` needs).

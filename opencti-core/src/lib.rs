@@ -35,7 +35,7 @@ pub use desktop::{DesktopInterface, DesktopInterfaceExt};
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use event::{Event, EventEnvelope, ResyncChanges};
 pub use ids::{AgentId, CallId, CommandId, DeviceId, PartyId, QueueId};
-pub use link::{LinkStatus, SharedLink, SwitchLink};
+pub use link::{one_line, LinkStatus, SharedLink, SwitchLink};
 pub use secret::Secret;
 pub use session::{
     Confirmation, EventSink, EventStream, PendingCommand, Session, SessionBuilder, SessionStats,

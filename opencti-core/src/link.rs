@@ -82,42 +82,34 @@ pub trait SwitchLink: Send + Sync + fmt::Debug {
 }
 
 /// The switch link's handle for reporting that the link went down or came up; the core
-/// tells every open line's session. Cheap to clone; does nothing once the
-/// [`SharedLink`] is gone.
+/// tells every open line's session. Cheap to clone; does nothing once the link's owner
+/// (a [`SharedLink`], or the connector made by [`one_line`]) is gone.
 #[derive(Clone)]
 pub struct LinkStatus {
-    shared: Weak<Shared>,
+    target: Weak<dyn StatusTarget>,
+}
+
+/// Who hears a link's status: the sessions of its lines.
+trait StatusTarget: Send + Sync {
+    fn changed(&self, up: bool, reason: &str);
 }
 
 impl LinkStatus {
+    fn new(target: Weak<dyn StatusTarget>) -> Self {
+        LinkStatus { target }
+    }
+
     /// The link is up (again): every line's session reads its state and resynchronises.
     pub fn up(&self) {
-        if let Some(shared) = self.shared.upgrade() {
-            let sinks = {
-                let mut state = shared.state();
-                state.up = true;
-                state.generation += 1;
-                state.sinks()
-            };
-            for sink in sinks {
-                sink.emit(Event::LinkUp);
-            }
+        if let Some(target) = self.target.upgrade() {
+            target.changed(true, "");
         }
     }
 
     /// The link dropped: every line's commands are refused until it is back.
     pub fn down(&self, reason: &str) {
-        if let Some(shared) = self.shared.upgrade() {
-            let sinks = {
-                let mut state = shared.state();
-                state.up = false;
-                state.sinks()
-            };
-            for sink in sinks {
-                sink.emit(Event::LinkDown {
-                    reason: reason.to_owned(),
-                });
-            }
+        if let Some(target) = self.target.upgrade() {
+            target.changed(false, reason);
         }
     }
 }
@@ -125,6 +117,19 @@ impl LinkStatus {
 impl fmt::Debug for LinkStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LinkStatus").finish_non_exhaustive()
+    }
+}
+
+/// Tells `sinks` that the link went down or came up.
+fn tell(sinks: Vec<EventSink>, up: bool, reason: &str) {
+    for sink in sinks {
+        sink.emit(if up {
+            Event::LinkUp
+        } else {
+            Event::LinkDown {
+                reason: reason.to_owned(),
+            }
+        });
     }
 }
 
@@ -166,6 +171,20 @@ struct Shared {
     first_read: tokio::sync::Mutex<Option<FirstRead>>,
 }
 
+impl StatusTarget for Shared {
+    fn changed(&self, up: bool, reason: &str) {
+        let sinks = {
+            let mut state = self.state();
+            state.up = up;
+            if up {
+                state.generation += 1;
+            }
+            state.sinks()
+        };
+        tell(sinks, up, reason);
+    }
+}
+
 impl Shared {
     fn state(&self) -> MutexGuard<'_, LinkState> {
         // Nothing panics while holding it; a poisoned lock still guards a valid map.
@@ -192,10 +211,17 @@ impl Shared {
                 }
             }
         }
+        // The first read since the link came up reads every open line, for the sessions
+        // that will ask next; a later one reads only the line that asked.
+        let first_of_generation = first.as_ref().is_none_or(|r| r.generation != generation);
         let (lines, number) = {
             let mut state = self.state();
             state.reads += 1;
-            let lines: Vec<Line> = state.lines.values().map(|l| l.line.clone()).collect();
+            let lines: Vec<Line> = if first_of_generation {
+                state.lines.values().map(|l| l.line.clone()).collect()
+            } else {
+                vec![line.clone()]
+            };
             (lines, state.reads)
         };
         let states = self.link.snapshot(&lines).await?;
@@ -217,8 +243,7 @@ impl Shared {
                 format!("line {} closed while its state was read", line.device),
             )
         })?;
-        let fresh_generation = first.as_ref().is_none_or(|r| r.generation != generation);
-        if fresh_generation {
+        if first_of_generation {
             *first = Some(FirstRead {
                 generation,
                 read: number,
@@ -257,10 +282,11 @@ impl SharedLink {
             state: Mutex::new(LinkState::default()),
             first_read: tokio::sync::Mutex::new(None),
         });
-        let status = LinkStatus {
-            shared: Arc::downgrade(&shared),
-        };
-        shared.link.start(status).await?;
+        let target: Arc<dyn StatusTarget> = shared.clone();
+        shared
+            .link
+            .start(LinkStatus::new(Arc::downgrade(&target)))
+            .await?;
         Ok(SharedLink { shared })
     }
 
@@ -299,10 +325,7 @@ impl SharedLink {
     /// Disconnects. Every session sees `link_down`; their commands are refused.
     pub async fn stop(&self) -> Result<()> {
         self.shared.link.stop().await?;
-        LinkStatus {
-            shared: Arc::downgrade(&self.shared),
-        }
-        .down("the link was stopped");
+        self.shared.changed(false, "the link was stopped");
         Ok(())
     }
 }
@@ -386,5 +409,111 @@ impl Connector for LinkLine {
             self.shared.link.close_line(&self.line).await?;
         }
         Ok(())
+    }
+}
+
+/// A [`Connector`] that runs `link` for exactly one line: for a session started with
+/// [`Session::builder`] over a protocol that has a switch link, when a single agent is
+/// all there is (a command-line tool, a test). A contact centre shares one link between
+/// its lines with a [`SharedLink`] instead.
+pub fn one_line(link: Arc<dyn SwitchLink>) -> Arc<dyn Connector> {
+    Arc::new(OneLine {
+        state: Arc::new(OneLineState {
+            link,
+            line: Mutex::new(None),
+        }),
+    })
+}
+
+struct OneLineState {
+    link: Arc<dyn SwitchLink>,
+    line: Mutex<Option<(Line, EventSink)>>,
+}
+
+impl OneLineState {
+    fn line(&self) -> Result<Line> {
+        self.line
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(line, _)| line.clone())
+            .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the connector is not started"))
+    }
+}
+
+impl StatusTarget for OneLineState {
+    fn changed(&self, up: bool, reason: &str) {
+        let sink = self
+            .line
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, sink)| sink.clone());
+        tell(sink.into_iter().collect(), up, reason);
+    }
+}
+
+struct OneLine {
+    state: Arc<OneLineState>,
+}
+
+impl fmt::Debug for OneLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneLine")
+            .field("link", &self.state.link)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Connector for OneLine {
+    fn capabilities(&self) -> Capabilities {
+        self.state.link.capabilities()
+    }
+
+    async fn start(&self, line: &Line, sink: EventSink) -> Result<()> {
+        {
+            let mut slot = self.state.line.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_some() {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "this connector serves one line and was started already; create one per session",
+                ));
+            }
+            *slot = Some((line.clone(), sink.clone()));
+        }
+        self.state.link.open_line(line, sink).await?;
+        let target: Arc<dyn StatusTarget> = self.state.clone();
+        self.state
+            .link
+            .start(LinkStatus::new(Arc::downgrade(&target)))
+            .await
+    }
+
+    async fn submit(&self, request: Request) -> Result<()> {
+        let line = self.state.line()?;
+        self.state.link.submit(&line, request).await
+    }
+
+    async fn snapshot(&self) -> Result<SwitchState> {
+        let line = self.state.line()?;
+        self.state
+            .link
+            .snapshot(std::slice::from_ref(&line))
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Other,
+                    "the switch link read no state for the line",
+                )
+            })
+    }
+
+    async fn stop(&self) -> Result<()> {
+        if let Ok(line) = self.state.line() {
+            self.state.link.close_line(&line).await?;
+        }
+        self.state.link.stop().await
     }
 }

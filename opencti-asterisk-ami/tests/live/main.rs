@@ -16,5 +16,6 @@ mod captures;
 mod commands;
 mod conformance;
 mod faults;
+mod link;
 mod phones;
 mod tls;

@@ -386,13 +386,7 @@ pub async fn desk(agent: &str, device: &str, config: AmiConfig) -> Desk {
     .start()
     .await
     .unwrap_or_else(|e| panic!("session for {device}: {e}"));
-    let events = session.subscribe();
-    Desk {
-        session,
-        events,
-        seen: Vec::new(),
-        device: device.to_string(),
-    }
+    Desk::new(session, device)
 }
 
 /// A session and the events it has given so far.
@@ -405,6 +399,17 @@ pub struct Desk {
 }
 
 impl Desk {
+    /// A desk over a started session.
+    pub fn new(session: Session, device: &str) -> Desk {
+        let events = session.subscribe();
+        Desk {
+            session,
+            events,
+            seen: Vec::new(),
+            device: device.to_string(),
+        }
+    }
+
     /// Waits for the next event named `name` (on `call`, if given); panics after
     /// [`WAIT`], listing what came instead.
     pub async fn expect(&mut self, name: &str, call: Option<&CallId>) -> Arc<EventEnvelope> {

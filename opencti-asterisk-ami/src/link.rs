@@ -1,0 +1,284 @@
+//! [`AmiLink`]: one AMI connection to an Asterisk serving every line (an agent at a
+//! device) of a contact centre: the `opencti_core::SwitchLink` for Asterisk.
+//!
+//! The link owns the [`AmiClient`]; each open line has its own translator, fed from the
+//! link's one reader. Link up and down are reported once, for every line; after a
+//! (re)connect one `CoreShowChannels`, one `BridgeList` and one `QueueStatus` per queue
+//! serve every line's resynchronisation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use async_trait::async_trait;
+use opencti_core::{
+    Capabilities, Error, ErrorKind, EventSink, Line, LinkStatus, Request, Result, SwitchLink,
+    SwitchState,
+};
+
+use crate::client::{AmiClient, ClientEvents};
+use crate::config::AmiConfig;
+use crate::frame::Banner;
+use crate::line::{self, action, hangup_action, AmiLine};
+use crate::message::Message;
+use crate::translate::FollowUp;
+
+struct Shared {
+    config: Arc<AmiConfig>,
+    client: Arc<OnceLock<AmiClient>>,
+    /// Open lines by device id.
+    lines: Mutex<HashMap<String, AmiLine>>,
+    status: OnceLock<LinkStatus>,
+    stopped: AtomicBool,
+}
+
+impl Shared {
+    fn lines(&self) -> MutexGuard<'_, HashMap<String, AmiLine>> {
+        // Nothing panics while holding it; a poisoned lock still guards a valid map.
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open(&self) -> Vec<AmiLine> {
+        self.lines().values().cloned().collect()
+    }
+}
+
+/// The reader's side: what the client reports goes to every line's translator.
+struct Events(Arc<Shared>);
+
+impl ClientEvents for Events {
+    fn connected(&self, banner: &Banner) {
+        if self.0.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::info!(banner = %banner, "AMI: logged in");
+        for line in self.0.open() {
+            // Nothing is translated until the state has been read from the lists.
+            line.with_translator(|t, _| t.hold_events());
+        }
+        if let Some(status) = self.0.status.get() {
+            status.up();
+        }
+    }
+
+    fn event(&self, event: Message) -> bool {
+        let mut ok = true;
+        let mut follow_ups = Vec::new();
+        for line in self.0.open() {
+            let event = event.clone();
+            if let Some((fine, more)) = line.with_translator(|t, out| {
+                let fine = t.on_event(event, out);
+                (fine, t.take_follow_ups())
+            }) {
+                ok &= fine;
+                follow_ups.extend(more);
+            }
+        }
+        if let Some(client) = self.0.client.get() {
+            for f in follow_ups {
+                let FollowUp::Hangup { channel } = f;
+                if let Ok(a) = hangup_action(&channel, 16) {
+                    client.send_detached(a);
+                }
+            }
+        }
+        ok
+    }
+
+    fn disconnected(&self, reason: &str) {
+        if self.0.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        for line in self.0.open() {
+            line.with_translator(|t, _| t.link_down());
+        }
+        if let Some(status) = self.0.status.get() {
+            status.down(&format!("Asterisk AMI: {reason}"));
+        }
+    }
+}
+
+/// One AMI connection serving any number of lines: share it between the sessions of a
+/// contact centre with `opencti_core::SharedLink`, or run it for a single line with
+/// [`AmiConnector`](crate::AmiConnector). Cheap to clone; clones share the connection.
+///
+/// Every line uses the config's agent settings (`queues`, `outbound_context`, `hold`,
+/// `conference_context`, `answer`, `caller_id`); its device is the session's device id
+/// (`PJSIP/1001`, `Local/1001@agents`).
+///
+/// ```no_run
+/// # async fn centre() -> opencti_core::Result<()> {
+/// use std::sync::Arc;
+/// use opencti_asterisk_ami::{AmiConfig, AmiLink};
+/// use opencti_core::{AgentId, DesktopInterfaceExt, DeviceId, SharedLink};
+///
+/// let mut config = AmiConfig::new("127.0.0.1:5038", "opencti", opencti_asterisk_ami::secret_from_file("/run/secrets/ami")?);
+/// config.queues = vec!["support".into()];
+/// let link = SharedLink::start(Arc::new(AmiLink::new(config)?)).await?;
+/// let alice = link.session(AgentId::new("alice")?, DeviceId::new("PJSIP/1001")?).start().await?;
+/// let bob = link.session(AgentId::new("bob")?, DeviceId::new("PJSIP/1002")?).start().await?;
+/// alice.login().await?;
+/// bob.login().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AmiLink {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AmiLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmiLink")
+            .field("address", &self.shared.config.address)
+            .field("username", &self.shared.config.username)
+            .field("lines", &self.shared.lines().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmiLink {
+    /// A link with this config (checked now; nothing connects before `start`).
+    pub fn new(config: AmiConfig) -> Result<AmiLink> {
+        config.validate()?;
+        Ok(AmiLink {
+            shared: Arc::new(Shared {
+                config: Arc::new(config),
+                client: Arc::new(OnceLock::new()),
+                lines: Mutex::new(HashMap::new()),
+                status: OnceLock::new(),
+                stopped: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &AmiConfig {
+        &self.shared.config
+    }
+
+    /// The AMI client, once started.
+    pub fn client(&self) -> Option<&AmiClient> {
+        self.shared.client.get()
+    }
+
+    fn line(&self, line: &Line) -> Result<AmiLine> {
+        self.shared
+            .lines()
+            .get(line.device.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("line {} is not open on this AMI link", line.device),
+                )
+            })
+    }
+}
+
+#[async_trait]
+impl SwitchLink for AmiLink {
+    fn capabilities(&self) -> Capabilities {
+        line::capabilities(&self.shared.config)
+    }
+
+    async fn start(&self, status: LinkStatus) -> Result<()> {
+        if self.shared.status.set(status).is_err() {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "this AMI link was started already",
+            ));
+        }
+        let handler = Arc::new(Events(self.shared.clone()));
+        let client = AmiClient::start((*self.shared.config).clone(), handler).await?;
+        let _ = self.shared.client.set(client);
+        Ok(())
+    }
+
+    async fn open_line(&self, line: &Line, sink: EventSink) -> Result<()> {
+        let opened = AmiLine::new(
+            self.shared.config.clone(),
+            self.shared.client.clone(),
+            line,
+            sink,
+        )?;
+        let mut lines = self.shared.lines();
+        if lines.contains_key(line.device.as_str()) {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!("line {} is open on this AMI link already", line.device),
+            ));
+        }
+        lines.insert(line.device.as_str().to_owned(), opened);
+        Ok(())
+    }
+
+    async fn close_line(&self, line: &Line) -> Result<()> {
+        if let Some(closed) = self.shared.lines().remove(line.device.as_str()) {
+            closed.close();
+        }
+        Ok(())
+    }
+
+    async fn submit(&self, line: &Line, request: Request) -> Result<()> {
+        self.line(line)?.submit(request).await
+    }
+
+    async fn snapshot(&self, lines: &[Line]) -> Result<Vec<SwitchState>> {
+        let client = match self.shared.client.get() {
+            Some(c) if c.is_up() => c,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::LinkDown,
+                    "the link to the Asterisk AMI is down",
+                ))
+            }
+        };
+        let open: Vec<AmiLine> = lines.iter().map(|l| self.line(l)).collect::<Result<_>>()?;
+        for line in &open {
+            line.with_translator(|t, _| t.hold_events());
+        }
+        let channels = client
+            .send_list(action("CoreShowChannels", &[])?)
+            .await?
+            .items;
+        // Bridge types only; membership comes with each channel's BridgeId, so a user
+        // without the class BridgeList needs is not fatal.
+        let bridges = match client.send_list(action("BridgeList", &[])?).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                tracing::debug!(error = %e, "AMI: BridgeList failed; bridge types unknown");
+                Vec::new()
+            }
+        };
+        let mut members = Vec::new();
+        for queue in &self.shared.config.queues {
+            let list = client
+                .send_list(action("QueueStatus", &[("Queue", queue)])?)
+                .await?;
+            members.extend(
+                list.items
+                    .into_iter()
+                    .filter(|m| m.event() == Some("QueueMember")),
+            );
+        }
+        let withheld = crate::withheld::by_dialplan(client, &self.shared.config).await;
+        open.iter()
+            .map(|line| {
+                let mut state = line.rebuild(&channels, &bridges, &members)?;
+                state.withheld.extend(withheld.iter().cloned());
+                Ok(state)
+            })
+            .collect()
+    }
+
+    async fn stop(&self) -> Result<()> {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        if let Some(client) = self.shared.client.get() {
+            client.stop().await;
+        }
+        for line in self.shared.lines().drain().map(|(_, l)| l) {
+            line.close();
+        }
+        Ok(())
+    }
+}
