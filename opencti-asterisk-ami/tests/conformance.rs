@@ -69,19 +69,6 @@ impl Backend for AmiBackend {
     }
 }
 
-fn summary(report: &Report) -> String {
-    report
-        .cases
-        .iter()
-        .map(|c| match &c.outcome {
-            Outcome::Passed => format!("{}: passed", c.name),
-            Outcome::Skipped { reason } => format!("{}: skipped ({reason})", c.name),
-            Outcome::Failed { reason } => format!("{}: FAILED ({reason})", c.name),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn outcome<'a>(report: &'a Report, name: &str) -> &'a Outcome {
     &report
         .cases
@@ -99,13 +86,13 @@ async fn the_ami_connector_passes_the_kit_when_answering_by_hand() {
             answer: AnswerMode::ByHand,
         })
         .await;
-    println!("{}", summary(&report));
+    println!("{report}");
     report.assert_passed();
     for skipped in ["inbound_answer_and_hang_up", "far_end_hangs_up"] {
         assert!(
             matches!(outcome(&report, skipped), Outcome::Skipped { .. }),
             "{skipped} should be skipped:\n{}",
-            summary(&report)
+            report
         );
     }
     for passed in [
@@ -125,7 +112,7 @@ async fn the_ami_connector_passes_the_kit_when_answering_by_hand() {
             outcome(&report, passed),
             &Outcome::Passed,
             "{passed}:\n{}",
-            summary(&report)
+            report
         );
     }
 }
@@ -138,7 +125,7 @@ async fn the_ami_connector_passes_the_kit_with_a_self_answering_phone() {
             answer: AnswerMode::PhoneAnswersItself,
         })
         .await;
-    println!("{}", summary(&report));
+    println!("{report}");
     report.assert_passed();
     for passed in [
         "inbound_answer_and_hang_up",
@@ -150,7 +137,7 @@ async fn the_ami_connector_passes_the_kit_with_a_self_answering_phone() {
             outcome(&report, passed),
             &Outcome::Passed,
             "{passed}:\n{}",
-            summary(&report)
+            report
         );
     }
 }

@@ -57,6 +57,38 @@ pub struct Request {
 ///   in `agent_state_changed`, and `next_state_queued`; the session derives `reserved`,
 ///   `busy` and `wrap_up` from the calls (see [`Capabilities::wrap_up`]).
 /// - [`stop`](Connector::stop) disconnects; no events follow.
+///
+/// # Confirmations
+///
+/// The session registers a command as waiting *before* it calls `submit`, so a
+/// confirming event may be emitted at any time after `submit` is called: from inside
+/// `submit` itself, or from the connector's reader before `submit` has returned. The
+/// first event that fits confirms the command; emitting it with
+/// [`EventSink::emit_for`] and the request's id makes the match exact, otherwise the
+/// oldest waiting command of that kind on that call is taken.
+///
+/// | command | confirmed by |
+/// |---|---|
+/// | `login` | `agent_state_changed` to a logged-in state |
+/// | `logout` | `agent_state_changed` to `logged_out` |
+/// | `set_agent_state` | `agent_state_changed` to that chosen state, or `next_state_queued` (after the call) |
+/// | `make_call` | `call_initiated` of a new call, whose id the connector picks (the switch's own id for the call where it has one, so that it survives a reconnect) |
+/// | `consult` | `call_initiated` of a new call with `consult_of` set to the consulted call |
+/// | `answer` | `call_connected` on the call |
+/// | `reject` | `call_ended` or `call_diverted` on the call |
+/// | `hangup` | `call_ended` on the call |
+/// | `hold` | `call_held` on the call |
+/// | `retrieve`, `alternate` | `call_retrieved` on the call |
+/// | `blind_transfer` | `call_transferred` on the call |
+/// | `complete_transfer` | `call_transferred` on the consultation or the call it consults about |
+/// | `complete_conference` | `call_conferenced` on either of those |
+/// | `drop_party` | `party_left` of that party on the call |
+/// | `send_dtmf` | `dtmf_sent` on the call |
+/// | `set_call_data` | `call_data_changed` on the call |
+/// | `complete_wrap_up` | `agent_state_changed` out of `wrap_up` |
+///
+/// A command whose call ends first fails as `invalid_state`; one the switch refuses
+/// later is failed with [`EventSink::command_failed`].
 #[async_trait]
 pub trait Connector: Send + Sync + fmt::Debug {
     /// What this connector can do.

@@ -38,7 +38,8 @@ pub use ids::{AgentId, CallId, CommandId, DeviceId, PartyId, QueueId};
 pub use link::{one_line, LinkStatus, SharedLink, SwitchLink};
 pub use secret::Secret;
 pub use session::{
-    Confirmation, EventSink, EventStream, PendingCommand, Session, SessionBuilder, SessionStats,
+    Confirmation, EventSink, EventStream, PendingCommand, Rejected, Session, SessionBuilder,
+    SessionStats,
 };
 pub use snapshot::{LinkState, Snapshot, SwitchState, Withheld};
 pub use time::Timestamp;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use opencti_core::{AgentId, CallId, DeviceId, Dialable, Result};
-use opencti_sim::conformance::{Backend, Fixture, Kit, Outcome, Report, Stimulus};
+use opencti_sim::conformance::{Backend, Fixture, Kit, Outcome, Stimulus};
 use opencti_sip::SipConnector;
 use support::{Baresip, BaresipCtl, Kamailio, RunDir};
 use tokio::sync::Mutex;
@@ -72,19 +72,6 @@ impl Backend for SipBackend {
     }
 }
 
-fn summary(report: &Report) -> String {
-    report
-        .cases
-        .iter()
-        .map(|c| match &c.outcome {
-            Outcome::Passed => format!("{}: passed", c.name),
-            Outcome::Skipped { reason } => format!("{}: skipped ({reason})", c.name),
-            Outcome::Failed { reason } => format!("{}: FAILED ({reason})", c.name),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sip_connector_passes_the_kit_against_kamailio_and_baresip() {
     if !support::require(&["kamailio", "kamcmd", "baresip"]) {
@@ -94,7 +81,7 @@ async fn the_sip_connector_passes_the_kit_against_kamailio_and_baresip() {
         .wait(Duration::from_secs(15))
         .run(&SipBackend)
         .await;
-    println!("{}", summary(&report));
+    println!("{report}");
     report.assert_passed();
     let outcome = |name: &str| {
         report
@@ -118,17 +105,12 @@ async fn the_sip_connector_passes_the_kit_against_kamailio_and_baresip() {
         "after_call_state",
         "refusals_are_typed",
     ] {
-        assert_eq!(
-            outcome(passed),
-            Outcome::Passed,
-            "{passed}:\n{}",
-            summary(&report)
-        );
+        assert_eq!(outcome(passed), Outcome::Passed, "{passed}:\n{}", report);
     }
     // No conference on a plain SIP line: skipped, and refused as unsupported.
     assert!(
         matches!(outcome("consult_and_conference"), Outcome::Skipped { .. }),
         "{}",
-        summary(&report)
+        report
     );
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use opencti_asterisk_ami::{AmiConfig, AmiConnector, AnswerMode};
 use opencti_core::{AgentId, CallId, DeviceId, Dialable, Error, ErrorKind, Result};
-use opencti_sim::conformance::{Backend, Fixture, Kit, Outcome, Report, Stimulus};
+use opencti_sim::conformance::{Backend, Fixture, Kit, Outcome, Stimulus};
 
 use super::pbx::{config, local_agent_config, Pbx, WAIT};
 use super::phone::{baresip_installed, Answer, Phone};
@@ -86,23 +86,10 @@ impl Backend for LiveBackend {
     }
 }
 
-fn summary(report: &Report) -> String {
-    report
-        .cases
-        .iter()
-        .map(|c| match &c.outcome {
-            Outcome::Passed => format!("{}: passed", c.name),
-            Outcome::Skipped { reason } => format!("{}: skipped ({reason})", c.name),
-            Outcome::Failed { reason } => format!("{}: FAILED ({reason})", c.name),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Runs the kit and checks that exactly the `skipped` cases were skipped.
 async fn run(backend: LiveBackend, skipped: &[&str]) {
     let report = Kit::new().wait(WAIT).run(&backend).await;
-    println!("{}", summary(&report));
+    println!("{report}");
     report.assert_passed();
     for case in &report.cases {
         let expected_skip = skipped.contains(&case.name);
@@ -112,7 +99,7 @@ async fn run(backend: LiveBackend, skipped: &[&str]) {
             "{} should {}be skipped:\n{}",
             case.name,
             if expected_skip { "" } else { "not " },
-            summary(&report)
+            report
         );
     }
     backend.pbx.clear().await;

@@ -16,7 +16,7 @@ use crate::snapshot::{LinkState, SwitchState};
 use crate::time::Timestamp;
 use crate::{Error, ErrorKind, Result};
 
-use super::{AcceptedCommand, Confirmation, SessionStats};
+use super::{AcceptedCommand, Confirmation, Rejected, SessionStats};
 
 /// Events held while a resynchronisation is in flight, at most.
 const RESYNC_BUFFER: usize = 10_000;
@@ -65,6 +65,8 @@ pub(super) struct Engine {
     recorder: Option<Recorder>,
     clock: Clock,
     pub(super) stats: SessionStats,
+    /// The last event from the connector that did not fit the state, and why.
+    pub(super) last_rejected: Option<Rejected>,
     events: broadcast::Sender<Arc<EventEnvelope>>,
     commands: broadcast::Sender<Arc<AcceptedCommand>>,
     synced: watch::Sender<bool>,
@@ -88,6 +90,7 @@ impl Engine {
             recorder,
             clock,
             stats: SessionStats::default(),
+            last_rejected: None,
             events,
             commands,
             synced,
@@ -180,6 +183,10 @@ impl Engine {
                     %error,
                     "event does not fit the session's state; resynchronising"
                 );
+                self.last_rejected = Some(Rejected {
+                    event,
+                    error: error.to_body(),
+                });
                 return self.request_resync(false);
             }
         };

@@ -23,6 +23,7 @@ use crate::capabilities::Capabilities;
 use crate::command::{Command, CommandSet};
 use crate::connector::{Connector, Line, Request};
 use crate::desktop::DesktopInterface;
+use crate::error::ErrorBody;
 use crate::event::{Event, EventEnvelope};
 use crate::ids::{AgentId, CallId, CommandId, DeviceId};
 use crate::machine::Desk;
@@ -76,6 +77,17 @@ pub struct SessionStats {
     pub resyncs: u64,
     /// Commands accepted for the switch.
     pub commands: u64,
+}
+
+/// An event from the connector that did not fit the session's state (the session then
+/// resynchronised), and why: what a connector's author needs to find a translation bug.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Rejected {
+    /// The event as the connector emitted it.
+    pub event: Event,
+    /// Why the state machines refused it.
+    pub error: ErrorBody,
 }
 
 pub(crate) struct Shared {
@@ -197,6 +209,11 @@ impl Session {
     /// Counters of what the session has seen.
     pub fn stats(&self) -> SessionStats {
         self.shared.engine().stats
+    }
+
+    /// The last event from the connector that did not fit the state, if any.
+    pub fn last_rejected(&self) -> Option<Rejected> {
+        self.shared.engine().last_rejected.clone()
     }
 
     /// The connector behind the session.

@@ -53,9 +53,20 @@ impl Ctx {
     pub(crate) fn finish(&self) -> Step {
         let stats = self.session.stats();
         if stats.rejected > 0 {
+            let last = self
+                .session
+                .last_rejected()
+                .map(|r| {
+                    format!(
+                        "; the last: {} ({})",
+                        serde_json::to_string(&r.event).unwrap_or_else(|_| r.event.name().into()),
+                        r.error.message
+                    )
+                })
+                .unwrap_or_default();
             return Err(format!(
-                "{} events from the connector did not fit the core state machines",
-                stats.rejected
+                "{} events from the connector did not fit the core state machines{}",
+                stats.rejected, last
             ));
         }
         Ok(())
@@ -65,7 +76,7 @@ impl Ctx {
         self.session.stop().await
     }
 
-    fn supports(&self, kind: CommandKind) -> bool {
+    pub(crate) fn supports(&self, kind: CommandKind) -> bool {
         self.desk().capabilities().supports(kind)
     }
 

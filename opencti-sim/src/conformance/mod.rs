@@ -123,6 +123,14 @@ impl Report {
             .count()
     }
 
+    /// How many cases were skipped.
+    pub fn skipped(&self) -> usize {
+        self.cases
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Skipped { .. }))
+            .count()
+    }
+
     /// Panics with every failure listed, unless all cases passed or were skipped.
     #[track_caller]
     pub fn assert_passed(&self) {
@@ -140,6 +148,28 @@ impl Report {
             self.cases.len(),
             failures.join("\n")
         );
+    }
+}
+
+/// One line per case (`name: passed`, `name: skipped (why)`, `name: FAILED (why)`), then
+/// the totals.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for case in &self.cases {
+            match &case.outcome {
+                Outcome::Passed => writeln!(f, "{}: passed", case.name)?,
+                Outcome::Skipped { reason } => writeln!(f, "{}: skipped ({})", case.name, reason)?,
+                Outcome::Failed { reason } => writeln!(f, "{}: FAILED ({})", case.name, reason)?,
+            }
+        }
+        write!(
+            f,
+            "{} of {} cases passed ({} skipped, {} failed)",
+            self.passed(),
+            self.cases.len(),
+            self.skipped(),
+            self.failures().count()
+        )
     }
 }
 
@@ -218,16 +248,18 @@ impl Kit {
                 }
             }
         };
-        let capabilities = fixture.connector.capabilities();
-        if let Some(missing) = case.needs.iter().find(|k| !capabilities.supports(**k)) {
-            return Outcome::Skipped {
-                reason: format!("the connector does not support {}", missing),
-            };
-        }
         let ctx = match cases::Ctx::start(fixture, self.wait).await {
             Ok(ctx) => ctx,
             Err(e) => return Outcome::Failed { reason: e },
         };
+        // What the session offers: the connector's capabilities less what the switch
+        // withholds on this line.
+        if let Some(missing) = case.needs.iter().find(|k| !ctx.supports(**k)) {
+            let _ = ctx.stop().await;
+            return Outcome::Skipped {
+                reason: format!("the connector does not support {} here", missing),
+            };
+        }
         let result = (case.run)(&ctx).await;
         let result = result.and_then(|()| ctx.finish());
         let _ = ctx.stop().await;
