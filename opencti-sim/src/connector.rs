@@ -26,15 +26,9 @@ impl SimConnector {
     pub fn device(&self) -> &DeviceId {
         &self.device
     }
-}
 
-#[async_trait]
-impl Connector for SimConnector {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
-    }
-
-    async fn start(&self, line: &SessionLine, sink: EventSink) -> Result<()> {
+    /// Puts the agent's session on the simulated switch, emitting into `sink`.
+    pub(crate) fn attach(&self, line: &SessionLine, sink: EventSink) -> Result<()> {
         if line.device != self.device {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -58,10 +52,22 @@ impl Connector for SimConnector {
                     ))
                 }
             }
-            sink.emit(opencti_core::Event::LinkUp);
             world.lines.insert(device, Line::new(sink));
             Ok(())
         })
+    }
+}
+
+#[async_trait]
+impl Connector for SimConnector {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+
+    async fn start(&self, line: &SessionLine, sink: EventSink) -> Result<()> {
+        self.attach(line, sink.clone())?;
+        sink.emit(opencti_core::Event::LinkUp);
+        Ok(())
     }
 
     async fn submit(&self, request: Request) -> Result<()> {

@@ -7,6 +7,7 @@ mod builder;
 mod config;
 mod connector;
 mod control;
+mod link;
 mod switch;
 
 pub mod conformance;
@@ -17,4 +18,5 @@ pub use builder::CentreBuilder;
 pub use config::{AgentConfig, CentreConfig, FarEnd, QueueConfig};
 pub use connector::SimConnector;
 pub use control::{CallerBuilder, Control};
+pub use link::SimLink;
 pub use switch::{SimSwitch, SwitchStats};

@@ -2,16 +2,12 @@
 //! the calls Asterisk still has on the desk with their ids, no phantom call, and every
 //! command sent during the outage answered `link_down`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use opencti_asterisk_ami::{AmiConfig, Backoff};
 use opencti_core::{CallId, DesktopInterface, DesktopInterfaceExt, Dialable, ErrorKind, Event};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
-use super::pbx::{cli, desk, kit, local_agent_config, prefix, Desk, Pbx, AMI_ADDRESS, WAIT};
+use super::pbx::{cli, desk, kit, local_agent_config, prefix, Desk, Pbx, Proxy, AMI_ADDRESS, WAIT};
 
 /// A Local agent's config that reconnects quickly, through `address`.
 fn quick(address: &str) -> AmiConfig {
@@ -239,69 +235,5 @@ async fn wait_fully_booted() {
             "Asterisk did not come back"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A TCP proxy to Asterisk's AMI whose connections the test can cut, as a network
-/// failure or a firewall would.
-struct Proxy {
-    address: String,
-    cut: Arc<Notify>,
-    hold: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start() -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .to_string();
-        let cut = Arc::new(Notify::new());
-        let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (c, h) = (cut.clone(), hold.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if h.load(std::sync::atomic::Ordering::SeqCst) {
-                    let _ = client.shutdown().await;
-                    continue;
-                }
-                let Ok(mut server) = TcpStream::connect(AMI_ADDRESS).await else {
-                    continue;
-                };
-                let cut = c.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.notified() => {}
-                    }
-                });
-            }
-        });
-        Proxy {
-            address,
-            cut,
-            hold,
-            task,
-        }
-    }
-
-    /// Drops every connection through the proxy.
-    fn cut(&self) {
-        self.cut.notify_waiters();
-    }
-
-    /// While set, new connections are closed at once (the network stays down).
-    fn hold_reconnects(&self, hold: bool) {
-        self.hold.store(hold, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

@@ -1,13 +1,17 @@
-//! Many agents on one AMI connection: a `SharedLink` over one `AmiLink` on the real PBX.
+//! Many agents on one AMI connection: a `SharedLink` over one `AmiLink` on the real PBX,
+//! and the conformance kit's link cases on it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use opencti_asterisk_ami::AmiLink;
+use async_trait::async_trait;
+use opencti_asterisk_ami::{AmiLink, Backoff};
 use opencti_core::{
     AgentId, DesktopInterface, DesktopInterfaceExt, DeviceId, Dialable, SharedLink,
 };
+use opencti_sim::conformance::{Kit, LinkBackend, LinkFixture, LinkStimulus};
 
-use super::pbx::{cli, local_agent_config, Desk, Pbx};
+use super::pbx::{cli, local_agent_config, Desk, Pbx, Proxy};
 
 /// How many AMI sessions Asterisk has for the user `opencti`.
 fn opencti_sessions() -> usize {
@@ -78,5 +82,88 @@ async fn four_agents_share_one_ami_session() {
         desk.finish().await;
     }
     let _ = link.stop().await;
+    pbx.clear().await;
+}
+
+/// The far end, and the link cut through a proxy.
+struct LinkLiveStimulus {
+    proxy: Proxy,
+}
+
+#[async_trait]
+impl LinkStimulus for LinkLiveStimulus {
+    fn number_of(&self, device: &DeviceId) -> Dialable {
+        // Local/1004@agents is reached by dialling 1004 from from-agents.
+        let exten = device
+            .as_str()
+            .trim_start_matches("Local/")
+            .split('@')
+            .next()
+            .unwrap_or_default();
+        Dialable::new(exten).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn answering_number(&self) -> Dialable {
+        Dialable::new("2000").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn drop_link(&self) -> opencti_core::Result<()> {
+        self.proxy.hold_reconnects(true);
+        self.proxy.cut();
+        Ok(())
+    }
+
+    async fn restore_link(&self) -> opencti_core::Result<()> {
+        self.proxy.hold_reconnects(false);
+        Ok(())
+    }
+}
+
+struct LinkLiveBackend {
+    pbx: Arc<Pbx>,
+}
+
+#[async_trait]
+impl LinkBackend for LinkLiveBackend {
+    async fn link_fixture(&self) -> opencti_core::Result<LinkFixture> {
+        self.pbx.clear().await;
+        let proxy = Proxy::start().await;
+        let mut config = local_agent_config(&["sales"]);
+        config.address = proxy.address.clone();
+        config.backoff = Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+            ..Backoff::default()
+        };
+        let link = SharedLink::start(Arc::new(AmiLink::new(config)?)).await?;
+        Ok(LinkFixture {
+            link,
+            // The cases act on 1003 and 1004; 1001 and 1002 share the link and must
+            // see none of it.
+            lines: [1003, 1004, 1001, 1002]
+                .into_iter()
+                .map(|n| {
+                    Ok((
+                        AgentId::new(format!("agent-{n}"))?,
+                        DeviceId::new(format!("Local/{n}@agents"))?,
+                    ))
+                })
+                .collect::<opencti_core::Result<_>>()?,
+            stimulus: Arc::new(LinkLiveStimulus { proxy }),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_cases_pass_with_four_agents_on_one_ami_connection() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let pbx = Arc::new(pbx);
+    let report = Kit::new()
+        .wait(super::pbx::WAIT)
+        .run_links(&LinkLiveBackend { pbx: pbx.clone() })
+        .await;
+    println!("{report}");
+    report.assert_passed();
+    assert_eq!(report.passed(), report.cases.len(), "{report}");
     pbx.clear().await;
 }

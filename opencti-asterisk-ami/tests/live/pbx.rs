@@ -482,3 +482,67 @@ impl Desk {
 pub fn calls(desk: &dyn DesktopInterface) -> Vec<CallId> {
     desk.snapshot().calls.iter().map(|c| c.id.clone()).collect()
 }
+
+/// A TCP proxy to Asterisk's AMI whose connections the test can cut, as a network
+/// failure or a firewall would.
+pub struct Proxy {
+    pub address: String,
+    cut: Arc<tokio::sync::Notify>,
+    hold: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start() -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_string();
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, h) = (cut.clone(), hold.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if h.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
+                    continue;
+                }
+                let Ok(mut server) = tokio::net::TcpStream::connect(AMI_ADDRESS).await else {
+                    continue;
+                };
+                let cut = c.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            address,
+            cut,
+            hold,
+            task,
+        }
+    }
+
+    /// Drops every connection through the proxy.
+    pub fn cut(&self) {
+        self.cut.notify_waiters();
+    }
+
+    /// While set, new connections are closed at once (the network stays down).
+    pub fn hold_reconnects(&self, hold: bool) {
+        self.hold.store(hold, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

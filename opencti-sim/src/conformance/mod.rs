@@ -22,6 +22,7 @@
 //! ```
 
 mod cases;
+mod links;
 mod sim;
 
 use std::future::Future;
@@ -33,7 +34,8 @@ use async_trait::async_trait;
 use opencti_core::{AgentId, CallId, Connector, DeviceId, Dialable, Result};
 use serde::Serialize;
 
-pub use sim::SimBackend;
+pub use links::{LinkBackend, LinkFixture, LinkStimulus};
+pub use sim::{SimBackend, SimLinkBackend};
 
 /// Makes the far end act, for the cases.
 #[async_trait]
@@ -219,6 +221,13 @@ impl Kit {
     /// The names of every case.
     pub fn case_names() -> Vec<&'static str> {
         cases::all().iter().map(|c| c.name).collect()
+    }
+
+    /// Runs the link cases (two agents on one shared link: a call between them, a
+    /// transfer from one to the other, the link dropping while both are busy) on fresh
+    /// fixtures from `backend`.
+    pub async fn run_links(&self, backend: &dyn LinkBackend) -> Report {
+        links::run(backend, self.wait).await
     }
 
     /// Runs every case on a fresh fixture from `backend`.

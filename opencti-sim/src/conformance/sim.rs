@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use opencti_core::{AgentId, CallId, Connector, DeviceId, Dialable, Result};
+use opencti_core::{AgentId, CallId, Connector, DeviceId, Dialable, Result, SharedLink};
 
-use super::{Backend, Fixture, Stimulus};
+use super::{Backend, Fixture, LinkBackend, LinkFixture, LinkStimulus, Stimulus};
 use crate::{Control, FarEnd, SimSwitch};
 
 /// Runs the kit against a fresh simulated centre per case: one agent (`conformance` at
@@ -71,6 +71,70 @@ impl Backend for SimBackend {
             stimulus: Arc::new(SimStimulus {
                 control: switch.control(),
             }),
+        })
+    }
+}
+
+/// Runs the kit's link cases against a fresh simulated centre per case: three agents
+/// (`link-a` at `7001`, `link-b` at `7002`, `link-c` at `7003`, a bystander) on one
+/// [`SimLink`](crate::SimLink), and an extension that answers after a second (`7100`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimLinkBackend;
+
+struct SimLinkStimulus {
+    link: Arc<crate::SimLink>,
+}
+
+#[async_trait]
+impl LinkStimulus for SimLinkStimulus {
+    fn number_of(&self, device: &DeviceId) -> Dialable {
+        // A device is dialled by its id in the simulated centre.
+        Dialable::new(device.as_str())
+            .unwrap_or_else(|_| unreachable!("the backend's device ids are dialable"))
+    }
+
+    fn answering_number(&self) -> Dialable {
+        Dialable::new("7100").unwrap_or_else(|_| unreachable!("a constant number is valid"))
+    }
+
+    async fn drop_link(&self) -> Result<()> {
+        if let Some(status) = self.link.status() {
+            status.down("the simulated link was cut");
+        }
+        Ok(())
+    }
+
+    async fn restore_link(&self) -> Result<()> {
+        if let Some(status) = self.link.status() {
+            status.up();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LinkBackend for SimLinkBackend {
+    async fn link_fixture(&self) -> Result<LinkFixture> {
+        let answers = FarEnd::Answer {
+            after: Duration::from_secs(1),
+        };
+        let switch = SimSwitch::builder()
+            .queue("conformance")
+            .agent("link-a", "7001", &["conformance"])
+            .agent("link-b", "7002", &["conformance"])
+            .agent("link-c", "7003", &["conformance"])
+            .extension("7100", answers)
+            .build()?;
+        let link = Arc::new(crate::SimLink::new(switch));
+        let shared = SharedLink::start(link.clone()).await?;
+        Ok(LinkFixture {
+            link: shared,
+            lines: vec![
+                (AgentId::new("link-a")?, DeviceId::new("7001")?),
+                (AgentId::new("link-b")?, DeviceId::new("7002")?),
+                (AgentId::new("link-c")?, DeviceId::new("7003")?),
+            ],
+            stimulus: Arc::new(SimLinkStimulus { link }),
         })
     }
 }
