@@ -312,8 +312,7 @@ impl AmiClient {
             Some(id) => id.to_owned(),
             None => {
                 let id = self.next_action_id();
-                let value = AmiValue::new(id.clone())
-                    .map_err(|e| Error::new(ErrorKind::BadInput, e.to_string()))?;
+                let value = AmiValue::new(id.clone())?;
                 action.set_action_id(value);
                 id
             }
@@ -498,12 +497,7 @@ async fn read_response(
 }
 
 async fn write_action(conn: &mut Conn, action: &Action, timeout: Duration) -> Result<()> {
-    let bytes = action.to_bytes().map_err(|e| {
-        Error::new(
-            ErrorKind::Config,
-            format!("cannot encode {}: {e}", action.name()),
-        )
-    })?;
+    let bytes = action.to_bytes()?;
     match tokio::time::timeout(timeout, conn.write.write_all(&bytes)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(link_down(&format!("writing to Asterisk failed: {e}"))),
@@ -512,11 +506,11 @@ async fn write_action(conn: &mut Conn, action: &Action, timeout: Duration) -> Re
 }
 
 fn value(text: &str) -> Result<AmiValue> {
-    AmiValue::new(text).map_err(|e| Error::new(ErrorKind::Config, e.to_string()))
+    Ok(AmiValue::new(text)?)
 }
 
 fn config_action(name: &str) -> Result<Action> {
-    Action::new(name).map_err(|e| Error::new(ErrorKind::Config, e.to_string()))
+    Ok(Action::new(name)?)
 }
 
 fn header(action: Action, key: &str, text: &str) -> Result<Action> {
@@ -535,8 +529,7 @@ async fn establish(config: &AmiConfig, transport: &Transport) -> Result<Conn> {
         write,
         codec: AmiCodec::with_config(decoder),
         buf: BytesMut::with_capacity(READ_CHUNK),
-        banner: Banner::parse(b"Asterisk Call Manager/unknown")
-            .map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?,
+        banner: Banner::parse(b"Asterisk Call Manager/unknown")?,
     };
     let banner = read_frame(
         &mut conn.read,
@@ -571,11 +564,7 @@ async fn establish(config: &AmiConfig, transport: &Transport) -> Result<Conn> {
         AuthMethod::Plaintext => {
             let secret = AmiValue::secret(config.secret.expose_secret())
                 .map_err(|_| Error::new(ErrorKind::Config, "the AMI secret cannot be sent"))?;
-            login = login.header(
-                crate::action::AmiKey::from_static("Secret")
-                    .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?,
-                secret,
-            );
+            login = login.header(crate::action::AmiKey::from_static("Secret")?, secret);
         }
         AuthMethod::Md5Challenge => {
             let challenge = config_action("Challenge")?;
@@ -609,9 +598,8 @@ async fn establish(config: &AmiConfig, transport: &Transport) -> Result<Conn> {
                 .collect();
             login = header(login, "AuthType", "MD5")?;
             login = login.header(
-                crate::action::AmiKey::from_static("Key")
-                    .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?,
-                AmiValue::secret(key).map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?,
+                crate::action::AmiKey::from_static("Key")?,
+                AmiValue::secret(key)?,
             );
         }
     }

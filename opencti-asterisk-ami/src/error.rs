@@ -69,6 +69,21 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// The one place an AMI protocol error becomes opencti's error: an action that cannot be
+/// put on the wire (a value with a line break, a line or an action too long for
+/// Asterisk) is `bad_input`; something Asterisk sent that is not AMI is `other`. The
+/// protocol error stays attached as the source, and its message is kept.
+impl From<Error> for opencti_core::Error {
+    fn from(error: Error) -> Self {
+        let kind = if error.kind().is_inbound() {
+            opencti_core::ErrorKind::Other
+        } else {
+            opencti_core::ErrorKind::BadInput
+        };
+        opencti_core::Error::new(kind, error.to_string()).with_source(error)
+    }
+}
+
 /// An AMI protocol error: a [`kind`](Error::kind) and a human-readable message.
 ///
 /// Messages never contain a header value given to [`AmiValue`](crate::AmiValue) (it may

@@ -90,11 +90,11 @@ impl std::fmt::Debug for AmiLine {
 }
 
 fn value(text: &str) -> Result<AmiValue> {
-    AmiValue::new(text).map_err(|e| Error::new(ErrorKind::BadInput, e.to_string()).with_source(e))
+    Ok(AmiValue::new(text)?)
 }
 
 pub(crate) fn action(name: &'static str, headers: &[(&str, &str)]) -> Result<Action> {
-    let mut action = Action::new(name).map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
+    let mut action = Action::new(name)?;
     for (key, text) in headers {
         action = action.try_header(key, text).map_err(|e| {
             Error::new(ErrorKind::BadInput, format!("{name} {key}: {e}")).with_source(e)

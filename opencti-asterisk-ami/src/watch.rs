@@ -631,8 +631,7 @@ async fn resync_loop(
 }
 
 async fn resync(client: &AmiClient, shared: &WatchShared) -> Result<()> {
-    let action =
-        |name: &str| Action::new(name).map_err(|e| Error::new(ErrorKind::Other, e.to_string()));
+    let action = |name: &str| Action::new(name).map_err(Error::from);
     let channels = client.send_list(action("CoreShowChannels")?).await?.items;
     let bridges = match client.send_list(action("BridgeList")?).await {
         Ok(list) => list.items,
@@ -649,7 +648,7 @@ async fn resync(client: &AmiClient, shared: &WatchShared) -> Result<()> {
         for queue in &queues {
             let a = action("QueueStatus")?
                 .try_header("Queue", queue)
-                .map_err(|e| Error::new(ErrorKind::Config, format!("queue: {e}")))?;
+                .map_err(Error::from)?;
             queue_items.extend(client.send_list(a).await?.items);
         }
     }
