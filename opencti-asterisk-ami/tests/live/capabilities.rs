@@ -73,15 +73,7 @@ async fn contexts_missing_from_the_dialplan_withhold_what_needs_them() {
         assert!(!caps.supports(kind), "{kind} should be withheld");
     }
     assert!(caps.supports(CommandKind::MakeCall) && caps.supports(CommandKind::Consult));
-    let call = desk
-        .session
-        .make_call(Dialable::new("2000").unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| panic!("make_call: {e}"))
-        .call()
-        .cloned()
-        .unwrap_or_else(|| panic!("no call"));
-    desk.expect("call_connected", Some(&call)).await;
+    let call = desk.call_out("2000").await;
     let allowed = desk.session.allowed_commands(Some(&call));
     assert!(!allowed.contains(CommandKind::Hold), "{allowed}");
     let refused = desk

@@ -156,15 +156,7 @@ async fn a_direct_call_is_offered_answered_and_ended_by_the_far_end() {
 async fn hold_and_retrieve() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
-    let call = desk
-        .session
-        .make_call(dial("2000"))
-        .await
-        .unwrap_or_else(|e| panic!("make_call: {e}"))
-        .call()
-        .cloned()
-        .unwrap_or_else(|| panic!("no call"));
-    desk.expect("call_connected", Some(&call)).await;
+    let call = desk.call_out("2000").await;
     desk.session
         .hold(call.clone())
         .await
@@ -273,20 +265,6 @@ async fn dtmf_and_call_data() {
     pbx.clear().await;
 }
 
-/// A connected call placed by the desk to `number`.
-async fn connected_call(desk: &mut super::pbx::Desk, number: &str) -> opencti_core::CallId {
-    let call = desk
-        .session
-        .make_call(dial(number))
-        .await
-        .unwrap_or_else(|e| panic!("make_call: {e}"))
-        .call()
-        .cloned()
-        .unwrap_or_else(|| panic!("make_call confirmed without a call"));
-    desk.expect("call_connected", Some(&call)).await;
-    call
-}
-
 /// Whether two channels whose names start with `a` and `b` share a bridge.
 async fn bridged(pbx: &Pbx, a: &str, b: &str) -> bool {
     let channels = pbx.list("CoreShowChannels", &[]).await;
@@ -349,7 +327,7 @@ async fn reject_a_ringing_call() {
 async fn blind_transfer_of_a_connected_call() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
-    let call = connected_call(&mut desk, "2000").await;
+    let call = desk.call_out("2000").await;
     desk.session
         .blind_transfer(call.clone(), dial("2001"))
         .await
@@ -367,7 +345,7 @@ async fn blind_transfer_of_a_connected_call() {
 async fn blind_transfer_of_a_held_call() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
-    let call = connected_call(&mut desk, "2000").await;
+    let call = desk.call_out("2000").await;
     desk.session
         .hold(call.clone())
         .await
@@ -389,7 +367,7 @@ async fn blind_transfer_of_a_held_call() {
 async fn consult_then_complete_the_transfer() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
-    let primary = connected_call(&mut desk, "2000").await;
+    let primary = desk.call_out("2000").await;
     let consult = desk
         .session
         .consult(primary.clone(), dial("2001"))
@@ -425,7 +403,7 @@ async fn consult_then_complete_the_transfer() {
 async fn consult_then_conference_then_drop_a_party() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
-    let primary = connected_call(&mut desk, "2000").await;
+    let primary = desk.call_out("2000").await;
     let consult = desk
         .session
         .consult(primary.clone(), dial("2001"))
@@ -541,7 +519,7 @@ async fn a_queue_call_is_offered_with_its_queue() {
 async fn an_agent_with_two_calls_at_once() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
-    let first = connected_call(&mut desk, "2000").await;
+    let first = desk.call_out("2000").await;
     pbx.customer_calls("from-customers", "1003", "+441632960114")
         .await;
     let second = desk

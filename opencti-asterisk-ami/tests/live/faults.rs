@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use opencti_asterisk_ami::{AmiConfig, Backoff};
-use opencti_core::{CallId, DesktopInterface, DesktopInterfaceExt, Dialable, ErrorKind, Event};
+use opencti_core::{CallId, DesktopInterface, DesktopInterfaceExt, ErrorKind, Event};
 
 use super::pbx::{cli, desk, kit, local_agent_config, prefix, Desk, Pbx, Proxy, AMI_ADDRESS, WAIT};
 
@@ -19,19 +19,6 @@ fn quick(address: &str) -> AmiConfig {
         ..Backoff::default()
     };
     config
-}
-
-async fn connected_call(desk: &mut Desk) -> CallId {
-    let call = desk
-        .session
-        .make_call(Dialable::new("2000").unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| panic!("make_call: {e}"))
-        .call()
-        .cloned()
-        .unwrap_or_else(|| panic!("no call"));
-    desk.expect("call_connected", Some(&call)).await;
-    call
 }
 
 /// During the outage: a command is answered `link_down` at once.
@@ -68,7 +55,7 @@ async fn the_ami_connection_killed_during_a_call() {
     let Some(pbx) = Pbx::take().await else { return };
     let proxy = Proxy::start().await;
     let mut desk = desk("agent-1003", "Local/1003@agents", quick(&proxy.address)).await;
-    let call = connected_call(&mut desk).await;
+    let call = desk.call_out("2000").await;
     proxy.cut();
     desk.expect("link_down", None).await;
     refused_while_down(&desk, &call).await;
@@ -91,7 +78,7 @@ async fn a_call_ended_while_the_link_was_down_leaves_no_phantom() {
     let Some(pbx) = Pbx::take().await else { return };
     let proxy = Proxy::start().await;
     let mut desk = desk("agent-1003", "Local/1003@agents", quick(&proxy.address)).await;
-    let call = connected_call(&mut desk).await;
+    let call = desk.call_out("2000").await;
     proxy.hold_reconnects(true);
     proxy.cut();
     desk.expect("link_down", None).await;
@@ -123,7 +110,7 @@ async fn a_call_ended_while_the_link_was_down_leaves_no_phantom() {
 async fn manager_reload_during_a_call() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", "Local/1003@agents", quick(AMI_ADDRESS)).await;
-    let call = connected_call(&mut desk).await;
+    let call = desk.call_out("2000").await;
     cli("manager reload");
     // Asterisk keeps logged-in sessions across a reload of manager.conf: the link
     // stays up and the call with it. Prove the link still works end to end.
@@ -154,7 +141,7 @@ async fn manager_reload_during_a_call() {
 async fn core_restart_now_during_a_call() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", "Local/1003@agents", quick(AMI_ADDRESS)).await;
-    let call = connected_call(&mut desk).await;
+    let call = desk.call_out("2000").await;
     cli("core restart now");
     desk.expect("link_down", None).await;
     refused_while_down(&desk, &call).await;
@@ -166,7 +153,7 @@ async fn core_restart_now_during_a_call() {
     assert!(desk.session.snapshot().calls.is_empty());
     wait_fully_booted().await;
     // And the desk works again.
-    let again = connected_call(&mut desk).await;
+    let again = desk.call_out("2000").await;
     desk.session
         .hangup(again)
         .await
@@ -179,7 +166,7 @@ async fn core_restart_now_during_a_call() {
 async fn asterisk_stopped_for_30_seconds_then_started() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", "Local/1003@agents", quick(AMI_ADDRESS)).await;
-    let call = connected_call(&mut desk).await;
+    let call = desk.call_out("2000").await;
     run_script("stop-asterisk.sh");
     desk.expect("link_down", None).await;
     let stopped = tokio::time::Instant::now();
@@ -192,7 +179,7 @@ async fn asterisk_stopped_for_30_seconds_then_started() {
     desk.expect("resynced", None).await;
     assert_ended_once(&desk, &call);
     assert!(desk.session.snapshot().calls.is_empty());
-    let again = connected_call(&mut desk).await;
+    let again = desk.call_out("2000").await;
     desk.session
         .hangup(again)
         .await

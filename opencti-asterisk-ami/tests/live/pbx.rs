@@ -446,6 +446,19 @@ impl Desk {
             .join(", ")
     }
 
+    /// Dials `number` from the desk and waits until the call is connected.
+    pub async fn call_out(&mut self, number: &str) -> CallId {
+        let to = opencti_core::Dialable::new(number).unwrap_or_else(|e| panic!("{e}"));
+        let call = opencti_core::DesktopInterfaceExt::make_call(&self.session, to)
+            .await
+            .unwrap_or_else(|e| panic!("{}: make_call {number}: {e}", self.device))
+            .call()
+            .cloned()
+            .unwrap_or_else(|| panic!("{}: make_call confirmed without a call", self.device));
+        self.expect("call_connected", Some(&call)).await;
+        call
+    }
+
     /// Waits until the panel shows no call.
     pub async fn until_idle(&mut self) {
         let deadline = tokio::time::Instant::now() + WAIT;

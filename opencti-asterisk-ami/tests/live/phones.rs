@@ -2,7 +2,7 @@
 //! endpoint, answering by itself or by hand, and using its own hold and transfer keys.
 
 use opencti_asterisk_ami::{AmiConfig, AnswerMode};
-use opencti_core::{CallState, DesktopInterface, DesktopInterfaceExt, Dialable, Event};
+use opencti_core::{CallState, DesktopInterface, DesktopInterfaceExt, Event};
 
 use super::pbx::{config, desk, local_agent_config, Pbx};
 use super::phone::{baresip_installed, Answer, Phone};
@@ -181,15 +181,7 @@ async fn hold_resume_and_transfer_pressed_on_the_phone_show_on_the_desk() {
         phone_config(Answer::Auto, &[]),
     )
     .await;
-    let call = desk
-        .session
-        .make_call(Dialable::new("2000").unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| panic!("make_call: {e}"))
-        .call()
-        .cloned()
-        .unwrap_or_else(|| panic!("no call"));
-    desk.expect("call_connected", Some(&call)).await;
+    let call = desk.call_out("2000").await;
     phone.expect("CALL_ESTABLISHED").await;
 
     phone.press("hold", None).await;

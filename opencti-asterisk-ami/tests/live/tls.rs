@@ -3,7 +3,7 @@
 //! wrong name refused clearly, and a desk working over TLS.
 
 use opencti_asterisk_ami::{AmiClient, AuthMethod, TlsConfig};
-use opencti_core::{DesktopInterfaceExt, Dialable, ErrorKind};
+use opencti_core::{DesktopInterfaceExt, ErrorKind};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 use super::pbx::{config, desk, local_agent_config, rundir, Pbx, AMI_SECRET};
@@ -43,15 +43,7 @@ async fn the_certificate_is_checked_and_a_desk_works_over_tls() {
     config.address = TLS_ADDRESS.into();
     config.tls = Some(tls(ca, None));
     let mut desk = desk("agent-1003", "Local/1003@agents", config).await;
-    let call = desk
-        .session
-        .make_call(Dialable::new("2000").unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| panic!("make_call over TLS: {e}"))
-        .call()
-        .cloned()
-        .unwrap_or_else(|| panic!("no call"));
-    desk.expect("call_connected", Some(&call)).await;
+    let call = desk.call_out("2000").await;
     desk.session
         .hangup(call)
         .await
