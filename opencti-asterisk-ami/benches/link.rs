@@ -1,0 +1,163 @@
+//! One `AmiLink` serving many lines, end to end over loopback TCP: a scripted AMI server
+//! streams realistic call events for many devices, and the link translates them into
+//! canonical events for every line's session (`SharedLink` sessions, as a contact centre
+//! runs them).
+//!
+//! The stream: the 22 call events of the real capture `05_two_party_call` (about 430
+//! bytes and 19 headers each), repeated with fresh ids, each call at one of `devices`
+//! agent devices (`Local/<n>@agents`) in turn. A last call on a marker line ends the
+//! run: one reader handles events in order, so its `call_ended` means every event before
+//! it has been translated.
+//!
+//! Run: `cargo bench -p opencti-asterisk-ami --bench link` (optionally `-- LINES...`, the
+//! numbers of lines to measure; default 1 20 200).
+
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use opencti_asterisk_ami::test_support::{Control, Script};
+use opencti_asterisk_ami::{AmiConfig, AmiLink, Frame, PushDecoder, Secret};
+use opencti_core::{AgentId, DeviceId, SharedLink};
+
+const CAPTURE: &[u8] = include_bytes!("../tests/fixtures/05_two_party_call.txt");
+const CALL_EVENTS: [&str; 7] = [
+    "Newchannel",
+    "Newstate",
+    "DialBegin",
+    "DialEnd",
+    "BridgeEnter",
+    "BridgeLeave",
+    "Hangup",
+];
+/// Calls in the stream: 9,091 calls of 22 events is 200,002 events.
+const CALLS: usize = 9_091;
+const DEVICES: usize = 2_000;
+
+static ONE_CALL: LazyLock<String> = LazyLock::new(|| {
+    let mut decoder = PushDecoder::new();
+    decoder.push(CAPTURE);
+    decoder
+        .frames()
+        .filter_map(|f| f.ok().and_then(Frame::into_message))
+        .filter(|m| m.event().is_some_and(|e| CALL_EVENTS.contains(&e)))
+        .map(|m| format!("{}\r\n", m.as_str()))
+        .collect()
+});
+
+/// Call `i` at agent device `Local/<device>@agents`, with its own ids.
+fn call(i: usize, device: usize) -> String {
+    let base = 1_800_000_000 + i;
+    ONE_CALL
+        .replace("1795238031.6", &format!("{base}.6"))
+        .replace("1795238031.7", &format!("{base}.7"))
+        .replace("1795238032.8", &format!("{base}.8"))
+        .replace("1795238032.9", &format!("{base}.9"))
+        .replace("00000003;", &format!("{:08x};", 2 * i))
+        .replace("00000004;", &format!("{:08x};", 2 * i + 1))
+        .replace(
+            "6a91b094-7ae0-48e6-afbd-de6547d6c4ec",
+            &format!("{i:08x}-7ae0-48e6-afbd-de6547d6c4ec"),
+        )
+        .replace("Local/1001@agents", &format!("Local/{device}@agents"))
+}
+
+fn device(n: usize) -> String {
+    format!("Local/{}@agents", 10_000 + n)
+}
+
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn measure(lines: usize) {
+    let control = Control::start(Script::default()).await;
+    let mut config = AmiConfig::new(control.address(), "opencti", Secret::new("opencti-secret"));
+    config.limits.max_channels = 1_000_000;
+    let link = SharedLink::start(Arc::new(AmiLink::new(config).expect("config")))
+        .await
+        .expect("link");
+    let mut sessions = Vec::new();
+    for n in 0..lines {
+        sessions.push(
+            link.session(
+                AgentId::new(format!("agent-{n}")).expect("id"),
+                DeviceId::new(device(n)).expect("id"),
+            )
+            .start()
+            .await
+            .expect("session"),
+        );
+    }
+    let marker = link
+        .session(
+            AgentId::new("marker").expect("id"),
+            DeviceId::new("Local/99999@agents").expect("id"),
+        )
+        .start()
+        .await
+        .expect("marker session");
+    let mut marker_events = opencti_core::DesktopInterface::subscribe(&marker);
+
+    let mut stream = Vec::new();
+    for i in 0..CALLS {
+        stream.extend_from_slice(call(i, 10_000 + i % DEVICES).as_bytes());
+    }
+    stream.extend_from_slice(call(CALLS, 99_999).as_bytes());
+    let events = (CALLS + 1) * 22;
+    let bytes = stream.len();
+
+    let rss_before = resident_kib();
+    let started = Instant::now();
+    control.send_raw(&stream);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(120), marker_events.next()).await {
+            Ok(Some(Ok(e))) if e.event.name() == "call_ended" => break,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the marker session closed"),
+            Err(_) => {
+                println!("{lines:>5} lines: the marker call did not end within 120 s (the link fell behind; see the log)");
+                let _ = link.stop().await;
+                return;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let delivered: u64 = sessions.iter().map(|s| s.stats().received).sum();
+    println!(
+        "{lines:>5} lines: {events} AMI events ({:.1} MB, {DEVICES} devices) in {:.3} s = {:.0} events/s; {delivered} canonical events to the lines' sessions; resident memory {} -> {} KiB",
+        bytes as f64 / 1e6,
+        elapsed.as_secs_f64(),
+        events as f64 / elapsed.as_secs_f64(),
+        rss_before,
+        resident_kib()
+    );
+    let _ = link.stop().await;
+}
+
+fn main() {
+    let lines: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let lines = if lines.is_empty() {
+        vec![1, 20, 200]
+    } else {
+        lines
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for n in lines {
+        runtime.block_on(measure(n));
+    }
+}
