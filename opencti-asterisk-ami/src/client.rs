@@ -87,6 +87,9 @@ struct Shared {
     task: Mutex<Option<JoinHandle<()>>>,
     /// The generation of the connection that is up (0: none yet).
     up: tokio::sync::watch::Sender<u64>,
+    /// Counts the reads that brought bytes: the link is alive while it moves, even when
+    /// a ping's answer waits behind events the reader has not reached yet.
+    reads: AtomicU64,
 }
 
 impl Shared {
@@ -151,6 +154,7 @@ impl AmiClient {
             stop: Notify::new(),
             task: Mutex::new(None),
             up: tokio::sync::watch::channel(0).0,
+            reads: AtomicU64::new(0),
         });
         let first = match establish(&shared.config, &shared.transport).await {
             Ok(conn) => Some(conn),
@@ -720,7 +724,9 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
                     };
                     break format!("Asterisk closed the connection{tail}");
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    shared.reads.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(e) => break format!("reading from Asterisk failed: {e}"),
             },
             _ = kill.notified() => break "the link stopped answering (keepalive or write failure)".to_owned(),
@@ -818,7 +824,9 @@ fn dispatch(shared: &Shared, msg: Message) -> bool {
     }
 }
 
-/// Pings every keepalive interval; an unanswered ping drops the connection.
+/// Pings every keepalive interval; a ping unanswered while nothing at all arrives drops
+/// the connection. (On a busy link the answer may wait behind thousands of events the
+/// reader has yet to translate: bytes arriving meanwhile show the link is alive.)
 async fn keepalive(shared: Arc<Shared>, generation: u64, kill: Arc<Notify>) {
     let client = AmiClient {
         shared: shared.clone(),
@@ -832,8 +840,15 @@ async fn keepalive(shared: Arc<Shared>, generation: u64, kill: Arc<Notify>) {
         let Ok(ping) = Action::new("Ping") else {
             return;
         };
+        let reads = shared.reads.load(Ordering::Relaxed);
         match client.send(ping).await {
             Ok(_) => {}
+            Err(e)
+                if e.kind() == ErrorKind::Timeout
+                    && shared.reads.load(Ordering::Relaxed) != reads =>
+            {
+                tracing::debug!("AMI: keepalive ping answered late; the link is busy, not dead");
+            }
             Err(e) if e.kind() == ErrorKind::Timeout => {
                 tracing::warn!(error = %e, "AMI: keepalive ping unanswered");
                 kill.notify_one();

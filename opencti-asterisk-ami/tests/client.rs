@@ -283,6 +283,33 @@ async fn an_unanswered_action_times_out_and_a_mute_link_is_dropped_and_rebuilt()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_link_whose_ping_answer_is_late_is_not_dropped() {
+    bounded(async {
+        let server = Control::start(Script::default()).await;
+        let mut c = config(server.address());
+        c.timeouts.action = Duration::from_millis(200);
+        c.timeouts.keepalive = Duration::from_millis(150);
+        let rec = Arc::new(Recorder::default());
+        let client = AmiClient::start(c, rec.clone()).await.expect("login");
+        wait_until("connected", || rec.connects() == 1).await;
+        // Pings go unanswered, but events keep arriving (as on a link whose reader is
+        // behind a backlog): the link is alive and stays up.
+        server.mute_pings(true);
+        for n in 0..20 {
+            server.send_raw(
+                format!("Event: UserEvent\r\nUserEvent: busy\r\nN: {n}\r\n\r\n").as_bytes(),
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(rec.drops().is_empty(), "dropped: {:?}", rec.drops());
+        // When nothing arrives any more, the unanswered ping drops it.
+        wait_until("keepalive drop", || !rec.drops().is_empty()).await;
+        client.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_lists_are_collected_until_complete() {
     bounded(async {
         let server = Control::start(Script::default()).await;
