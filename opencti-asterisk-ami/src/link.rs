@@ -65,9 +65,8 @@ impl ClientEvents for Events {
         let mut ok = true;
         let mut follow_ups = Vec::new();
         for line in self.0.open() {
-            let event = event.clone();
             if let Some((fine, more)) = line.with_translator(|t, out| {
-                let fine = t.on_event(event, out);
+                let fine = t.on_shared_event(&event, out);
                 (fine, t.take_follow_ups())
             }) {
                 ok &= fine;

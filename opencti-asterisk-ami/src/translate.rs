@@ -403,15 +403,32 @@ impl Translator {
     ///
     /// [`hold_events`]: Translator::hold_events
     pub fn on_event(&mut self, msg: Message, out: &mut dyn EventOut) -> bool {
-        if let Some(held) = &mut self.holding {
-            if held.len() >= self.config.max_held_events {
-                self.held_overflow = true;
-                return false;
-            }
-            held.push(msg);
-            return true;
+        if self.holding.is_some() {
+            return self.hold(msg);
         }
         self.translate(&msg, out);
+        true
+    }
+
+    /// [`on_event`](Translator::on_event) for a message shared with other lines: copied
+    /// only when it has to be held.
+    pub(crate) fn on_shared_event(&mut self, msg: &Message, out: &mut dyn EventOut) -> bool {
+        if self.holding.is_some() {
+            return self.hold(msg.clone());
+        }
+        self.translate(msg, out);
+        true
+    }
+
+    fn hold(&mut self, msg: Message) -> bool {
+        let Some(held) = &mut self.holding else {
+            return true;
+        };
+        if held.len() >= self.config.max_held_events {
+            self.held_overflow = true;
+            return false;
+        }
+        held.push(msg);
         true
     }
 
