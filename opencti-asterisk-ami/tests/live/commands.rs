@@ -456,7 +456,21 @@ async fn consult_then_conference_then_drop_a_party() {
         )
         .await;
     };
-    let dropped = parties[0].id.clone();
+    // Drop the first customer: its channel stays the same for the whole call, while the
+    // consultation's Local channel may be optimised away (replaced in the room by the
+    // channel it dialled) at any moment.
+    let first_customer = pbx
+        .channels()
+        .await
+        .into_iter()
+        .find(|c| c.application == "ConfBridge" && c.name.starts_with("Local/2000@customers"))
+        .map(|c| c.uniqueid)
+        .unwrap_or_else(|| panic!("the first customer is not in the room"));
+    let dropped = parties
+        .iter()
+        .find(|p| p.id.as_str() == first_customer)
+        .map(|p| p.id.clone())
+        .unwrap_or_else(|| panic!("the panel does not list the first customer: {parties:?}"));
     desk.session
         .drop_party(conference.clone(), dropped.clone())
         .await
