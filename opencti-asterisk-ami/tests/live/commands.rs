@@ -265,6 +265,21 @@ async fn dtmf_and_call_data() {
     pbx.clear().await;
 }
 
+/// A consultation from `primary` to `number`, as the desk's `consult` confirms it.
+async fn consulting(
+    desk: &super::pbx::Desk,
+    primary: &opencti_core::CallId,
+    number: &str,
+) -> opencti_core::CallId {
+    desk.session
+        .consult(primary.clone(), dial(number))
+        .await
+        .unwrap_or_else(|e| panic!("consult: {e}"))
+        .call()
+        .cloned()
+        .unwrap_or_else(|| panic!("no consult call"))
+}
+
 /// Whether two channels whose names start with `a` and `b` share a bridge.
 async fn bridged(pbx: &Pbx, a: &str, b: &str) -> bool {
     let channels = pbx.list("CoreShowChannels", &[]).await;
@@ -368,14 +383,7 @@ async fn consult_then_complete_the_transfer() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
     let primary = desk.call_out("2000").await;
-    let consult = desk
-        .session
-        .consult(primary.clone(), dial("2001"))
-        .await
-        .unwrap_or_else(|e| panic!("consult: {e}"))
-        .call()
-        .cloned()
-        .unwrap_or_else(|| panic!("no consult call"));
+    let consult = consulting(&desk, &primary, "2001").await;
     let snapshot = desk.session.snapshot();
     assert_eq!(
         snapshot.call(&primary).map(|c| c.state),
@@ -404,14 +412,7 @@ async fn consult_then_conference_then_drop_a_party() {
     let Some(pbx) = Pbx::take().await else { return };
     let mut desk = desk("agent-1003", AGENT, local_agent_config(&[])).await;
     let primary = desk.call_out("2000").await;
-    let consult = desk
-        .session
-        .consult(primary.clone(), dial("2001"))
-        .await
-        .unwrap_or_else(|e| panic!("consult: {e}"))
-        .call()
-        .cloned()
-        .unwrap_or_else(|| panic!("no consult call"));
+    let consult = consulting(&desk, &primary, "2001").await;
     desk.expect("call_connected", Some(&consult)).await;
     let conference = desk
         .session

@@ -4,7 +4,7 @@
 use opencti_asterisk_ami::{AmiConfig, AnswerMode};
 use opencti_core::{CallState, DesktopInterface, DesktopInterfaceExt, Event};
 
-use super::pbx::{config, desk, local_agent_config, Pbx};
+use super::pbx::{config, desk, local_agent_config, Desk, Pbx};
 use super::phone::{baresip_installed, Answer, Phone};
 
 /// The connector's config for an agent whose device is a PJSIP phone.
@@ -19,20 +19,26 @@ fn phone_config(answer: Answer, queues: &[&str]) -> AmiConfig {
     config
 }
 
+/// Baresip registered as endpoint `ext` and a desk for agent `agent-<ext>` at it.
+async fn phone_and_desk(ext: &str, answer: Answer) -> (Phone, Desk) {
+    let phone = Phone::start(ext, answer).await;
+    let desk = desk(
+        &format!("agent-{ext}"),
+        &phone.device(),
+        phone_config(answer, &[]),
+    )
+    .await;
+    (phone, desk)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answer_on_an_auto_answering_phone() {
     let Some(pbx) = Pbx::take().await else { return };
     if !baresip_installed() {
         return;
     }
-    let mut phone =
-        Phone::start("1001", Answer::AfterRing(std::time::Duration::from_secs(1))).await;
-    let mut desk = desk(
-        "agent-1001",
-        &phone.device(),
-        phone_config(Answer::Auto, &[]),
-    )
-    .await;
+    let (mut phone, mut desk) =
+        phone_and_desk("1001", Answer::AfterRing(std::time::Duration::from_secs(1))).await;
     pbx.customer_calls("pjsip-customers", "1001", "+441632960121")
         .await;
     let call = desk
@@ -66,13 +72,7 @@ async fn the_caller_hangs_up_while_the_phone_rings() {
     if !baresip_installed() {
         return;
     }
-    let mut phone = Phone::start("1002", Answer::Manual).await;
-    let mut desk = desk(
-        "agent-1002",
-        &phone.device(),
-        phone_config(Answer::Manual, &[]),
-    )
-    .await;
+    let (mut phone, mut desk) = phone_and_desk("1002", Answer::Manual).await;
     pbx.customer_calls("pjsip-customers", "1002", "+441632960122")
         .await;
     let call = desk
@@ -174,13 +174,7 @@ async fn hold_resume_and_transfer_pressed_on_the_phone_show_on_the_desk() {
     if !baresip_installed() {
         return;
     }
-    let mut phone = Phone::start("1001", Answer::Auto).await;
-    let mut desk = desk(
-        "agent-1001",
-        &phone.device(),
-        phone_config(Answer::Auto, &[]),
-    )
-    .await;
+    let (mut phone, mut desk) = phone_and_desk("1001", Answer::Auto).await;
     let call = desk.call_out("2000").await;
     phone.expect("CALL_ESTABLISHED").await;
 
