@@ -20,8 +20,8 @@ use bytes::BytesMut;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use opencti_asterisk_ami::{
-    AmiCodec, DecoderConfig, DeviceMatcher, EventOut, Frame, HoldConfig, Message, PushDecoder,
-    Translator, TranslatorConfig,
+    AmiCodec, DecoderConfig, DeskEvents, DeviceMatcher, EventOut, Frame, HoldConfig, Message,
+    PushDecoder, Translator, TranslatorConfig,
 };
 use opencti_core::{CommandId, Event};
 
@@ -87,19 +87,28 @@ static STREAM: LazyLock<Stream> = LazyLock::new(|| {
     }
 });
 
-/// Counts canonical events, as an `EventSink` would receive them.
+/// Applies canonical events to a desk, as a session would, and counts them.
 #[derive(Default)]
 struct Count {
+    desk: DeskEvents,
     events: u64,
     calls_ended: u64,
 }
 
 impl EventOut for Count {
-    fn emit(&mut self, event: Event, _: Option<CommandId>) {
-        self.events += 1;
-        if matches!(event, Event::CallEnded { .. }) {
-            self.calls_ended += 1;
+    fn emit(&mut self, event: Event, command: Option<CommandId>) {
+        self.desk.emit(event, command);
+        for (event, _) in self.desk.events.drain(..) {
+            self.events += 1;
+            if matches!(event, Event::CallEnded { .. }) {
+                self.calls_ended += 1;
+            }
         }
+        self.desk.rejected.clear();
+    }
+
+    fn view(&self, f: &mut dyn FnMut(&opencti_core::machine::Desk)) {
+        self.desk.view(f);
     }
 }
 

@@ -72,6 +72,10 @@ impl Connector for AmiConnector {
         self.line.snapshot().await
     }
 
+    fn resynced(&self) {
+        self.line.resynced();
+    }
+
     async fn stop(&self) -> Result<()> {
         self.line.stop().await
     }

@@ -40,7 +40,7 @@ pub use link::AmiLink;
 pub use message::{GetAll, Headers, Message, MessageKind};
 pub use tracker::ChannelTracker;
 pub use translate::{
-    cause_from_dial_status, cause_from_q850, CallTarget, DeviceMatcher, EventOut, FollowUp,
-    Translator, TranslatorConfig,
+    cause_from_dial_status, cause_from_q850, CallTarget, DeskEvents, DeviceMatcher, EventOut,
+    FollowUp, Translator, TranslatorConfig,
 };
 pub use watch::{interface_of, AmiWatch, DeviceEvent, WatchConfig, WatchItem, Watcher};

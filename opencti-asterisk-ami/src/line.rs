@@ -23,7 +23,7 @@ use crate::translate::{CallTarget, DeviceMatcher, EventOut, Translator, Translat
 pub const ORIGINATE_PREFIX: &str = "opencti-";
 
 /// What the reader and the commands share: the translator and where it emits.
-struct Desk {
+struct Translation {
     translator: Option<Translator>,
     sink: Option<EventSink>,
     discard: Discard,
@@ -34,12 +34,14 @@ struct Discard;
 
 impl EventOut for Discard {
     fn emit(&mut self, _: Event, _: Option<CommandId>) {}
+
+    fn view(&self, _: &mut dyn FnMut(&opencti_core::machine::Desk)) {}
 }
 
-impl Desk {
+impl Translation {
     /// The translator and the output, together.
     fn parts(&mut self) -> Option<(&mut Translator, &mut dyn EventOut)> {
-        let Desk {
+        let Translation {
             translator,
             sink,
             discard,
@@ -55,7 +57,7 @@ impl Desk {
 
 struct Shared {
     config: Arc<AmiConfig>,
-    desk: Mutex<Desk>,
+    translation: Mutex<Translation>,
     /// The link's client, shared by every line.
     client: Arc<OnceLock<AmiClient>>,
     /// The agent's device interface (`PJSIP/1001`).
@@ -67,8 +69,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn desk(&self) -> MutexGuard<'_, Desk> {
-        self.desk.lock().unwrap_or_else(|e| e.into_inner())
+    fn translation(&self) -> MutexGuard<'_, Translation> {
+        self.translation.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -162,7 +164,7 @@ impl AmiLine {
         Ok(AmiLine {
             shared: Arc::new(Shared {
                 config,
-                desk: Mutex::new(Desk {
+                translation: Mutex::new(Translation {
                     translator: Some(translator),
                     sink: Some(sink),
                     discard: Discard,
@@ -181,14 +183,14 @@ impl AmiLine {
         &self,
         f: impl FnOnce(&mut Translator, &mut dyn EventOut) -> T,
     ) -> Option<T> {
-        let mut desk = self.shared.desk();
-        let (t, out) = desk.parts()?;
+        let mut translation = self.shared.translation();
+        let (t, out) = translation.parts()?;
         Some(f(t, out))
     }
 
     /// Stops emitting into the session's sink.
     pub(crate) fn close(&self) {
-        self.shared.desk().sink = None;
+        self.shared.translation().sink = None;
     }
 
     fn up_client(&self) -> Result<&AmiClient> {
@@ -760,29 +762,25 @@ impl AmiLine {
     }
 
     /// Rebuilds the line from the lists the link read (`CoreShowChannel`,
-    /// `BridgeListItem`, `QueueMember` items), translates the events held meanwhile, and
-    /// returns the switch's state of the line. Fails if more events arrived meanwhile
-    /// than the line could hold (the state is then read again).
+    /// `BridgeListItem`, `QueueMember` items) and returns the switch's state of the
+    /// line. The events that arrive meanwhile stay held until [`resynced`].
+    ///
+    /// [`resynced`]: AmiLine::resynced
     pub(crate) fn rebuild(
         &self,
         channels: &[Message],
         bridges: &[Message],
         members: &[Message],
     ) -> Result<SwitchState> {
-        let (state, complete) = self
-            .with_translator(|t, out| {
-                let state = t.rebuild(channels, bridges, members);
-                let complete = t.release_held(out);
-                (state, complete)
-            })
-            .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the line is closed"))?;
-        if !complete {
-            return Err(Error::new(
-                ErrorKind::Other,
-                "too many events arrived while the state was read; it will be read again",
-            ));
-        }
-        Ok(state)
+        self.with_translator(|t, out| t.rebuild(channels, bridges, members, out))
+            .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the line is closed"))
+    }
+
+    /// The session applied the rebuilt state: translate the events held since the
+    /// link's read began, against that state. (Had too many arrived, the reader has
+    /// dropped the connection already, and the next one reads everything again.)
+    pub(crate) fn resynced(&self) {
+        self.with_translator(|t, out| t.release_held(out));
     }
 }
 

@@ -270,6 +270,12 @@ impl SwitchLink for AmiLink {
             .collect()
     }
 
+    fn resynced(&self, line: &Line) {
+        if let Ok(line) = self.line(line) {
+            line.resynced();
+        }
+    }
+
     async fn stop(&self) -> Result<()> {
         self.shared.stopped.store(true, Ordering::SeqCst);
         if let Some(client) = self.shared.client.get() {

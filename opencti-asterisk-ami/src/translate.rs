@@ -1,34 +1,40 @@
 //! Translation: AMI events about the agent's device and queues, through the
 //! [`ChannelTracker`], into canonical `opencti_core` events.
 //!
-//! The [`Translator`] owns the tracker, knows which channels are the agent's device
+//! The [`Translator`] owns the tracker and knows which channels are the agent's device
 //! ("legs"), which canonical calls each leg carries (a leg carries two during an
-//! attended-transfer consultation), and the agent's queue memberships. It keeps a shadow
-//! of the session's state machine ([`Desk`]) and emits an event only when that machine
-//! accepts it: an AMI event that restates the state (a second `Unhold`, the `Newstate`
-//! re-applied after a rebuild) produces nothing, and nothing it emits can be refused by
-//! the session.
+//! attended-transfer consultation), and the agent's queue memberships: the protocol's
+//! bookkeeping, nothing more. Where one AMI event means different things in different
+//! call states (an answered channel connects an offered call, not a held one), it reads
+//! the session's state through its [`EventOut`]; it keeps no state machine of its own.
+//! Everything it emits goes to the session, which applies it, drops what restates its
+//! state, and resynchronises on what does not fit: a translation bug shows.
 //!
 //! It is synchronous and never blocks: the connection's reader calls it for each event,
 //! and it hands canonical events to an [`EventOut`] (the session's `EventSink`).
 
 use std::collections::HashMap;
 
-use opencti_core::machine::{Desk, Step};
+use opencti_core::machine::Desk;
 use opencti_core::{
-    Address, AgentId, AgentState, Call, CallData, CallId, CallRole, CallState, Capabilities, Cause,
+    Address, AgentId, Call, CallData, CallId, CallRole, CallState, Capabilities, Cause,
     ChosenState, CommandId, CommandKind, DeviceId, Direction, DisplayName, DtmfDigits, Error,
-    ErrorKind, Event, Party, PartyId, QueueId, ReasonCode, SwitchState, Withheld,
+    ErrorBody, ErrorKind, Event, Party, PartyId, QueueId, ReasonCode, SwitchState, Withheld,
 };
 
 use crate::config::HoldConfig;
 use crate::message::Message;
 use crate::tracker::{known, state, Change, Channel, ChannelTracker, IdMap};
 
-/// Where translated events go: the session's `EventSink`, or a counter in a benchmark.
+/// Where translated events go, and where the translator reads the state they build:
+/// the session's `EventSink`, or a [`DeskEvents`] that applies them like a session.
 pub trait EventOut {
     /// One canonical event; `command` is the command it answers, where known.
     fn emit(&mut self, event: Event, command: Option<CommandId>);
+
+    /// Runs `f` on the state the events emitted so far built (not at all when there is
+    /// no such state, for example once the session is gone).
+    fn view(&self, f: &mut dyn FnMut(&Desk));
 }
 
 impl EventOut for opencti_core::EventSink {
@@ -38,12 +44,93 @@ impl EventOut for opencti_core::EventSink {
             None => opencti_core::EventSink::emit(self, event),
         }
     }
+
+    fn view(&self, f: &mut dyn FnMut(&Desk)) {
+        opencti_core::EventSink::view(self, f);
+    }
 }
 
-impl EventOut for Vec<(Event, Option<CommandId>)> {
-    fn emit(&mut self, event: Event, command: Option<CommandId>) {
-        self.push((event, command));
+/// Canonical events applied to a desk the way a session applies them: an event that
+/// restates the state is dropped (unless it answers a command), one that does not fit is
+/// counted and dropped. For a consumer without a session: the watcher of a whole
+/// Asterisk, tests and benchmarks.
+#[derive(Debug, Clone)]
+pub struct DeskEvents {
+    desk: Desk,
+    /// The events the desk took, in order, with the command each answers.
+    pub events: Vec<(Event, Option<CommandId>)>,
+    /// The events that did not fit the desk's state, with why.
+    pub rejected: Vec<(Event, ErrorBody)>,
+}
+
+impl Default for DeskEvents {
+    fn default() -> Self {
+        DeskEvents::new()
     }
+}
+
+impl DeskEvents {
+    /// An idle desk with the link up.
+    pub fn new() -> Self {
+        let agent = AgentId::new("ami").unwrap_or_else(|_| unreachable!("a valid constant"));
+        let device = DeviceId::new("device").unwrap_or_else(|_| unreachable!("a valid constant"));
+        let mut desk = Desk::new(agent, device, Capabilities::all().with_wrap_up(false));
+        let _ = desk.apply(&mut Event::LinkUp);
+        DeskEvents {
+            desk,
+            events: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
+
+    /// The desk.
+    pub fn desk(&self) -> &Desk {
+        &self.desk
+    }
+
+    /// Replaces the desk's state with the switch's (as a session does when it
+    /// resynchronises).
+    pub fn resync(&mut self, state: SwitchState) {
+        let _ = self.desk.apply(&mut Event::LinkUp);
+        self.desk.resync(state, 0);
+    }
+}
+
+impl EventOut for DeskEvents {
+    fn emit(&mut self, event: Event, command: Option<CommandId>) {
+        // The desk rewrites a reported agent state into the effective one; what a
+        // session passes on is the state as reported, so that one is applied to a copy.
+        let mut applied_to = event.clone();
+        match self.desk.apply(&mut applied_to) {
+            Ok(applied) => {
+                if applied.step != opencti_core::machine::Step::Duplicate || command.is_some() {
+                    self.events.push((event, command));
+                }
+            }
+            Err(error) => self.rejected.push((event, error.to_body())),
+        }
+    }
+
+    fn view(&self, f: &mut dyn FnMut(&Desk)) {
+        f(&self.desk);
+    }
+}
+
+/// The state of `call` in `out`'s view.
+fn state_of(out: &dyn EventOut, call: &CallId) -> Option<CallState> {
+    read_call(out, call, |c| c.state)
+}
+
+/// Reads `call` in `out`'s view.
+fn read_call<R>(out: &dyn EventOut, call: &CallId, f: impl FnOnce(&Call) -> R) -> Option<R> {
+    let mut f = Some(f);
+    let mut result = None;
+    out.view(&mut |desk| {
+        if let (Some(c), Some(f)) = (desk.call(call), f.take()) {
+            result = Some(f(c));
+        }
+    });
+    result
 }
 
 /// Decides which channels are the agent's device.
@@ -224,7 +311,6 @@ pub struct CallTarget {
 pub struct Translator {
     config: TranslatorConfig,
     tracker: ChannelTracker,
-    desk: Desk,
     legs: IdMap<Box<str>, Leg>,
     calls: IdMap<CallId, Box<str>>,
     originates: Vec<Originate>,
@@ -282,14 +368,9 @@ fn party(channel: &Channel) -> Option<Party> {
 impl Translator {
     /// A translator for one agent's device.
     pub fn new(config: TranslatorConfig) -> Self {
-        let agent = AgentId::new("ami").unwrap_or_else(|_| unreachable!("a valid constant"));
-        let device = DeviceId::new("device").unwrap_or_else(|_| unreachable!("a valid constant"));
-        let mut desk = Desk::new(agent, device, Capabilities::all().with_wrap_up(false));
-        let _ = desk.apply(&mut Event::LinkUp);
         let members = vec![Membership::default(); config.queues.len()];
         Translator {
             tracker: ChannelTracker::new(config.max_channels),
-            desk,
             legs: IdMap::default(),
             calls: IdMap::default(),
             originates: Vec::new(),
@@ -326,7 +407,6 @@ impl Translator {
     pub(crate) fn is_idle(&self) -> bool {
         self.legs.is_empty()
             && self.calls.is_empty()
-            && self.desk.calls().is_empty()
             && self.originates.is_empty()
             && !self.members.iter().any(|m| m.member)
     }
@@ -339,11 +419,6 @@ impl Translator {
     /// How many device legs and canonical calls are open (for memory checks).
     pub fn open_calls(&self) -> (usize, usize) {
         (self.legs.len(), self.calls.len())
-    }
-
-    /// The calls as the translator sees them now.
-    pub fn calls(&self) -> &[Call] {
-        self.desk.calls()
     }
 
     /// The agent's chosen state from its queue memberships: `logged_out` when a member
@@ -391,9 +466,6 @@ impl Translator {
     pub fn link_down(&mut self) {
         self.holding = Some(Vec::new());
         self.held_overflow = false;
-        let _ = self.desk.apply(&mut Event::LinkDown {
-            reason: String::new(),
-        });
         // Originates in flight on the old connection will never be answered there.
         self.originates.clear();
     }
@@ -492,31 +564,10 @@ impl Translator {
         }
     }
 
-    // ----- emission through the shadow state machine -----
+    // ----- emission -----
 
-    fn emit(&mut self, out: &mut dyn EventOut, mut event: Event, command: Option<CommandId>) {
-        // The machine rewrites an agent state into the effective one; the session wants
-        // the chosen state as reported, so only that event is applied to a copy.
-        let applied = if matches!(event, Event::AgentStateChanged { .. }) {
-            let mut shadow = event.clone();
-            self.desk.apply(&mut shadow)
-        } else {
-            self.desk.apply(&mut event)
-        };
-        match applied {
-            Ok(applied) => {
-                if applied.step == Step::Changed || command.is_some() {
-                    out.emit(event, command);
-                }
-            }
-            Err(error) => {
-                tracing::debug!(event = event.name(), %error, "AMI: not emitted, does not fit");
-            }
-        }
-    }
-
-    fn state_of(&self, call: &CallId) -> Option<CallState> {
-        self.desk.call(call).map(|c| c.state)
+    fn emit(&mut self, out: &mut dyn EventOut, event: Event, command: Option<CommandId>) {
+        out.emit(event, command);
     }
 
     fn new_call_id(&self, channel: &Channel) -> Option<CallId> {
@@ -649,7 +700,7 @@ impl Translator {
                     .channel(uniqueid)
                     .is_some_and(|c| c.dialed_by.is_some());
                 if let Some(call) = self.legs.get(uniqueid).and_then(|l| l.primary.clone()) {
-                    if !dialed && self.state_of(&call) == Some(CallState::Offered) {
+                    if !dialed && state_of(out, &call) == Some(CallState::Offered) {
                         self.emit(out, Event::CallConnected { call }, None);
                     }
                 }
@@ -696,7 +747,7 @@ impl Translator {
         let Some(call) = self.legs.get(dialer).and_then(|l| l.primary.clone()) else {
             return;
         };
-        if self.state_of(&call) == Some(CallState::Initiated) {
+        if state_of(out, &call) == Some(CallState::Initiated) {
             self.emit(out, Event::CallRingback { call }, None);
         }
     }
@@ -714,10 +765,8 @@ impl Translator {
         };
         let calls = self.calls_in_bridge(&bridge, uniqueid);
         for call in calls {
-            let listed = self
-                .desk
-                .call(&call)
-                .is_some_and(|c| c.parties.iter().any(|p| p.id == updated.id));
+            let listed = read_call(out, &call, |c| c.parties.iter().any(|p| p.id == updated.id))
+                .unwrap_or(false);
             if listed {
                 self.emit(
                     out,
@@ -788,7 +837,7 @@ impl Translator {
     fn dial_end(&mut self, caller: Option<&str>, dest: &str, status: &str, out: &mut dyn EventOut) {
         if let Some(caller) = caller {
             if let Some(call) = self.legs.get(caller).and_then(|l| l.primary.clone()) {
-                let setup = self.state_of(&call).is_some_and(|s| s.is_setup());
+                let setup = state_of(out, &call).is_some_and(|s| s.is_setup());
                 if setup {
                     // ANSWER: connected when the bridge forms (the next events).
                     if status != "ANSWER" {
@@ -858,7 +907,7 @@ impl Translator {
                 && leg.redirect_held
                 && leg.held_party.as_deref().is_none_or(|h| h == uniqueid);
             let member = member.clone();
-            match self.state_of(&call) {
+            match state_of(out, &call) {
                 Some(CallState::Held) if retrieving => {
                     if let Some(leg) = self.legs.get_mut(&member) {
                         leg.redirect_held = false;
@@ -896,7 +945,7 @@ impl Translator {
             return;
         }
         let primary = leg.primary.clone();
-        let primary_state = primary.as_ref().and_then(|c| self.state_of(c));
+        let primary_state = primary.as_ref().and_then(|c| state_of(out, c));
         let leaving_home = leg.home_bridge.as_deref().is_some_and(|h| h != bridge);
         let consult_starts = primary.is_some()
             && (matches!(leg.pending, Pending::Consult { .. })
@@ -1052,7 +1101,7 @@ impl Translator {
             .held_party
             .as_deref()
             .is_some_and(|h| peers.iter().any(|p| &*p.uniqueid == h));
-        match self.state_of(&call) {
+        match state_of(out, &call) {
             Some(CallState::Held)
                 if !peers.is_empty() && (!leg.redirect_held || held_party_here) =>
             {
@@ -1069,10 +1118,10 @@ impl Translator {
             _ => {}
         }
         if conference
-            && self
-                .desk
-                .call(&call)
-                .is_some_and(|c| c.state == CallState::Connected && c.role != CallRole::Conference)
+            && read_call(out, &call, |c| {
+                c.state == CallState::Connected && c.role != CallRole::Conference
+            })
+            .unwrap_or(false)
         {
             // The device joined a ConfBridge room (dialled it, or was sent there).
             self.emit(
@@ -1233,7 +1282,7 @@ impl Translator {
         if leg.consult.is_some() {
             return;
         }
-        match (on, self.state_of(&call)) {
+        match (on, state_of(out, &call)) {
             (true, Some(CallState::Connected)) => self.emit(out, Event::CallHeld { call }, None),
             (false, Some(CallState::Held)) if !leg.redirect_held => {
                 self.emit(out, Event::CallRetrieved { call }, None)
@@ -1332,7 +1381,7 @@ impl Translator {
                 None,
             );
             let leg = self.legs.get(&leg_id);
-            let lonely = self.desk.call(&call).is_some_and(|c| c.parties.is_empty());
+            let lonely = read_call(out, &call, |c| c.parties.is_empty()).unwrap_or(false);
             if held_here && lonely {
                 // The held party hung up: the agent's leg sits alone in the wait
                 // extension; hang it up so that no phantom call stays on the panel.
@@ -1418,7 +1467,7 @@ impl Translator {
         let (Some(call), Ok(digits)) = (leg.primary.clone(), DtmfDigits::new(digit)) else {
             return;
         };
-        if self.state_of(&call) == Some(CallState::Connected) {
+        if state_of(out, &call) == Some(CallState::Connected) {
             self.emit(out, Event::DtmfSent { call, digits }, None);
         }
     }
@@ -1427,7 +1476,7 @@ impl Translator {
         let Some(call) = self.legs.get(uniqueid).and_then(|l| l.primary.clone()) else {
             return;
         };
-        let muted = self.desk.call(&call).is_some_and(|c| c.muted);
+        let muted = read_call(out, &call, |c| c.muted).unwrap_or(false);
         self.emit(
             out,
             Event::CallFlagsChanged {
@@ -1732,6 +1781,7 @@ impl Translator {
         channels: &[Message],
         bridges: &[Message],
         queue_members: &[Message],
+        session: &dyn EventOut,
     ) -> SwitchState {
         self.tracker.clear();
         for item in bridges {
@@ -1772,12 +1822,15 @@ impl Translator {
         // Legs: keep the ones still alive, add the new ones.
         let old_legs = std::mem::take(&mut self.legs);
         let old_legs: HashMap<Box<str>, Leg> = old_legs.into_iter().collect();
-        let old_calls: HashMap<CallId, Call> = self
-            .desk
-            .calls()
-            .iter()
-            .map(|c| (c.id.clone(), c.clone()))
-            .collect();
+        // What the session knew of the calls (their parties, data, direction).
+        let mut old_calls: HashMap<CallId, Call> = HashMap::new();
+        session.view(&mut |desk| {
+            old_calls = desk
+                .calls()
+                .iter()
+                .map(|c| (c.id.clone(), c.clone()))
+                .collect();
+        });
         self.calls.clear();
         let device_channels: Vec<Channel> = self
             .tracker
@@ -1912,8 +1965,6 @@ impl Translator {
             calls,
             withheld: self.withheld(),
         };
-        let _ = self.desk.apply(&mut Event::LinkUp);
-        self.desk.resync(switch.clone(), 0);
         switch
     }
 
@@ -1963,11 +2014,14 @@ impl Translator {
             .collect()
     }
 
-    /// The switch state as the translator sees it now (without asking Asterisk).
-    pub fn switch_state(&self) -> SwitchState {
+    /// The switch's state as the translator and `session` (the state its events built)
+    /// see it now, without asking Asterisk.
+    pub fn switch_state(&self, session: &dyn EventOut) -> SwitchState {
+        let mut calls = Vec::new();
+        session.view(&mut |desk| calls = desk.calls().to_vec());
         SwitchState {
             agent: self.agent_state().to_agent_state(),
-            calls: self.desk.calls().to_vec(),
+            calls,
             withheld: self.withheld(),
         }
     }
@@ -1975,11 +2029,6 @@ impl Translator {
     /// Whether the agent's chosen state at the switch is already `state`.
     pub fn agent_is(&self, state: &ChosenState) -> bool {
         &self.agent_state() == state
-    }
-
-    /// The agent state the session would show (derived from the calls), for tests.
-    pub fn effective_agent_state(&self) -> AgentState {
-        self.desk.agent().clone()
     }
 }
 
@@ -2039,7 +2088,7 @@ mod tests {
     #[test]
     fn agent_state_aggregates_queues_and_ignores_others() {
         let mut t = translator();
-        let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+        let mut out = DeskEvents::new();
         let ev = |queue: &str, iface: &str, kind: &str, paused: u8, reason: &str| {
             msg(&format!(
                 "Event: {kind}\nQueue: {queue}\nInterface: {iface}\nPaused: {paused}\nPausedReason: {reason}\n"
@@ -2050,10 +2099,10 @@ mod tests {
             &mut out,
         );
         t.translate(&ev("q1", "PJSIP/1002", "QueueMemberAdded", 0, ""), &mut out);
-        assert!(out.is_empty(), "{out:?}");
+        assert!(out.events.is_empty(), "{out:?}");
         t.translate(&ev("q1", "PJSIP/1001", "QueueMemberAdded", 1, ""), &mut out);
         t.translate(&ev("q2", "PJSIP/1001", "QueueMemberAdded", 1, ""), &mut out);
-        assert_eq!(out.len(), 1, "logged in once: {out:?}");
+        assert_eq!(out.events.len(), 1, "logged in once: {out:?}");
         t.translate(&ev("q1", "PJSIP/1001", "QueueMemberPause", 0, ""), &mut out);
         assert_eq!(t.agent_state().name(), "not_ready", "still paused in q2");
         t.translate(&ev("q2", "PJSIP/1001", "QueueMemberPause", 0, ""), &mut out);
@@ -2077,22 +2126,22 @@ mod tests {
             &mut out,
         );
         assert_eq!(t.agent_state(), ChosenState::LoggedOut);
-        let names: Vec<_> = out.iter().map(|(e, _)| e.name()).collect();
+        let names: Vec<_> = out.events.iter().map(|(e, _)| e.name()).collect();
         assert_eq!(names.len(), 4, "{names:?}");
     }
 
     #[test]
     fn held_events_wait_for_the_rebuild_and_overflow_is_reported() {
         let mut t = translator();
-        let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+        let mut out = DeskEvents::new();
         t.hold_events();
         let added = "Event: QueueMemberAdded\nQueue: q1\nInterface: PJSIP/1001\nPaused: 0\n";
         assert!(t.on_event(msg(added), &mut out));
-        assert!(out.is_empty());
-        let state = t.rebuild(&[], &[], &[]);
-        assert_eq!(state.agent, AgentState::LoggedOut);
+        assert!(out.events.is_empty());
+        let state = t.rebuild(&[], &[], &[], &out);
+        assert_eq!(state.agent, opencti_core::AgentState::LoggedOut);
         assert!(t.release_held(&mut out));
-        assert_eq!(out.len(), 1);
+        assert_eq!(out.events.len(), 1);
         t.hold_events();
         for _ in 0..2 {
             assert!(t.on_event(msg(added), &mut out));
@@ -2104,7 +2153,7 @@ mod tests {
     #[test]
     fn our_originate_is_an_outbound_call_confirmed_by_its_channel() {
         let mut t = translator();
-        let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+        let mut out = DeskEvents::new();
         let id = CommandId::new(std::num::NonZeroU64::MIN);
         let to = Address::new("2000").unwrap_or_else(|e| panic!("{e}"));
         t.expect_originate("a-1".into(), "opencti-x-1", id, to, CallData::new());
@@ -2112,17 +2161,17 @@ mod tests {
             &msg("Event: Newchannel\nChannel: PJSIP/1001-00000001\nChannelState: 0\nUniqueid: opencti-x-1\nLinkedid: opencti-x-1\n"),
             &mut out,
         );
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].1, Some(id));
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(out.events[0].1, Some(id));
         assert!(
-            matches!(&out[0].0, Event::CallInitiated { call, .. } if call.as_str() == "opencti-x-1")
+            matches!(&out.events[0].0, Event::CallInitiated { call, .. } if call.as_str() == "opencti-x-1")
         );
         // A failure after the channel existed is not a command failure: the call ends.
         t.translate(
             &msg("Event: OriginateResponse\nActionID: a-1\nResponse: Failure\nReason: 3\n"),
             &mut out,
         );
-        assert_eq!(out.len(), 1);
+        assert_eq!(out.events.len(), 1);
         // A failure with no channel at all fails the command.
         t.expect_originate(
             "a-2".into(),
@@ -2135,7 +2184,7 @@ mod tests {
             &msg("Event: OriginateResponse\nActionID: a-2\nResponse: Failure\nReason: 5\n"),
             &mut out,
         );
-        match &out[1] {
+        match &out.events[1] {
             (Event::CommandFailed { error }, Some(c)) if *c == id => {
                 assert!(error.message.contains("busy"), "{}", error.message)
             }

@@ -3,9 +3,10 @@
 //!
 //! [`Watcher`] is the synchronous part: it discovers devices from channel names
 //! (`PJSIP/1001-0000000a` is device `PJSIP/1001`) and queue-member events, and keeps
-//! one [`Translator`] per device that has something going on, so every device's events
-//! pass the same checks as a desk's (each device's stream is accepted by
-//! `opencti_core::machine::Desk`). [`AmiWatch`] connects it to Asterisk: it logs in
+//! one [`Translator`] per device that has something going on. With no session to own
+//! a device's state, the watcher owns it: each device's events are applied to an
+//! `opencti_core::machine::Desk` of its own ([`DeskEvents`]) as a session would apply
+//! them, so every device's stream passes the same checks as a desk's. [`AmiWatch`] connects it to Asterisk: it logs in
 //! with an [`AmiClient`], reads the state after every (re)connect and hands out
 //! [`WatchItem`]s.
 //!
@@ -31,7 +32,7 @@ use crate::frame::Banner;
 use crate::line::ORIGINATE_PREFIX;
 use crate::message::Message;
 use crate::tracker::ChannelTracker;
-use crate::translate::{DeviceMatcher, EventOut, Translator, TranslatorConfig};
+use crate::translate::{DeskEvents, DeviceMatcher, EventOut, Translator, TranslatorConfig};
 
 /// The device (interface) a channel belongs to: its name without the `-<suffix>`
 /// Asterisk adds per channel (and without a `Local` channel's `;1`/`;2`).
@@ -152,18 +153,48 @@ pub struct DeviceEvent {
     pub event: Event,
 }
 
-/// Routes a translator's events to the watcher's output, tagged with the device.
+/// One device followed: its translator, and the state its events built.
+#[derive(Debug)]
+struct Followed {
+    translator: Translator,
+    desk: DeskEvents,
+}
+
+impl Followed {
+    fn is_idle(&self) -> bool {
+        self.translator.is_idle() && self.desk.desk().calls().is_empty()
+    }
+}
+
+/// Routes a translator's events through the device's desk to the watcher's output,
+/// tagged with the device.
 struct Tag<'a> {
     device: &'a str,
+    desk: &'a mut DeskEvents,
     out: &'a mut Vec<DeviceEvent>,
 }
 
 impl EventOut for Tag<'_> {
-    fn emit(&mut self, event: Event, _: Option<CommandId>) {
-        self.out.push(DeviceEvent {
-            device: self.device.to_owned(),
-            event,
-        });
+    fn emit(&mut self, event: Event, command: Option<CommandId>) {
+        self.desk.emit(event, command);
+        for (event, _) in self.desk.events.drain(..) {
+            self.out.push(DeviceEvent {
+                device: self.device.to_owned(),
+                event,
+            });
+        }
+        for (event, error) in self.desk.rejected.drain(..) {
+            tracing::debug!(
+                device = self.device,
+                event = event.name(),
+                error = %error.message,
+                "AMI watch: event does not fit the device's state"
+            );
+        }
+    }
+
+    fn view(&self, f: &mut dyn FnMut(&opencti_core::machine::Desk)) {
+        self.desk.view(f);
     }
 }
 
@@ -190,7 +221,7 @@ impl EventOut for Tag<'_> {
 pub struct Watcher {
     config: WatchConfig,
     tracker: ChannelTracker,
-    devices: BTreeMap<String, Translator>,
+    devices: BTreeMap<String, Followed>,
     queues: Vec<String>,
     holding: Option<Vec<Message>>,
     held_overflow: bool,
@@ -225,7 +256,7 @@ impl Watcher {
     pub fn states(&self) -> Vec<(String, SwitchState)> {
         self.devices
             .iter()
-            .map(|(d, t)| (d.clone(), t.switch_state()))
+            .map(|(d, f)| (d.clone(), f.translator.switch_state(&f.desk)))
             .collect()
     }
 
@@ -257,8 +288,15 @@ impl Watcher {
             tracing::debug!(interface, "AMI watch: too many devices; not followed");
             return;
         }
-        let t = Translator::with_tracker(self.translator_config(interface), self.tracker.clone());
-        self.devices.insert(interface.to_owned(), t);
+        let translator =
+            Translator::with_tracker(self.translator_config(interface), self.tracker.clone());
+        self.devices.insert(
+            interface.to_owned(),
+            Followed {
+                translator,
+                desk: DeskEvents::new(),
+            },
+        );
     }
 
     /// The devices an event may start: a new (or renamed) channel's, a queue member's.
@@ -291,10 +329,17 @@ impl Watcher {
         // applies the event itself like every other.
         self.discover_from(msg);
         self.tracker.apply(msg);
-        for (device, t) in self.devices.iter_mut() {
-            t.translate(msg, &mut Tag { device, out });
+        for (device, f) in self.devices.iter_mut() {
+            f.translator.translate(
+                msg,
+                &mut Tag {
+                    device,
+                    desk: &mut f.desk,
+                    out,
+                },
+            );
         }
-        self.devices.retain(|_, t| !t.is_idle());
+        self.devices.retain(|_, f| !f.is_idle());
     }
 
     /// From now on, hold events instead of translating them, until
@@ -331,8 +376,8 @@ impl Watcher {
     pub fn link_down(&mut self) {
         self.holding = Some(Vec::new());
         self.held_overflow = false;
-        for t in self.devices.values_mut() {
-            t.link_down();
+        for f in self.devices.values_mut() {
+            f.translator.link_down();
         }
     }
 
@@ -390,21 +435,18 @@ impl Watcher {
             self.discover(&interface);
         }
         let mut states = Vec::new();
-        let mut discard = Vec::new();
         let queues = self.queues.clone();
-        for (device, t) in self.devices.iter_mut() {
-            t.set_queues(&queues);
-            let state = t.rebuild(channels, bridges, &members);
-            // The translator holds nothing of its own: stop it holding.
-            t.release_held(&mut Tag {
-                device,
-                out: &mut discard,
-            });
-            if !t.is_idle() {
+        for (device, f) in self.devices.iter_mut() {
+            f.translator.set_queues(&queues);
+            let state = f.translator.rebuild(channels, bridges, &members, &f.desk);
+            f.desk.resync(state.clone());
+            // The watcher holds the events; its translators hold nothing of their own.
+            f.translator.release_held(&mut DeskEvents::new());
+            if !f.is_idle() {
                 states.push((device.clone(), state));
             }
         }
-        self.devices.retain(|_, t| !t.is_idle());
+        self.devices.retain(|_, f| !f.is_idle());
         states
     }
 

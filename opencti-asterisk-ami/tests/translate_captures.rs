@@ -4,8 +4,8 @@
 
 mod common;
 
-use opencti_asterisk_ami::{Frame, PushDecoder, Translator};
-use opencti_core::{CommandId, Event};
+use opencti_asterisk_ami::{DeskEvents, Frame, PushDecoder, Translator};
+use opencti_core::Event;
 
 fn translator(device: &str) -> Translator {
     common::translator(device, &["support"])
@@ -157,7 +157,7 @@ fn queue_call_carries_its_queue_and_caller() {
     let mut decoder = PushDecoder::new();
     decoder.push(&common::fixture("14_queue.txt"));
     let mut t = translator("Local/1002@agents");
-    let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+    let mut out = DeskEvents::new();
     for frame in decoder.frames() {
         if let Ok(Frame::Message(m)) = frame {
             if m.is_event() {
@@ -165,7 +165,7 @@ fn queue_call_carries_its_queue_and_caller() {
             }
         }
     }
-    match &out[0].0 {
+    match &out.events[0].0 {
         Event::CallOffered {
             from, to, queue, ..
         } => {
@@ -224,7 +224,7 @@ fn rebuild_from_status_lists() {
     }
     assert_eq!(channels.len(), 6);
     let mut t = translator("Local/1001@agents");
-    let state = t.rebuild(&channels, &bridges, &[]);
+    let state = t.rebuild(&channels, &bridges, &[], &DeskEvents::new());
     assert_eq!(state.calls.len(), 1, "{state:?}");
     let call = &state.calls[0];
     assert_eq!(call.id.as_str(), "1795238132.63");
@@ -234,7 +234,7 @@ fn rebuild_from_status_lists() {
     assert_eq!(state.agent.name(), "logged_out");
     // 1002 sits in Wait() answered, with no bridge: a connected call with no party.
     let mut t = translator("Local/1002@agents");
-    let state = t.rebuild(&channels, &bridges, &[]);
+    let state = t.rebuild(&channels, &bridges, &[], &DeskEvents::new());
     assert_eq!(state.calls.len(), 1);
     assert_eq!(state.calls[0].state.name(), "connected");
     assert!(state.calls[0].parties.is_empty());
@@ -304,13 +304,14 @@ fn a_queue_call_to_a_pjsip_phone() {
     let mut decoder = PushDecoder::new();
     decoder.push(&common::fixture(&format!("{capture}.txt")));
     let mut t = common::translator("PJSIP/1001", &["sales"]);
-    let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+    let mut out = DeskEvents::new();
     for frame in decoder.frames() {
         if let Ok(Frame::Message(m)) = frame {
             t.translate(&m, &mut out);
         }
     }
     let offered = out
+        .events
         .iter()
         .find_map(|(e, _)| match e {
             Event::CallOffered { queue, from, .. } => Some((queue.clone(), from.clone())),

@@ -11,11 +11,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use opencti_asterisk_ami::{
-    interface_of, AmiConfig, AmiWatch, DeviceEvent, DeviceMatcher, Frame, HoldConfig, Message,
-    PushDecoder, Secret, Translator, TranslatorConfig, WatchConfig, WatchItem, Watcher,
+    interface_of, AmiConfig, AmiWatch, DeskEvents, DeviceEvent, DeviceMatcher, Frame, HoldConfig,
+    Message, PushDecoder, Secret, Translator, TranslatorConfig, WatchConfig, WatchItem, Watcher,
 };
 use opencti_core::machine::Desk;
-use opencti_core::{AgentId, Capabilities, CommandId, DeviceId, ErrorKind, Event};
+use opencti_core::{AgentId, Capabilities, DeviceId, ErrorKind, Event};
 use support::{Control, Script};
 
 /// Every event of a capture, in order.
@@ -92,11 +92,11 @@ fn every_device_of_every_capture_gets_events_its_desk_accepts() {
             .collect();
         for device in &devices {
             let mut alone = translator(device);
-            let mut expected: Vec<(Event, Option<CommandId>)> = Vec::new();
+            let mut alone_desk = DeskEvents::new();
             for m in &messages {
-                alone.translate(m, &mut expected);
+                alone.translate(m, &mut alone_desk);
             }
-            let expected: Vec<Event> = expected.into_iter().map(|(e, _)| e).collect();
+            let expected: Vec<Event> = alone_desk.events.iter().map(|(e, _)| e.clone()).collect();
             let got: Vec<Event> = out
                 .iter()
                 .filter(|e| e.device == *device)
@@ -109,7 +109,7 @@ fn every_device_of_every_capture_gets_events_its_desk_accepts() {
                 .into_iter()
                 .find(|(d, _)| d == device)
                 .map(|(_, s)| s);
-            let alone_state = alone.switch_state();
+            let alone_state = alone.switch_state(&alone_desk);
             let idle = alone_state.calls.is_empty() && alone_state.agent.name() == "logged_out";
             match left {
                 Some(state) => assert_eq!(state, alone_state, "{capture} {device}"),
@@ -254,7 +254,10 @@ fn rebuild_from_status_lists_then_held_events() {
     assert!(!states.contains_key("PJSIP/9002"), "not a followed queue");
     // The same as the connector's translator for one device.
     let mut t = translator("Local/1001@agents");
-    assert_eq!(t.rebuild(&channels, &bridges, &[]), *s1001);
+    assert_eq!(
+        t.rebuild(&channels, &bridges, &[], &DeskEvents::new()),
+        *s1001
+    );
     // Then the held events, against that state, each accepted by its device's desk.
     assert!(watcher.release_held(&mut out));
     let mut desks = BTreeMap::new();

@@ -103,6 +103,12 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// The switch's current view of the line, for resynchronisation.
     async fn snapshot(&self) -> Result<SwitchState>;
 
+    /// The session has applied the state the last [`snapshot`](Connector::snapshot)
+    /// returned. A connector that held back switch events while it read that state
+    /// translates them now, against the session's new state (see
+    /// [`EventSink::view`]). The default does nothing.
+    fn resynced(&self) {}
+
     /// Disconnects.
     async fn stop(&self) -> Result<()>;
 }

@@ -56,6 +56,11 @@ use crate::{Error, ErrorKind, Result};
 ///   of them, and returns one [`SwitchState`] per line in the same order. The core calls
 ///   it once after every (re)connect for every open line, and again for one line whose
 ///   session's state has diverged.
+/// - [`resynced`](SwitchLink::resynced) follows once the line's session has applied that
+///   state. A link that holds back switch events while it reads (to keep its own
+///   bookkeeping, such as which channel is in which bridge, consistent with the lists it
+///   reads) translates them there, so that it reads the session's new state through
+///   [`EventSink::view`] while it does.
 /// - [`stop`](SwitchLink::stop) disconnects; no events follow.
 #[async_trait]
 pub trait SwitchLink: Send + Sync + fmt::Debug {
@@ -76,6 +81,12 @@ pub trait SwitchLink: Send + Sync + fmt::Debug {
 
     /// The switch's view of each of `lines`, in the same order, read once.
     async fn snapshot(&self, lines: &[Line]) -> Result<Vec<SwitchState>>;
+
+    /// `line`'s session has applied the state [`snapshot`](SwitchLink::snapshot) read
+    /// for it: [`Connector::resynced`] for one line. The default does nothing.
+    fn resynced(&self, line: &Line) {
+        let _ = line;
+    }
 
     /// Disconnects.
     async fn stop(&self) -> Result<()>;
@@ -403,6 +414,10 @@ impl Connector for LinkLine {
         self.shared.read_state(&self.line).await
     }
 
+    fn resynced(&self) {
+        self.shared.link.resynced(&self.line);
+    }
+
     async fn stop(&self) -> Result<()> {
         let removed = self.shared.state().lines.remove(&self.line.device);
         if removed.is_some() {
@@ -508,6 +523,12 @@ impl Connector for OneLine {
                     "the switch link read no state for the line",
                 )
             })
+    }
+
+    fn resynced(&self) {
+        if let Ok(line) = self.state.line() {
+            self.state.link.resynced(&line);
+        }
     }
 
     async fn stop(&self) -> Result<()> {

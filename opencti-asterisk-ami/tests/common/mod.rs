@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 
 use opencti_asterisk_ami::{
-    AmiCodec, DecoderConfig, DeviceMatcher, Error, Frame, HoldConfig, PushDecoder, Translator,
-    TranslatorConfig,
+    AmiCodec, DecoderConfig, DeskEvents, DeviceMatcher, Error, Frame, HoldConfig, PushDecoder,
+    Translator, TranslatorConfig,
 };
-use opencti_core::{CommandId, Event};
 
 /// `tests/fixtures/` of this crate.
 pub fn fixtures_dir() -> PathBuf {
@@ -137,7 +136,7 @@ pub fn translator(device: &str, queues: &[&str]) -> Translator {
 pub fn canonical_events(capture: &[u8], mut t: Translator) -> (Vec<String>, Translator) {
     let mut decoder = PushDecoder::new();
     decoder.push(capture);
-    let mut out: Vec<(Event, Option<CommandId>)> = Vec::new();
+    let mut out = DeskEvents::new();
     for frame in decoder.frames() {
         if let Ok(Frame::Message(m)) = frame {
             if m.is_event() {
@@ -145,7 +144,13 @@ pub fn canonical_events(capture: &[u8], mut t: Translator) -> (Vec<String>, Tran
             }
         }
     }
+    assert!(
+        out.rejected.is_empty(),
+        "events that do not fit the desk's state: {:?}",
+        out.rejected
+    );
     let names = out
+        .events
         .iter()
         .map(|(e, _)| {
             let json = serde_json::to_value(e).unwrap_or_default();

@@ -25,7 +25,11 @@ pub(super) async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
                 break;
             };
             let result = session.connector.snapshot().await;
+            let read = result.is_ok();
             let retry = session.engine().finish_resync(result, forced);
+            if read {
+                session.connector.resynced();
+            }
             drop(session);
             if retry {
                 tokio::time::sleep(RETRY_AFTER).await;

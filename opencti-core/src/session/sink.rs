@@ -4,6 +4,7 @@ use std::sync::Weak;
 
 use crate::event::Event;
 use crate::ids::CommandId;
+use crate::machine::Desk;
 use crate::Error;
 
 use super::Shared;
@@ -47,6 +48,22 @@ impl EventSink {
                 error: error.to_body(),
             },
         );
+    }
+
+    /// Reads the session's state as it stands after every event emitted so far: the
+    /// read view a translator uses where the same switch event means different things
+    /// in different states (an answered channel connects an offered call, not a held
+    /// one). `None` once the session is gone.
+    ///
+    /// The session is the only owner of agent and call state, so a connector asks here
+    /// rather than keeping a copy. While the session resynchronises, events emitted
+    /// meanwhile wait to be applied and are not in the view yet: a connector that must
+    /// translate against the new state holds its switch events until
+    /// [`Connector::resynced`](crate::Connector::resynced).
+    pub fn view<R>(&self, f: impl FnOnce(&Desk) -> R) -> Option<R> {
+        let shared = self.shared.upgrade()?;
+        let engine = shared.engine();
+        Some(f(&engine.desk))
     }
 
     /// Whether the session still exists.
