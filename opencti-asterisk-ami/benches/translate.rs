@@ -19,11 +19,9 @@ use std::sync::LazyLock;
 use bytes::BytesMut;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
-use opencti_asterisk_ami::{
-    AmiCodec, DecoderConfig, DeskEvents, DeviceMatcher, EventOut, Frame, HoldConfig, Message,
-    PushDecoder, Translator, TranslatorConfig,
-};
-use opencti_core::{CommandId, Event};
+use opencti_asterisk_ami::test_support::DeviceReplay;
+use opencti_asterisk_ami::{AmiCodec, DecoderConfig, Frame, Message, PushDecoder};
+use opencti_core::Event;
 
 const CAPTURE: &[u8] = include_bytes!("../tests/fixtures/05_two_party_call.txt");
 const CALL_EVENTS: [&str; 7] = [
@@ -87,44 +85,30 @@ static STREAM: LazyLock<Stream> = LazyLock::new(|| {
     }
 });
 
-/// Applies canonical events to a desk, as a session would, and counts them.
+/// Counts the canonical events a desk took, as a session would receive them.
 #[derive(Default)]
 struct Count {
-    desk: DeskEvents,
     events: u64,
     calls_ended: u64,
 }
 
-impl EventOut for Count {
-    fn emit(&mut self, event: Event, command: Option<CommandId>) {
-        self.desk.emit(event, command);
-        for (event, _) in self.desk.events.drain(..) {
+impl Count {
+    fn take(&mut self, t: &mut DeviceReplay) {
+        for (event, _) in t.drain_events() {
             self.events += 1;
             if matches!(event, Event::CallEnded { .. }) {
                 self.calls_ended += 1;
             }
         }
-        self.desk.rejected.clear();
-    }
-
-    fn view(&self, f: &mut dyn FnMut(&opencti_core::machine::Desk)) {
-        self.desk.view(f);
     }
 }
 
-fn translator() -> Translator {
-    Translator::new(TranslatorConfig {
-        device: DeviceMatcher::new("Local/1001@agents"),
-        queues: vec!["support".into()],
-        hold: Some(HoldConfig::default()),
-        max_channels: 100_000,
-        max_held_events: 100_000,
-        originate_prefix: "opencti-".into(),
-    })
+fn translator() -> DeviceReplay {
+    DeviceReplay::new("Local/1001@agents", &["support"])
 }
 
 /// Decodes `bytes` in socket-sized reads and translates every event.
-fn run(bytes: &[u8], t: &mut Translator, out: &mut Count) -> usize {
+fn run(bytes: &[u8], t: &mut DeviceReplay, out: &mut Count) -> usize {
     let mut codec = AmiCodec::with_config(DecoderConfig::new().with_banner(false));
     let mut buf = BytesMut::with_capacity(READ_SIZE * 2);
     let mut n = 0;
@@ -132,7 +116,8 @@ fn run(bytes: &[u8], t: &mut Translator, out: &mut Count) -> usize {
         buf.extend_from_slice(chunk);
         while let Ok(Some(frame)) = codec.decode(&mut buf) {
             if let Frame::Message(m) = frame {
-                t.translate(&m, out);
+                t.translate(&m);
+                out.take(t);
                 n += 1;
             }
         }
@@ -171,7 +156,8 @@ fn tracker_translate_only(bencher: Bencher<'_, '_>) {
         .bench_local_values(|mut t| {
             let mut out = Count::default();
             for m in &messages {
-                t.translate(m, &mut out);
+                t.translate(m);
+                out.take(&mut t);
             }
             (t, out.events)
         });
@@ -204,8 +190,8 @@ fn flatness() {
             next_report += 1_000_000;
             println!(
                 "flatness: {total:>9} {:>3} {:>3} {:?} {:>9} {:>7}",
-                t.tracker().channel_count(),
-                t.tracker().bridge_count(),
+                t.tracked().0,
+                t.tracked().1,
                 t.open_calls(),
                 out.events,
                 rss_kib()

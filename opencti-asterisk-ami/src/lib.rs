@@ -11,14 +11,18 @@ mod message;
 mod client;
 mod config;
 mod connector;
+mod device;
 mod line;
 mod link;
-pub mod tracker;
+mod switchboard;
+mod tracker;
 mod translate;
 mod transport;
 mod watch;
 mod withheld;
 
+#[cfg(any(test, feature = "test-support"))]
+mod replay;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -33,14 +37,10 @@ pub use config::{
     Timeouts, TlsConfig,
 };
 pub use connector::AmiConnector;
+pub use device::interface_of;
 pub use error::{Error, ErrorKind, Result};
 pub use frame::{Banner, Frame};
 pub use line::{escape_variable_value, ORIGINATE_PREFIX};
 pub use link::AmiLink;
 pub use message::{GetAll, Headers, Message, MessageKind};
-pub use tracker::ChannelTracker;
-pub use translate::{
-    cause_from_dial_status, cause_from_q850, CallTarget, DeskEvents, DeviceMatcher, EventOut,
-    FollowUp, Translator, TranslatorConfig,
-};
-pub use watch::{interface_of, AmiWatch, DeviceEvent, WatchConfig, WatchItem, Watcher};
+pub use watch::{AmiWatch, DeviceEvent, WatchConfig, WatchItem, Watcher};

@@ -3,61 +3,36 @@
 //! docs); events come from the link's reader through the line's [`Translator`] straight
 //! into the session's `EventSink`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use opencti_core::{
     Address, Capabilities, ChosenState, Command, CommandId, CommandKind, Error, ErrorKind, Event,
-    EventSink, Line, Request, Result, SwitchState,
+    Line, Request, Result,
 };
 
 use crate::action::{Action, AmiValue};
 use crate::client::AmiClient;
 use crate::config::{AmiConfig, AnswerMode};
+use crate::device::{DeviceMatcher, LineId};
+use crate::link::{lock, Board};
 use crate::message::Message;
-use crate::translate::{CallTarget, DeviceMatcher, EventOut, Translator, TranslatorConfig};
+use crate::switchboard::Outputs;
+use crate::translate::{CallTarget, EventOut, LineBook, Translator, TranslatorConfig};
 
 /// The prefix of the `ChannelId` every `make_call` gives its channel: a channel whose
 /// `Uniqueid` starts with it was placed by an opencti desk (outbound), even after a
 /// reconnect.
 pub const ORIGINATE_PREFIX: &str = "opencti-";
 
-/// What the reader and the commands share: the translator and where it emits.
-struct Translation {
-    translator: Option<Translator>,
-    sink: Option<EventSink>,
-    discard: Discard,
-}
-
-/// Swallows events when no session is attached.
-struct Discard;
-
-impl EventOut for Discard {
-    fn emit(&mut self, _: Event, _: Option<CommandId>) {}
-
-    fn view(&self, _: &mut dyn FnMut(&opencti_core::machine::Desk)) {}
-}
-
-impl Translation {
-    /// The translator and the output, together.
-    fn parts(&mut self) -> Option<(&mut Translator, &mut dyn EventOut)> {
-        let Translation {
-            translator,
-            sink,
-            discard,
-        } = self;
-        let translator = translator.as_mut()?;
-        let out: &mut dyn EventOut = match sink {
-            Some(sink) => sink,
-            None => discard,
-        };
-        Some((translator, out))
-    }
-}
-
 struct Shared {
     config: Arc<AmiConfig>,
-    translation: Mutex<Translation>,
+    /// The link's switchboard and sinks, shared by every line.
+    board: Arc<Mutex<Board>>,
+    /// This line's place on the switchboard.
+    id: LineId,
+    /// Set when the line is closed: its place may be another line's afterwards.
+    closed: AtomicBool,
     /// The link's client, shared by every line.
     client: Arc<OnceLock<AmiClient>>,
     /// The agent's device interface (`PJSIP/1001`).
@@ -66,12 +41,6 @@ struct Shared {
     /// Makes this line's `ChannelId`s unique on the PBX.
     nonce: String,
     next_call: AtomicU64,
-}
-
-impl Shared {
-    fn translation(&self) -> MutexGuard<'_, Translation> {
-        self.translation.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// One line of an [`AmiLink`](crate::AmiLink). Cheap to clone.
@@ -138,59 +107,67 @@ fn rejected(message: impl Into<String>) -> Error {
 }
 
 impl AmiLine {
-    /// The line of `line`'s agent at its device (or at the device the config names),
-    /// emitting into `sink`. Its events are held until the link's first read of the
-    /// switch's state.
-    pub(crate) fn new(
-        config: Arc<AmiConfig>,
-        client: Arc<OnceLock<AmiClient>>,
-        line: &Line,
-        sink: EventSink,
-    ) -> Result<AmiLine> {
+    /// The book of `line`'s agent at its device (or at the device the config names).
+    pub(crate) fn book(config: &AmiConfig, line: &Line) -> Result<LineBook> {
         let device = config
             .device
             .clone()
             .unwrap_or_else(|| line.device.as_str().to_owned());
         value(&device)?;
-        let mut translator = Translator::new(TranslatorConfig {
-            device: DeviceMatcher::new(device.clone()),
+        Ok(LineBook::new(TranslatorConfig {
+            device: DeviceMatcher::new(device),
             queues: config.queues.clone(),
             hold: config.hold.clone(),
-            max_channels: config.limits.max_channels,
-            max_held_events: config.limits.max_held_events,
             originate_prefix: ORIGINATE_PREFIX.into(),
-        });
-        translator.hold_events();
-        Ok(AmiLine {
+        }))
+    }
+
+    /// The line at place `id` of `board`, for `line`'s agent at `device`.
+    pub(crate) fn new(
+        config: Arc<AmiConfig>,
+        client: Arc<OnceLock<AmiClient>>,
+        board: Arc<Mutex<Board>>,
+        id: LineId,
+        line: &Line,
+        device: String,
+    ) -> AmiLine {
+        AmiLine {
             shared: Arc::new(Shared {
                 config,
-                translation: Mutex::new(Translation {
-                    translator: Some(translator),
-                    sink: Some(sink),
-                    discard: Discard,
-                }),
+                board,
+                id,
+                closed: AtomicBool::new(false),
                 client,
                 device,
                 agent: line.agent.as_str().to_owned(),
                 nonce: format!("{:08x}", fastrand::u32(..)),
                 next_call: AtomicU64::new(1),
             }),
-        })
+        }
+    }
+
+    /// The line's place on the switchboard.
+    pub(crate) fn id(&self) -> LineId {
+        self.shared.id
     }
 
     /// Runs `f` on the line's translator and the session's sink.
     pub(crate) fn with_translator<T>(
         &self,
-        f: impl FnOnce(&mut Translator, &mut dyn EventOut) -> T,
+        f: impl FnOnce(&mut Translator<'_>, &mut dyn EventOut) -> T,
     ) -> Option<T> {
-        let mut translation = self.shared.translation();
-        let (t, out) = translation.parts()?;
-        Some(f(t, out))
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut board = lock(&self.shared.board);
+        let Board { switchboard, sinks } = &mut *board;
+        let mut translator = switchboard.translator(self.shared.id)?;
+        Some(f(&mut translator, sinks.output(self.shared.id)))
     }
 
-    /// Stops emitting into the session's sink.
+    /// The line is closed: nothing more goes through it.
     pub(crate) fn close(&self) {
-        self.shared.translation().sink = None;
+        self.shared.closed.store(true, Ordering::SeqCst);
     }
 
     fn up_client(&self) -> Result<&AmiClient> {
@@ -671,7 +648,7 @@ impl AmiLine {
         match &request.command {
             Command::Login {} => {
                 let already = self
-                    .with_translator(|t, _| !t.agent_is(&ChosenState::LoggedOut))
+                    .with_translator(|t, _| !t.book.agent_is(&ChosenState::LoggedOut))
                     .unwrap_or(false);
                 let member_name = self.shared.agent.clone();
                 let results = self
@@ -684,7 +661,7 @@ impl AmiLine {
             }
             Command::Logout { .. } => {
                 let already = self
-                    .with_translator(|t, _| t.agent_is(&ChosenState::LoggedOut))
+                    .with_translator(|t, _| t.book.agent_is(&ChosenState::LoggedOut))
                     .unwrap_or(false);
                 let results = self.queue_actions("QueueRemove", &[]).await?;
                 self.settle_queue("logout (QueueRemove)", id, results, already)
@@ -697,7 +674,7 @@ impl AmiLine {
                     ));
                 }
                 let already = self
-                    .with_translator(|t, _| t.agent_is(state))
+                    .with_translator(|t, _| t.book.agent_is(state))
                     .unwrap_or(false);
                 let results = match state {
                     ChosenState::Ready => {
@@ -759,28 +736,6 @@ impl AmiLine {
                 ),
             )),
         }
-    }
-
-    /// Rebuilds the line from the lists the link read (`CoreShowChannel`,
-    /// `BridgeListItem`, `QueueMember` items) and returns the switch's state of the
-    /// line. The events that arrive meanwhile stay held until [`resynced`].
-    ///
-    /// [`resynced`]: AmiLine::resynced
-    pub(crate) fn rebuild(
-        &self,
-        channels: &[Message],
-        bridges: &[Message],
-        members: &[Message],
-    ) -> Result<SwitchState> {
-        self.with_translator(|t, out| t.rebuild(channels, bridges, members, out))
-            .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the line is closed"))
-    }
-
-    /// The session applied the rebuilt state: translate the events held since the
-    /// link's read began, against that state. (Had too many arrived, the reader has
-    /// dropped the connection already, and the next one reads everything again.)
-    pub(crate) fn resynced(&self) {
-        self.with_translator(|t, out| t.release_held(out));
     }
 }
 

@@ -12,20 +12,76 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_trait::async_trait;
 use opencti_core::{
-    Capabilities, Error, ErrorKind, EventSink, Line, LinkStatus, Request, Result, SwitchLink,
-    SwitchState,
+    Capabilities, CommandId, Error, ErrorKind, Event, EventSink, Line, LinkStatus, Request, Result,
+    SwitchLink, SwitchState, Withheld,
 };
 
 use crate::client::{AmiClient, ClientEvents};
 use crate::config::AmiConfig;
+use crate::device::LineId;
 use crate::frame::Banner;
 use crate::line::{self, action, hangup_action, AmiLine};
 use crate::message::Message;
-use crate::translate::FollowUp;
+use crate::switchboard::{Outputs, Switchboard};
+use crate::translate::{EventOut, FollowUp};
+
+/// What the link's reader and its lines' commands share: the switchboard, and where
+/// each line's events go.
+pub(crate) struct Board {
+    pub(crate) switchboard: Switchboard,
+    pub(crate) sinks: Sinks,
+}
+
+/// Each line's session sink, by its place on the switchboard.
+#[derive(Default)]
+pub(crate) struct Sinks {
+    sinks: Vec<Option<EventSink>>,
+    discard: Discard,
+}
+
+impl Sinks {
+    fn set(&mut self, line: LineId, sink: Option<EventSink>) {
+        let i = line as usize;
+        if self.sinks.len() <= i {
+            self.sinks.resize(i + 1, None);
+        }
+        self.sinks[i] = sink;
+    }
+}
+
+impl Outputs for Sinks {
+    fn output(&mut self, line: LineId) -> &mut dyn EventOut {
+        match self.sinks.get_mut(line as usize) {
+            Some(Some(sink)) => sink,
+            _ => &mut self.discard,
+        }
+    }
+}
+
+/// Swallows the events of a line with no session.
+#[derive(Default)]
+struct Discard;
+
+impl EventOut for Discard {
+    fn emit(&mut self, _: Event, _: Option<CommandId>) {}
+
+    fn view(&self, _: &mut dyn FnMut(&opencti_core::machine::Desk)) {}
+}
+
+/// Locks `board` (nothing panics while holding it; a poisoned lock still guards a
+/// consistent board).
+pub(crate) fn lock(board: &Mutex<Board>) -> MutexGuard<'_, Board> {
+    board.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a read of the switch's state gives: channels, bridges, queue members, and what
+/// the dialplan withholds.
+type Lists = (Vec<Message>, Vec<Message>, Vec<Message>, Vec<Withheld>);
 
 struct Shared {
     config: Arc<AmiConfig>,
     client: Arc<OnceLock<AmiClient>>,
+    board: Arc<Mutex<Board>>,
     /// Open lines by device id.
     lines: Mutex<HashMap<String, AmiLine>>,
     status: OnceLock<LinkStatus>,
@@ -38,12 +94,34 @@ impl Shared {
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open(&self) -> Vec<AmiLine> {
-        self.lines().values().cloned().collect()
+    /// Sends the hang-ups the lines asked for.
+    fn follow_up(&self, follow_ups: Vec<FollowUp>) {
+        let Some(client) = self.client.get() else {
+            return;
+        };
+        for f in follow_ups {
+            let FollowUp::Hangup { channel } = f;
+            if let Ok(a) = hangup_action(&channel, 16) {
+                client.send_detached(a);
+            }
+        }
+    }
+
+    /// Runs `f` on the switchboard and the sinks, then sends the follow-ups wanted.
+    fn with_board<T>(&self, f: impl FnOnce(&mut Switchboard, &mut Sinks) -> T) -> T {
+        let (result, follow_ups) = {
+            let mut board = lock(&self.board);
+            let Board { switchboard, sinks } = &mut *board;
+            let result = f(switchboard, sinks);
+            (result, switchboard.take_follow_ups())
+        };
+        self.follow_up(follow_ups);
+        result
     }
 }
 
-/// The reader's side: what the client reports goes to every line's translator.
+/// The reader's side: every event goes through the switchboard to the lines it
+/// concerns.
 struct Events(Arc<Shared>);
 
 impl ClientEvents for Events {
@@ -52,45 +130,23 @@ impl ClientEvents for Events {
             return;
         }
         tracing::info!(banner = %banner, "AMI: logged in");
-        for line in self.0.open() {
-            // Nothing is translated until the state has been read from the lists.
-            line.with_translator(|t, _| t.hold_events());
-        }
+        // Nothing is translated until the state has been read from the lists.
+        lock(&self.0.board).switchboard.connected();
         if let Some(status) = self.0.status.get() {
             status.up();
         }
     }
 
     fn event(&self, event: Message) -> bool {
-        let mut ok = true;
-        let mut follow_ups = Vec::new();
-        for line in self.0.open() {
-            if let Some((fine, more)) = line.with_translator(|t, out| {
-                let fine = t.on_shared_event(&event, out);
-                (fine, t.take_follow_ups())
-            }) {
-                ok &= fine;
-                follow_ups.extend(more);
-            }
-        }
-        if let Some(client) = self.0.client.get() {
-            for f in follow_ups {
-                let FollowUp::Hangup { channel } = f;
-                if let Ok(a) = hangup_action(&channel, 16) {
-                    client.send_detached(a);
-                }
-            }
-        }
-        ok
+        self.0
+            .with_board(|switchboard, sinks| switchboard.on_event(&event, sinks))
     }
 
     fn disconnected(&self, reason: &str) {
         if self.0.stopped.load(Ordering::SeqCst) {
             return;
         }
-        for line in self.0.open() {
-            line.with_translator(|t, _| t.link_down());
-        }
+        lock(&self.0.board).switchboard.link_down();
         if let Some(status) = self.0.status.get() {
             status.down(&format!("Asterisk AMI: {reason}"));
         }
@@ -139,10 +195,16 @@ impl AmiLink {
     /// A link with this config (checked now; nothing connects before `start`).
     pub fn new(config: AmiConfig) -> Result<AmiLink> {
         config.validate()?;
+        let switchboard =
+            Switchboard::new(config.limits.max_channels, config.limits.max_held_events);
         Ok(AmiLink {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
                 client: Arc::new(OnceLock::new()),
+                board: Arc::new(Mutex::new(Board {
+                    switchboard,
+                    sinks: Sinks::default(),
+                })),
                 lines: Mutex::new(HashMap::new()),
                 status: OnceLock::new(),
                 stopped: AtomicBool::new(false),
@@ -158,6 +220,37 @@ impl AmiLink {
     /// The AMI client, once started.
     pub fn client(&self) -> Option<&AmiClient> {
         self.shared.client.get()
+    }
+
+    /// Reads the switch's state: `CoreShowChannels`, `BridgeList`, `QueueStatus` of
+    /// each queue (its `QueueMember` items), and what the dialplan withholds.
+    async fn read_lists(&self, client: &AmiClient) -> Result<Lists> {
+        let channels = client
+            .send_list(action("CoreShowChannels", &[])?)
+            .await?
+            .items;
+        // Bridge types only; membership comes with each channel's BridgeId, so a user
+        // without the class BridgeList needs is not fatal.
+        let bridges = match client.send_list(action("BridgeList", &[])?).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                tracing::debug!(error = %e, "AMI: BridgeList failed; bridge types unknown");
+                Vec::new()
+            }
+        };
+        let mut members = Vec::new();
+        for queue in &self.shared.config.queues {
+            let list = client
+                .send_list(action("QueueStatus", &[("Queue", queue)])?)
+                .await?;
+            members.extend(
+                list.items
+                    .into_iter()
+                    .filter(|m| m.event() == Some("QueueMember")),
+            );
+        }
+        let withheld = crate::withheld::by_dialplan(client, &self.shared.config).await;
+        Ok((channels, bridges, members, withheld))
     }
 
     fn line(&self, line: &Line) -> Result<AmiLine> {
@@ -194,26 +287,44 @@ impl SwitchLink for AmiLink {
     }
 
     async fn open_line(&self, line: &Line, sink: EventSink) -> Result<()> {
+        let book = AmiLine::book(&self.shared.config, line)?;
+        let device = book.interface().to_owned();
+        let taken = || {
+            Error::new(
+                ErrorKind::InvalidState,
+                format!("line {} is open on this AMI link already", line.device),
+            )
+        };
+        let mut lines = self.shared.lines();
+        if lines.contains_key(line.device.as_str()) {
+            return Err(taken());
+        }
+        let id = {
+            let mut board = lock(&self.shared.board);
+            let id = board.switchboard.add(book, false).ok_or_else(taken)?;
+            board.sinks.set(id, Some(sink));
+            id
+        };
         let opened = AmiLine::new(
             self.shared.config.clone(),
             self.shared.client.clone(),
+            self.shared.board.clone(),
+            id,
             line,
-            sink,
-        )?;
-        let mut lines = self.shared.lines();
-        if lines.contains_key(line.device.as_str()) {
-            return Err(Error::new(
-                ErrorKind::InvalidState,
-                format!("line {} is open on this AMI link already", line.device),
-            ));
-        }
+            device,
+        );
         lines.insert(line.device.as_str().to_owned(), opened);
         Ok(())
     }
 
     async fn close_line(&self, line: &Line) -> Result<()> {
-        if let Some(closed) = self.shared.lines().remove(line.device.as_str()) {
+        let closed = self.shared.lines().remove(line.device.as_str());
+        if let Some(closed) = closed {
             closed.close();
+            self.shared.with_board(|switchboard, sinks| {
+                switchboard.remove(closed.id(), sinks);
+                sinks.set(closed.id(), None);
+            });
         }
         Ok(())
     }
@@ -233,37 +344,19 @@ impl SwitchLink for AmiLink {
             }
         };
         let open: Vec<AmiLine> = lines.iter().map(|l| self.line(l)).collect::<Result<_>>()?;
-        for line in &open {
-            line.with_translator(|t, _| t.hold_events());
-        }
-        let channels = client
-            .send_list(action("CoreShowChannels", &[])?)
-            .await?
-            .items;
-        // Bridge types only; membership comes with each channel's BridgeId, so a user
-        // without the class BridgeList needs is not fatal.
-        let bridges = match client.send_list(action("BridgeList", &[])?).await {
-            Ok(list) => list.items,
-            Err(e) => {
-                tracing::debug!(error = %e, "AMI: BridgeList failed; bridge types unknown");
-                Vec::new()
-            }
-        };
-        let mut members = Vec::new();
-        for queue in &self.shared.config.queues {
-            let list = client
-                .send_list(action("QueueStatus", &[("Queue", queue)])?)
-                .await?;
-            members.extend(
-                list.items
-                    .into_iter()
-                    .filter(|m| m.event() == Some("QueueMember")),
-            );
-        }
-        let withheld = crate::withheld::by_dialplan(client, &self.shared.config).await;
+        lock(&self.shared.board).switchboard.begin_read();
+        let read = self.read_lists(client).await;
+        let mut board = lock(&self.shared.board);
+        let Board { switchboard, sinks } = &mut *board;
+        switchboard.end_read();
+        let (channels, bridges, members, withheld) = read?;
+        switchboard.rebuild_tracker(&channels, &bridges);
         open.iter()
             .map(|line| {
-                let mut state = line.rebuild(&channels, &bridges, &members)?;
+                let id = line.id();
+                let mut state = switchboard
+                    .rebuild_line(id, &members, sinks.output(id))
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the line is closed"))?;
                 state.withheld.extend(withheld.iter().cloned());
                 Ok(state)
             })
@@ -272,7 +365,8 @@ impl SwitchLink for AmiLink {
 
     fn resynced(&self, line: &Line) {
         if let Ok(line) = self.line(line) {
-            line.resynced();
+            self.shared
+                .with_board(|switchboard, sinks| switchboard.resynced(line.id(), sinks));
         }
     }
 

@@ -31,6 +31,8 @@
 //! # }
 //! ```
 
+pub use crate::replay::DeviceReplay;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

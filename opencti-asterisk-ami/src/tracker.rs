@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::device::{LineId, Owners};
 use crate::message::Message;
 
 /// Asterisk's channel states (`ChannelState` header).
@@ -30,8 +31,6 @@ pub mod state {
     pub const RINGING: u8 = 5;
     /// Answered.
     pub const UP: u8 = 6;
-    /// Busy.
-    pub const BUSY: u8 = 7;
 }
 
 /// One live channel.
@@ -65,9 +64,13 @@ pub struct Channel {
     pub dialed_by: Option<Box<str>>,
     /// Music on hold is playing to the channel.
     pub music_on_hold: bool,
-    /// Free for the tracker's user (the translator caches whether the channel is the
-    /// agent's device here); reset to 0 when the channel is renamed.
-    pub role: u8,
+    /// The bridge the channel left last, if it is in none now: who it talked to, so
+    /// that its hangup reaches their lines.
+    pub left_bridge: Option<Box<str>>,
+    /// The line whose device this channel is, if any (from its name).
+    pub(crate) owner: Option<LineId>,
+    /// The line that holds this channel (a party it redirected to music on hold).
+    pub(crate) held_by: Option<LineId>,
 }
 
 impl Channel {
@@ -87,7 +90,9 @@ impl Channel {
             bridge: None,
             dialed_by: None,
             music_on_hold: false,
-            role: 0,
+            left_bridge: None,
+            owner: None,
+            held_by: None,
         }
     }
 }
@@ -317,6 +322,7 @@ pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 pub struct ChannelTracker {
     channels: IdMap<Box<str>, Channel>,
     bridges: IdMap<Box<str>, Bridge>,
+    owners: Owners,
     max_entries: usize,
     refused: u64,
 }
@@ -327,6 +333,7 @@ impl ChannelTracker {
         ChannelTracker {
             channels: IdMap::default(),
             bridges: IdMap::default(),
+            owners: Owners::default(),
             max_entries: max_entries.max(1),
             refused: 0,
         }
@@ -338,21 +345,43 @@ impl ChannelTracker {
         self.bridges.clear();
     }
 
-    /// Forgets every channel's [`Channel::role`] (for a translator of another device).
-    pub(crate) fn reset_roles(&mut self) {
+    /// `interface` is `line`'s device from now on (its channels, live and future, are
+    /// that line's). Returns `false` if it is another line's already.
+    pub(crate) fn add_owner(&mut self, interface: &str, line: LineId) -> bool {
+        if !self.owners.insert(interface, line) {
+            return false;
+        }
+        self.reassign_owners();
+        true
+    }
+
+    /// `interface` is no line's device any more.
+    pub(crate) fn remove_owner(&mut self, interface: &str) {
+        self.owners.remove(interface);
+        self.reassign_owners();
+    }
+
+    fn reassign_owners(&mut self) {
         for channel in self.channels.values_mut() {
-            channel.role = 0;
+            channel.owner = self.owners.of_channel(&channel.name);
+        }
+    }
+
+    /// The line whose device is `interface` (a queue member's `Interface`).
+    pub(crate) fn owner_of_interface(&mut self, interface: &str) -> Option<LineId> {
+        self.owners.of_interface(interface)
+    }
+
+    /// The line that holds channel `uniqueid` on music on hold is `line` (or none).
+    pub(crate) fn set_held_by(&mut self, uniqueid: &str, line: Option<LineId>) {
+        if let Some(channel) = self.channels.get_mut(uniqueid) {
+            channel.held_by = line;
         }
     }
 
     /// The channel with this `Uniqueid`.
     pub fn channel(&self, uniqueid: &str) -> Option<&Channel> {
         self.channels.get(uniqueid)
-    }
-
-    /// The channel with this `Uniqueid`, to update [`Channel::role`].
-    pub fn channel_mut(&mut self, uniqueid: &str) -> Option<&mut Channel> {
-        self.channels.get_mut(uniqueid)
     }
 
     /// The bridge with this id.
@@ -376,8 +405,20 @@ impl ChannelTracker {
     }
 
     /// New channels or bridges refused because the tracker was full.
+    #[cfg(test)]
     pub fn refused(&self) -> u64 {
         self.refused
+    }
+
+    fn refuse(&mut self, what: &str) {
+        if self.refused % 10_000 == 0 {
+            tracing::warn!(
+                max = self.max_entries,
+                refused = self.refused + 1,
+                "AMI: the channel tracker is full; a new {what} is not tracked"
+            );
+        }
+        self.refused += 1;
     }
 
     /// The other members of the bridge `uniqueid` is in.
@@ -461,7 +502,7 @@ impl ChannelTracker {
                 match self.channels.get_mut(uniqueid) {
                     Some(channel) => {
                         set(&mut channel.name, new);
-                        channel.role = 0;
+                        channel.owner = self.owners.of_channel(&channel.name);
                         Change::Renamed { uniqueid }
                     }
                     None => Change::None,
@@ -687,7 +728,7 @@ impl ChannelTracker {
             None if !create => return None,
             None => {
                 if self.channels.len() >= self.max_entries {
-                    self.refused += 1;
+                    self.refuse("channel");
                     return None;
                 }
                 self.channels
@@ -696,6 +737,7 @@ impl ChannelTracker {
             }
         };
         let before = channel.state;
+        let mut named = false;
         let prefix = keys.prefix;
         for (key, value) in msg.headers() {
             // One pass over the headers; a key is classified by its length first, so
@@ -705,7 +747,10 @@ impl ChannelTracker {
             };
             let field = match rest.len() {
                 5 if same(rest, "Exten") => &mut channel.exten,
-                7 if full && same(rest, "Channel") => &mut channel.name,
+                7 if full && same(rest, "Channel") => {
+                    named = channel.name != value;
+                    &mut channel.name
+                }
                 7 if same(rest, "Context") => &mut channel.context,
                 8 if same(rest, "Linkedid") => &mut channel.linkedid,
                 11 if full && same(rest, "CallerIDNum") => &mut channel.caller_num,
@@ -725,13 +770,16 @@ impl ChannelTracker {
             };
             set(field, value);
         }
+        if named {
+            channel.owner = self.owners.of_channel(&channel.name);
+        }
         Some((before, channel.state))
     }
 
     fn bridge_entry(&mut self, id: &str) -> Option<&mut Bridge> {
         if !self.bridges.contains_key(id) {
             if self.bridges.len() >= self.max_entries {
-                self.refused += 1;
+                self.refuse("bridge");
                 return None;
             }
             self.bridges.insert(
@@ -753,6 +801,7 @@ impl ChannelTracker {
                 if channel.bridge.as_deref() == Some(bridge) {
                     return false;
                 }
+                channel.left_bridge = None;
                 channel.bridge.replace(bridge.into())
             }
             None => return false,
@@ -799,7 +848,7 @@ impl ChannelTracker {
         }
         if let Some(channel) = self.channels.get_mut(uniqueid) {
             if channel.bridge.as_deref() == Some(bridge) {
-                channel.bridge = None;
+                channel.left_bridge = channel.bridge.take();
                 was_in = true;
             }
         }

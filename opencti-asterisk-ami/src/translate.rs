@@ -23,6 +23,7 @@ use opencti_core::{
 };
 
 use crate::config::HoldConfig;
+use crate::device::{DeviceMatcher, LineId};
 use crate::message::Message;
 use crate::tracker::{known, state, Change, Channel, ChannelTracker, IdMap};
 
@@ -133,53 +134,6 @@ fn read_call<R>(out: &dyn EventOut, call: &CallId, f: impl FnOnce(&Call) -> R) -
     result
 }
 
-/// Decides which channels are the agent's device.
-///
-/// A channel belongs to interface `PJSIP/1001` when its name is `PJSIP/1001-<suffix>`;
-/// for a `Local/...` interface only the `;1` half counts (the `;2` half is the inside of
-/// the "phone", as in the captures, where `Local/1001@agents-00000003;1` is bridged).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceMatcher {
-    interface: String,
-    local: bool,
-}
-
-impl DeviceMatcher {
-    /// Matches channels of `interface` (compared ASCII case-insensitively).
-    pub fn new(interface: impl Into<String>) -> Self {
-        let interface = interface.into();
-        let local = interface
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case("local/"));
-        DeviceMatcher { interface, local }
-    }
-
-    /// The interface.
-    pub fn interface(&self) -> &str {
-        &self.interface
-    }
-
-    /// Whether the channel named `name` is this device's.
-    pub fn matches(&self, name: &str) -> bool {
-        let n = self.interface.len();
-        let (Some(head), Some(rest)) = (name.as_bytes().get(..n), name.as_bytes().get(n..)) else {
-            return false;
-        };
-        head.eq_ignore_ascii_case(self.interface.as_bytes())
-            && rest.first() == Some(&b'-')
-            && (!self.local || rest.ends_with(b";1"))
-    }
-
-    /// Whether `interface` (a queue member's `Interface` or `Location`) is this device.
-    pub fn is_interface(&self, interface: &str) -> bool {
-        interface.eq_ignore_ascii_case(&self.interface)
-    }
-}
-
-/// [`Channel::role`] values: the channel is the agent's device, or not.
-const ROLE_DEVICE: u8 = 1;
-const ROLE_OTHER: u8 = 2;
-
 /// What `leg_entered` needs of a bridge peer.
 struct Peer {
     uniqueid: Box<str>,
@@ -264,10 +218,6 @@ pub struct TranslatorConfig {
     pub queues: Vec<String>,
     /// The hold context, if hold is done by `Redirect`.
     pub hold: Option<HoldConfig>,
-    /// Most channels and bridges tracked.
-    pub max_channels: usize,
-    /// Most events held while the state is rebuilt.
-    pub max_held_events: usize,
     /// The prefix of the `ChannelId`s this connector gives its `Originate`s.
     pub originate_prefix: String,
 }
@@ -306,19 +256,27 @@ pub struct CallTarget {
     pub bridged: bool,
 }
 
-/// Turns AMI events into canonical events. See the module docs.
+/// What a line's translation keeps between events: which channels are the device's
+/// legs and which calls they carry, the `Originate`s in flight, the queue memberships.
+/// The protocol's bookkeeping only; the agent and call states are the session's.
 #[derive(Debug)]
-pub struct Translator {
+pub(crate) struct LineBook {
     config: TranslatorConfig,
-    tracker: ChannelTracker,
     legs: IdMap<Box<str>, Leg>,
     calls: IdMap<CallId, Box<str>>,
     originates: Vec<Originate>,
     acd: IdMap<Box<str>, QueueId>,
     members: Vec<Membership>,
     follow_ups: Vec<FollowUp>,
-    holding: Option<Vec<Message>>,
-    held_overflow: bool,
+}
+
+/// Turns AMI events into canonical events for one line: its [`LineBook`], read and
+/// updated against the link's one [`ChannelTracker`]. Made for each event (or command)
+/// the line takes part in. See the module docs.
+pub(crate) struct Translator<'a> {
+    pub(crate) book: &'a mut LineBook,
+    pub(crate) tracker: &'a mut ChannelTracker,
+    pub(crate) line: LineId,
 }
 
 /// Q.850 cause codes to canonical causes.
@@ -365,36 +323,27 @@ fn party(channel: &Channel) -> Option<Party> {
     Some(party)
 }
 
-impl Translator {
-    /// A translator for one agent's device.
-    pub fn new(config: TranslatorConfig) -> Self {
+impl LineBook {
+    /// The book of one agent's device, with nothing in it yet.
+    pub(crate) fn new(config: TranslatorConfig) -> Self {
         let members = vec![Membership::default(); config.queues.len()];
-        Translator {
-            tracker: ChannelTracker::new(config.max_channels),
+        LineBook {
             legs: IdMap::default(),
             calls: IdMap::default(),
             originates: Vec::new(),
             acd: IdMap::default(),
             members,
             follow_ups: Vec::new(),
-            holding: None,
-            held_overflow: false,
             config,
         }
     }
 
-    /// A translator that starts from `tracker`'s channels and bridges (a watcher's view
-    /// of the whole system), with no legs of its own yet.
-    pub(crate) fn with_tracker(config: TranslatorConfig, mut tracker: ChannelTracker) -> Self {
-        tracker.reset_roles();
-        let mut t = Translator::new(config);
-        t.tracker = tracker;
-        t
+    /// The device's interface.
+    pub(crate) fn interface(&self) -> &str {
+        self.config.device.interface()
     }
 
-    /// Follows these queues' memberships from now on (the next [`rebuild`] reads them).
-    ///
-    /// [`rebuild`]: Translator::rebuild
+    /// Follows these queues' memberships from now on (the next rebuild reads them).
     pub(crate) fn set_queues(&mut self, queues: &[String]) {
         if self.config.queues != queues {
             self.config.queues = queues.to_vec();
@@ -411,20 +360,15 @@ impl Translator {
             && !self.members.iter().any(|m| m.member)
     }
 
-    /// The tracker, for inspection.
-    pub fn tracker(&self) -> &ChannelTracker {
-        &self.tracker
-    }
-
     /// How many device legs and canonical calls are open (for memory checks).
-    pub fn open_calls(&self) -> (usize, usize) {
+    pub(crate) fn open_calls(&self) -> (usize, usize) {
         (self.legs.len(), self.calls.len())
     }
 
     /// The agent's chosen state from its queue memberships: `logged_out` when a member
     /// of none of the configured queues, `not_ready` (with the first pause reason) when
     /// paused in any of them, else `ready`.
-    pub fn agent_state(&self) -> ChosenState {
+    pub(crate) fn agent_state(&self) -> ChosenState {
         let mut member = false;
         for m in self.members.iter().filter(|m| m.member) {
             member = true;
@@ -441,73 +385,73 @@ impl Translator {
         }
     }
 
+    /// Whether the agent's chosen state at the switch is already `state`.
+    pub(crate) fn agent_is(&self, state: &ChosenState) -> bool {
+        &self.agent_state() == state
+    }
+
     /// Follow-up actions wanted since the last call.
-    pub fn take_follow_ups(&mut self) -> Vec<FollowUp> {
+    pub(crate) fn take_follow_ups(&mut self) -> Vec<FollowUp> {
         std::mem::take(&mut self.follow_ups)
     }
 
-    /// From now on, hold events instead of translating them, until [`rebuild`]
-    /// (after a (re)connect, so that nothing is emitted against a state the session has
-    /// not seen yet).
-    ///
-    /// [`rebuild`]: Translator::rebuild
-    pub fn hold_events(&mut self) {
-        if self.holding.is_none() {
-            self.holding = Some(Vec::new());
-        }
-    }
-
-    /// Whether events are being held.
-    pub fn is_holding(&self) -> bool {
-        self.holding.is_some()
-    }
-
-    /// The link dropped: hold events from the next connection until the next rebuild.
-    pub fn link_down(&mut self) {
-        self.holding = Some(Vec::new());
-        self.held_overflow = false;
-        // Originates in flight on the old connection will never be answered there.
+    /// The link dropped: `Originate`s in flight on the old connection will never be
+    /// answered there.
+    pub(crate) fn link_down(&mut self) {
         self.originates.clear();
     }
 
-    /// Translates one AMI event (or holds it, see [`hold_events`]). Returns `false` if
-    /// the holding buffer overflowed (the caller should reconnect).
-    ///
-    /// [`hold_events`]: Translator::hold_events
-    pub fn on_event(&mut self, msg: Message, out: &mut dyn EventOut) -> bool {
-        if self.holding.is_some() {
-            return self.hold(msg);
+    /// What Asterisk does not allow this agent: logging in and out when the device's
+    /// membership of a queue is written in Asterisk's configuration, which QueueAdd and
+    /// QueueRemove refuse to change.
+    fn withheld(&self) -> Vec<Withheld> {
+        let fixed: Vec<String> = self
+            .config
+            .queues
+            .iter()
+            .zip(&self.members)
+            .filter_map(|(queue, m)| {
+                m.fixed
+                    .as_ref()
+                    .map(|kind| format!("a {kind} member of queue {queue}"))
+            })
+            .collect();
+        if fixed.is_empty() {
+            return Vec::new();
         }
-        self.translate(&msg, out);
-        true
+        let reason = format!(
+            "the device is {} in Asterisk's configuration, and Asterisk logs such a member neither in nor out \
+             (QueueRemove answers \"Member not dynamic\"); ready and not ready still work. To log in and out \
+             from the desk, remove the device's member line from the queue so that the desk adds it",
+            fixed.join(" and ")
+        );
+        [CommandKind::Login, CommandKind::Logout]
+            .into_iter()
+            .map(|command| Withheld {
+                command,
+                reason: reason.clone(),
+            })
+            .collect()
     }
 
-    /// [`on_event`](Translator::on_event) for a message shared with other lines: copied
-    /// only when it has to be held.
-    pub(crate) fn on_shared_event(&mut self, msg: &Message, out: &mut dyn EventOut) -> bool {
-        if self.holding.is_some() {
-            return self.hold(msg.clone());
+    /// The switch's state as the book and `session` (the state its events built) see
+    /// it now, without asking Asterisk.
+    pub(crate) fn switch_state(&self, session: &dyn EventOut) -> SwitchState {
+        let mut calls = Vec::new();
+        session.view(&mut |desk| calls = desk.calls().to_vec());
+        SwitchState {
+            agent: self.agent_state().to_agent_state(),
+            calls,
+            withheld: self.withheld(),
         }
-        self.translate(msg, out);
-        true
     }
+}
 
-    fn hold(&mut self, msg: Message) -> bool {
-        let Some(held) = &mut self.holding else {
-            return true;
-        };
-        if held.len() >= self.config.max_held_events {
-            self.held_overflow = true;
-            return false;
-        }
-        held.push(msg);
-        true
-    }
-
-    /// Translates one AMI event now.
-    pub fn translate(&mut self, msg: &Message, out: &mut dyn EventOut) {
-        let change = self.tracker.apply(msg);
-        match change {
+impl Translator<'_> {
+    /// Translates what one AMI event changed (the link's tracker has applied it
+    /// already) for this line.
+    pub(crate) fn on_change(&mut self, change: &Change<'_>, msg: &Message, out: &mut dyn EventOut) {
+        match *change {
             Change::None => self.other_event(msg, out),
             Change::ChannelCreated { uniqueid } => self.channel_created(uniqueid, out),
             Change::StateChanged { uniqueid, to, .. } => self.state_changed(uniqueid, to, out),
@@ -537,10 +481,10 @@ impl Translator {
             Change::BridgeMerged { to, .. } => self.bridge_merged(to, out),
             Change::Hold { uniqueid, on } => self.hold_event(uniqueid, on, out),
             Change::Hungup {
-                channel,
-                bridge,
+                ref channel,
+                ref bridge,
                 cause,
-            } => self.hungup(&channel, bridge.as_deref(), cause, out),
+            } => self.hungup(channel, bridge.as_deref(), cause, out),
             Change::BlindTransfer {
                 transferer,
                 extension,
@@ -572,31 +516,24 @@ impl Translator {
 
     fn new_call_id(&self, channel: &Channel) -> Option<CallId> {
         let candidate = known(&channel.linkedid)
-            .filter(|l| !self.calls.contains_key(*l))
+            .filter(|l| !self.book.calls.contains_key(*l))
             .unwrap_or(&channel.uniqueid);
         CallId::new(candidate).ok()
     }
 
     /// The leg for channel `uniqueid` if it is the device's (created on first sight).
     fn is_leg(&mut self, uniqueid: &str) -> bool {
-        let Some(channel) = self.tracker.channel_mut(uniqueid) else {
-            return self.legs.contains_key(uniqueid);
+        let Some(channel) = self.tracker.channel(uniqueid) else {
+            return self.book.legs.contains_key(uniqueid);
         };
-        if channel.role == 0 {
-            channel.role = if self.config.device.matches(&channel.name) {
-                ROLE_DEVICE
-            } else {
-                ROLE_OTHER
-            };
-        }
-        if channel.role != ROLE_DEVICE {
+        if channel.owner != Some(self.line) {
             return false;
         }
-        if self.legs.contains_key(uniqueid) {
+        if self.book.legs.contains_key(uniqueid) {
             return true;
         }
-        let outbound = uniqueid.starts_with(self.config.originate_prefix.as_str());
-        self.legs.insert(
+        let outbound = uniqueid.starts_with(self.book.config.originate_prefix.as_str());
+        self.book.legs.insert(
             uniqueid.into(),
             Leg {
                 outbound,
@@ -607,8 +544,8 @@ impl Translator {
     }
 
     fn start_call(&mut self, uniqueid: &str, call: CallId) {
-        self.calls.insert(call.clone(), uniqueid.into());
-        if let Some(leg) = self.legs.get_mut(uniqueid) {
+        self.book.calls.insert(call.clone(), uniqueid.into());
+        if let Some(leg) = self.book.legs.get_mut(uniqueid) {
             leg.primary = Some(call);
         }
     }
@@ -619,13 +556,19 @@ impl Translator {
         if !self.is_leg(uniqueid) {
             return;
         }
-        if self.legs.get(uniqueid).is_some_and(|l| l.primary.is_some()) {
+        if self
+            .book
+            .legs
+            .get(uniqueid)
+            .is_some_and(|l| l.primary.is_some())
+        {
             return;
         }
         let Some(channel_state) = self.tracker.channel(uniqueid).map(|c| c.state) else {
             return;
         };
         if let Some(i) = self
+            .book
             .originates
             .iter()
             .position(|o| &*o.channel_id == uniqueid)
@@ -633,14 +576,14 @@ impl Translator {
             let Ok(call) = CallId::new(uniqueid) else {
                 return;
             };
-            let originate = &mut self.originates[i];
+            let originate = &mut self.book.originates[i];
             originate.initiated = true;
             let (command, to, data) = (
                 originate.command,
                 originate.to.clone(),
                 originate.data.clone(),
             );
-            if let Some(leg) = self.legs.get_mut(uniqueid) {
+            if let Some(leg) = self.book.legs.get_mut(uniqueid) {
                 leg.outbound = true;
             }
             self.start_call(uniqueid, call.clone());
@@ -672,7 +615,7 @@ impl Translator {
         else {
             return;
         };
-        if let Some(leg) = self.legs.get_mut(uniqueid) {
+        if let Some(leg) = self.book.legs.get_mut(uniqueid) {
             leg.outbound = true;
         }
         self.start_call(uniqueid, call.clone());
@@ -699,13 +642,13 @@ impl Translator {
                     .tracker
                     .channel(uniqueid)
                     .is_some_and(|c| c.dialed_by.is_some());
-                if let Some(call) = self.legs.get(uniqueid).and_then(|l| l.primary.clone()) {
+                if let Some(call) = self.book.legs.get(uniqueid).and_then(|l| l.primary.clone()) {
                     if !dialed && state_of(out, &call) == Some(CallState::Offered) {
                         self.emit(out, Event::CallConnected { call }, None);
                     }
                 }
             } else if to == state::RING {
-                let primary = self.legs.get(uniqueid).and_then(|l| l.primary.clone());
+                let primary = self.book.legs.get(uniqueid).and_then(|l| l.primary.clone());
                 if primary.is_none() {
                     let to = self
                         .tracker
@@ -728,7 +671,7 @@ impl Translator {
         if to != state::RINGING && to != state::UP {
             return;
         }
-        let consult = self.legs.values().find_map(|l| {
+        let consult = self.book.legs.values().find_map(|l| {
             l.consult
                 .as_ref()
                 .filter(|c| &*c.target == uniqueid)
@@ -744,7 +687,7 @@ impl Translator {
     }
 
     fn ringback(&mut self, dialer: &str, out: &mut dyn EventOut) {
-        let Some(call) = self.legs.get(dialer).and_then(|l| l.primary.clone()) else {
+        let Some(call) = self.book.legs.get(dialer).and_then(|l| l.primary.clone()) else {
             return;
         };
         if state_of(out, &call) == Some(CallState::Initiated) {
@@ -789,20 +732,26 @@ impl Translator {
     ) {
         if let Some(caller) = caller {
             if self.is_leg(caller) {
-                if let Some(leg) = self.legs.get_mut(caller) {
+                if let Some(leg) = self.book.legs.get_mut(caller) {
                     leg.dialed = Some(dest.into());
                 }
-                let primary = self.legs.get(caller).and_then(|l| l.primary.clone());
+                let primary = self.book.legs.get(caller).and_then(|l| l.primary.clone());
                 if primary.is_none() {
                     self.phone_dials(caller, address(dial_string), out);
                 }
             }
         }
-        if !self.is_leg(dest) || self.legs.get(dest).is_some_and(|l| l.primary.is_some()) {
+        if !self.is_leg(dest)
+            || self
+                .book
+                .legs
+                .get(dest)
+                .is_some_and(|l| l.primary.is_some())
+        {
             return;
         }
         // Someone dials the device: a call is offered.
-        if self.legs.get(dest).is_some_and(|l| l.outbound) {
+        if self.book.legs.get(dest).is_some_and(|l| l.outbound) {
             // Our own Originate whose Newchannel was not seen: still outbound.
             self.phone_dials(dest, None, out);
             return;
@@ -819,7 +768,7 @@ impl Translator {
         let Some(call) = self.new_call_id(channel) else {
             return;
         };
-        let queue = self.acd.remove(dest);
+        let queue = self.book.acd.remove(dest);
         self.start_call(dest, call.clone());
         self.emit(
             out,
@@ -836,13 +785,13 @@ impl Translator {
 
     fn dial_end(&mut self, caller: Option<&str>, dest: &str, status: &str, out: &mut dyn EventOut) {
         if let Some(caller) = caller {
-            if let Some(call) = self.legs.get(caller).and_then(|l| l.primary.clone()) {
+            if let Some(call) = self.book.legs.get(caller).and_then(|l| l.primary.clone()) {
                 let setup = state_of(out, &call).is_some_and(|s| s.is_setup());
                 if setup {
                     // ANSWER: connected when the bridge forms (the next events).
                     if status != "ANSWER" {
                         let cause = cause_from_dial_status(status);
-                        if let Some(leg) = self.legs.get_mut(caller) {
+                        if let Some(leg) = self.book.legs.get_mut(caller) {
                             leg.end_cause = Some(cause);
                         }
                         self.emit(out, Event::CallFailed { call, cause }, None);
@@ -850,7 +799,7 @@ impl Translator {
                 }
             }
         }
-        if let Some(leg) = self.legs.get_mut(dest) {
+        if let Some(leg) = self.book.legs.get_mut(dest) {
             if status != "ANSWER" {
                 leg.end_cause = Some(cause_from_dial_status(status));
             }
@@ -865,7 +814,7 @@ impl Translator {
         b.members
             .iter()
             .filter(|m| &***m != other)
-            .filter_map(|m| self.legs.get(m))
+            .filter_map(|m| self.book.legs.get(m))
             .filter_map(|leg| match &leg.consult {
                 Some(c) if &*c.bridge == bridge => Some(c.call.clone()),
                 _ => leg.primary.clone(),
@@ -885,13 +834,13 @@ impl Translator {
             .map(|b| {
                 b.members
                     .iter()
-                    .filter(|m| &***m != uniqueid && self.legs.contains_key(*m))
+                    .filter(|m| &***m != uniqueid && self.book.legs.contains_key(*m))
                     .cloned()
                     .collect()
             })
             .unwrap_or_default();
         for member in &members {
-            let Some(leg) = self.legs.get(member) else {
+            let Some(leg) = self.book.legs.get(member) else {
                 continue;
             };
             let in_consult = leg.consult.as_ref().is_some_and(|c| &*c.bridge == bridge);
@@ -909,7 +858,7 @@ impl Translator {
             let member = member.clone();
             match state_of(out, &call) {
                 Some(CallState::Held) if retrieving => {
-                    if let Some(leg) = self.legs.get_mut(&member) {
+                    if let Some(leg) = self.book.legs.get_mut(&member) {
                         leg.redirect_held = false;
                         leg.held_party = None;
                         leg.pending = Pending::None;
@@ -938,7 +887,7 @@ impl Translator {
                 party: party(c),
             })
             .collect();
-        let Some(leg) = self.legs.get(uniqueid).cloned() else {
+        let Some(leg) = self.book.legs.get(uniqueid).cloned() else {
             return;
         };
         if leg.consult.as_ref().is_some_and(|c| &*c.bridge == bridge) {
@@ -975,8 +924,8 @@ impl Translator {
                     .and_then(|t| self.tracker.channel(&t.uniqueid))
                     .and_then(|c| address(&c.exten))
             });
-            self.calls.insert(call.clone(), uniqueid.into());
-            if let Some(leg) = self.legs.get_mut(uniqueid) {
+            self.book.calls.insert(call.clone(), uniqueid.into());
+            if let Some(leg) = self.book.legs.get_mut(uniqueid) {
                 leg.pending = Pending::None;
                 leg.consult = Some(Consult {
                     call: call.clone(),
@@ -1016,13 +965,13 @@ impl Translator {
             primary.clone(),
         ) {
             // The consultation merged into the primary call in a ConfBridge room.
-            if let Some(l) = self.legs.get_mut(uniqueid) {
+            if let Some(l) = self.book.legs.get_mut(uniqueid) {
                 l.consult = None;
                 l.pending = Pending::None;
                 l.redirect_held = false;
                 l.held_party = None;
             }
-            self.calls.remove(&consult.call);
+            self.book.calls.remove(&consult.call);
             self.emit(
                 out,
                 Event::CallConferenced {
@@ -1046,11 +995,11 @@ impl Translator {
         // Back in the primary call's bridge, or a (new) bridge for it.
         if let Some(consult) = leg.consult.clone() {
             // Returning from a consultation (CancelAtxfer, or the target hung up).
-            if let Some(l) = self.legs.get_mut(uniqueid) {
+            if let Some(l) = self.book.legs.get_mut(uniqueid) {
                 l.consult = None;
                 l.pending = Pending::None;
             }
-            self.calls.remove(&consult.call);
+            self.book.calls.remove(&consult.call);
             self.emit(
                 out,
                 Event::CallEnded {
@@ -1105,7 +1054,7 @@ impl Translator {
             Some(CallState::Held)
                 if !peers.is_empty() && (!leg.redirect_held || held_party_here) =>
             {
-                if let Some(l) = self.legs.get_mut(uniqueid) {
+                if let Some(l) = self.book.legs.get_mut(uniqueid) {
                     l.redirect_held = false;
                     l.held_party = None;
                     l.pending = Pending::None;
@@ -1163,21 +1112,21 @@ impl Translator {
             .channel(uniqueid)
             .map(|c| c.context.clone())
             .unwrap_or_default();
-        if let Some(l) = self.legs.get_mut(uniqueid) {
+        if let Some(l) = self.book.legs.get_mut(uniqueid) {
             l.home_bridge = Some(bridge.into());
             l.entered_context = context;
         }
     }
 
     fn bridge_left(&mut self, bridge: &str, uniqueid: &str, out: &mut dyn EventOut) {
-        if let Some(leg) = self.legs.get(uniqueid).cloned() {
+        if let Some(leg) = self.book.legs.get(uniqueid).cloned() {
             let Some(call) = leg.primary.clone() else {
                 return;
             };
             if leg.home_bridge.as_deref() != Some(bridge) {
                 return;
             }
-            let to_hold_context = match (&self.config.hold, self.tracker.channel(uniqueid)) {
+            let to_hold_context = match (&self.book.config.hold, self.tracker.channel(uniqueid)) {
                 (Some(hold), Some(channel)) => {
                     channel.context == hold.context && leg.entered_context != hold.context
                 }
@@ -1185,7 +1134,7 @@ impl Translator {
             };
             match leg.pending {
                 Pending::Hold => {
-                    if let Some(l) = self.legs.get_mut(uniqueid) {
+                    if let Some(l) = self.book.legs.get_mut(uniqueid) {
                         l.redirect_held = true;
                         l.pending = Pending::None;
                     }
@@ -1195,7 +1144,7 @@ impl Translator {
                     self.emit(out, Event::CallHeld { call }, None);
                 }
                 _ if to_hold_context => {
-                    if let Some(l) = self.legs.get_mut(uniqueid) {
+                    if let Some(l) = self.book.legs.get_mut(uniqueid) {
                         l.redirect_held = true;
                     }
                     self.emit(out, Event::CallHeld { call }, None);
@@ -1213,7 +1162,7 @@ impl Translator {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|m| {
-                let leg = self.legs.get(&m)?;
+                let leg = self.book.legs.get(&m)?;
                 if leg.held_party.as_deref() == Some(uniqueid) {
                     return None;
                 }
@@ -1252,10 +1201,10 @@ impl Translator {
             .map(|b| b.members.clone())
             .unwrap_or_default();
         for member in &members {
-            if !self.legs.contains_key(member) {
+            if !self.book.legs.contains_key(member) {
                 continue;
             }
-            let Some(call) = self.legs.get(member).and_then(|l| l.primary.clone()) else {
+            let Some(call) = self.book.legs.get(member).and_then(|l| l.primary.clone()) else {
                 continue;
             };
             let peers: Vec<Party> = self.tracker.peers(member).filter_map(party).collect();
@@ -1273,7 +1222,7 @@ impl Translator {
     }
 
     fn hold_event(&mut self, uniqueid: &str, on: bool, out: &mut dyn EventOut) {
-        let Some(leg) = self.legs.get(uniqueid) else {
+        let Some(leg) = self.book.legs.get(uniqueid) else {
             return;
         };
         let Some(call) = leg.primary.clone() else {
@@ -1299,15 +1248,15 @@ impl Translator {
         out: &mut dyn EventOut,
     ) {
         let uniqueid: &str = &channel.uniqueid;
-        self.acd.remove(uniqueid);
-        if let Some(leg) = self.legs.remove(uniqueid) {
+        self.book.acd.remove(uniqueid);
+        if let Some(leg) = self.book.legs.remove(uniqueid) {
             let end = if leg.transferred {
                 Cause::Transferred
             } else {
                 leg.end_cause.unwrap_or_else(|| cause_from_q850(cause))
             };
             if let Some(consult) = leg.consult {
-                self.calls.remove(&consult.call);
+                self.book.calls.remove(&consult.call);
                 self.emit(
                     out,
                     Event::CallEnded {
@@ -1318,23 +1267,28 @@ impl Translator {
                 );
             }
             if let Some(call) = leg.primary {
-                self.calls.remove(&call);
+                self.book.calls.remove(&call);
                 self.emit(out, Event::CallEnded { call, cause: end }, None);
             }
-            self.originates.retain(|o| &*o.channel_id != uniqueid);
+            self.book.originates.retain(|o| &*o.channel_id != uniqueid);
             return;
         }
         // A consultation's target hung up: that call is over.
         let consult_of: Vec<Box<str>> = self
+            .book
             .legs
             .iter()
             .filter(|(_, l)| l.consult.as_ref().is_some_and(|c| &*c.target == uniqueid))
             .map(|(k, _)| k.clone())
             .collect();
         for leg_id in consult_of {
-            let consult = self.legs.get_mut(&leg_id).and_then(|l| l.consult.take());
+            let consult = self
+                .book
+                .legs
+                .get_mut(&leg_id)
+                .and_then(|l| l.consult.take());
             if let Some(consult) = consult {
-                self.calls.remove(&consult.call);
+                self.book.calls.remove(&consult.call);
                 self.emit(
                     out,
                     Event::CallEnded {
@@ -1351,6 +1305,7 @@ impl Translator {
         };
         let mut ended_primary = Vec::new();
         let affected: Vec<(Box<str>, CallId, bool)> = self
+            .book
             .legs
             .iter()
             .filter_map(|(k, l)| {
@@ -1380,13 +1335,15 @@ impl Translator {
                 },
                 None,
             );
-            let leg = self.legs.get(&leg_id);
+            let leg = self.book.legs.get(&leg_id);
             let lonely = read_call(out, &call, |c| c.parties.is_empty()).unwrap_or(false);
             if held_here && lonely {
                 // The held party hung up: the agent's leg sits alone in the wait
                 // extension; hang it up so that no phantom call stays on the panel.
                 if let Some(name) = self.tracker.channel(&leg_id).map(|c| c.name.clone()) {
-                    self.follow_ups.push(FollowUp::Hangup { channel: name });
+                    self.book
+                        .follow_ups
+                        .push(FollowUp::Hangup { channel: name });
                 }
             } else if lonely
                 && leg.is_some_and(|l| l.consult.is_some() && l.primary.as_ref() == Some(&call))
@@ -1396,11 +1353,11 @@ impl Translator {
             }
         }
         for (leg_id, call) in ended_primary {
-            if let Some(l) = self.legs.get_mut(&leg_id) {
+            if let Some(l) = self.book.legs.get_mut(&leg_id) {
                 l.primary = None;
                 l.home_bridge = None;
             }
-            self.calls.remove(&call);
+            self.book.calls.remove(&call);
             self.emit(
                 out,
                 Event::CallEnded {
@@ -1413,7 +1370,7 @@ impl Translator {
     }
 
     fn blind_transfer(&mut self, transferer: &str, extension: &str, out: &mut dyn EventOut) {
-        let Some(leg) = self.legs.get_mut(transferer) else {
+        let Some(leg) = self.book.legs.get_mut(transferer) else {
             return;
         };
         let Some(call) = leg.primary.clone() else {
@@ -1431,7 +1388,7 @@ impl Translator {
     }
 
     fn attended_transfer(&mut self, transferer: &str, out: &mut dyn EventOut) {
-        let Some(leg) = self.legs.get_mut(transferer) else {
+        let Some(leg) = self.book.legs.get_mut(transferer) else {
             return;
         };
         leg.transferred = true;
@@ -1457,7 +1414,7 @@ impl Translator {
         if !received {
             return;
         }
-        let Some(leg) = self.legs.get(uniqueid) else {
+        let Some(leg) = self.book.legs.get(uniqueid) else {
             return;
         };
         // Feature codes queued by Atxfer / CancelAtxfer are not the agent's digits.
@@ -1473,7 +1430,7 @@ impl Translator {
     }
 
     fn recording(&mut self, uniqueid: &str, on: bool, out: &mut dyn EventOut) {
-        let Some(call) = self.legs.get(uniqueid).and_then(|l| l.primary.clone()) else {
+        let Some(call) = self.book.legs.get(uniqueid).and_then(|l| l.primary.clone()) else {
             return;
         };
         let muted = read_call(out, &call, |c| c.muted).unwrap_or(false);
@@ -1499,20 +1456,23 @@ impl Translator {
             "AgentCalled" => {
                 let device = msg
                     .get("Interface")
-                    .is_some_and(|i| self.config.device.is_interface(i));
+                    .is_some_and(|i| self.book.config.device.is_interface(i));
                 if let (true, Some(dest), Some(queue)) =
                     (device, msg.get("DestUniqueid"), msg.get("Queue"))
                 {
-                    if self.acd.len() >= 1024 {
-                        self.acd.clear();
+                    if self.book.acd.len() >= 1024 {
+                        self.book.acd.clear();
                     }
                     if let Ok(queue) = QueueId::new(queue) {
-                        self.acd.insert(dest.into(), queue);
+                        self.book.acd.insert(dest.into(), queue);
                     }
                 }
             }
             "AgentRingNoAnswer" => {
-                if let Some(leg) = msg.get("DestUniqueid").and_then(|d| self.legs.get_mut(d)) {
+                if let Some(leg) = msg
+                    .get("DestUniqueid")
+                    .and_then(|d| self.book.legs.get_mut(d))
+                {
                     leg.end_cause = Some(Cause::NoAnswer);
                 }
             }
@@ -1526,10 +1486,10 @@ impl Translator {
         let Some(id) = msg.action_id() else {
             return;
         };
-        let Some(i) = self.originates.iter().position(|o| o.action_id == id) else {
+        let Some(i) = self.book.originates.iter().position(|o| o.action_id == id) else {
             return;
         };
-        let originate = self.originates.remove(i);
+        let originate = self.book.originates.remove(i);
         if msg.response() == Some("Success") || originate.initiated {
             return;
         }
@@ -1557,17 +1517,17 @@ impl Translator {
 
     fn queue_member(&mut self, event: &str, msg: &Message, out: &mut dyn EventOut) {
         let interface = msg.get("Interface").or_else(|| msg.get("Location"));
-        if !interface.is_some_and(|i| self.config.device.is_interface(i)) {
+        if !interface.is_some_and(|i| self.book.config.device.is_interface(i)) {
             return;
         }
         let Some(queue) = msg.get("Queue") else {
             return;
         };
-        let Some(i) = self.config.queues.iter().position(|q| q == queue) else {
+        let Some(i) = self.book.config.queues.iter().position(|q| q == queue) else {
             return;
         };
-        let before = self.agent_state();
-        let m = &mut self.members[i];
+        let before = self.book.agent_state();
+        let m = &mut self.book.members[i];
         if event == "QueueMemberRemoved" {
             *m = Membership::default();
         } else {
@@ -1581,7 +1541,7 @@ impl Translator {
                     .filter(|_| m.paused);
             }
         }
-        let after = self.agent_state();
+        let after = self.book.agent_state();
         if after != before {
             self.emit(
                 out,
@@ -1597,7 +1557,7 @@ impl Translator {
 
     /// Registers an `Originate` about to be sent for `make_call`, so that its channel
     /// (`channel_id`) is recognised as the new call.
-    pub fn expect_originate(
+    pub(crate) fn expect_originate(
         &mut self,
         action_id: String,
         channel_id: &str,
@@ -1605,10 +1565,10 @@ impl Translator {
         to: Address,
         data: CallData,
     ) {
-        if self.originates.len() >= 64 {
-            self.originates.remove(0);
+        if self.book.originates.len() >= 64 {
+            self.book.originates.remove(0);
         }
-        self.originates.push(Originate {
+        self.book.originates.push(Originate {
             action_id,
             channel_id: channel_id.into(),
             command,
@@ -1619,14 +1579,14 @@ impl Translator {
     }
 
     /// Forgets an `Originate` that Asterisk refused.
-    pub fn forget_originate(&mut self, action_id: &str) {
-        self.originates.retain(|o| o.action_id != action_id);
+    pub(crate) fn forget_originate(&mut self, action_id: &str) {
+        self.book.originates.retain(|o| o.action_id != action_id);
     }
 
     /// What the connector needs to act on `call`.
-    pub fn target(&self, call: &CallId) -> Option<CallTarget> {
-        let uniqueid = self.calls.get(call)?;
-        let leg = self.legs.get(uniqueid)?;
+    pub(crate) fn target(&self, call: &CallId) -> Option<CallTarget> {
+        let uniqueid = self.book.calls.get(call)?;
+        let leg = self.book.legs.get(uniqueid)?;
         let channel = self.tracker.channel(uniqueid)?;
         let is_consult = leg.consult.as_ref().is_some_and(|c| &c.call == call);
         Some(CallTarget {
@@ -1663,7 +1623,7 @@ impl Translator {
     }
 
     /// The `Uniqueid` of the channel named `name`, if tracked.
-    pub fn uniqueid_of(&self, name: &str) -> Option<String> {
+    pub(crate) fn uniqueid_of(&self, name: &str) -> Option<String> {
         self.tracker
             .channels()
             .find(|c| c.name == name)
@@ -1671,8 +1631,12 @@ impl Translator {
     }
 
     /// The connector sent a `Redirect` to hold `call`, moving `party` to music on hold.
-    pub fn expect_hold(&mut self, call: &CallId, party: &str) {
+    pub(crate) fn expect_hold(&mut self, call: &CallId, party: &str) {
         let party_id = self.uniqueid_of(party);
+        if let Some(held) = &party_id {
+            // Its hangup, out of every bridge on music on hold, must still reach us.
+            self.tracker.set_held_by(held, Some(self.line));
+        }
         if let Some(leg) = self.leg_of_mut(call) {
             leg.pending = Pending::Hold;
             leg.held_party = party_id.map(Into::into);
@@ -1680,14 +1644,14 @@ impl Translator {
     }
 
     /// The connector sent an `Atxfer` on `call`'s leg to consult `to`.
-    pub fn expect_consult(&mut self, call: &CallId, to: Option<Address>) {
+    pub(crate) fn expect_consult(&mut self, call: &CallId, to: Option<Address>) {
         if let Some(leg) = self.leg_of_mut(call) {
             leg.pending = Pending::Consult { to };
         }
     }
 
     /// The connector hangs up `call`'s leg to complete its consultation transfer.
-    pub fn expect_complete_transfer(&mut self, call: &CallId) {
+    pub(crate) fn expect_complete_transfer(&mut self, call: &CallId) {
         if let Some(leg) = self.leg_of_mut(call) {
             leg.pending = Pending::CompleteTransfer;
         }
@@ -1695,15 +1659,15 @@ impl Translator {
 
     /// The connector redirects the parties of the consultation `call` (and of the call
     /// it is about) into a ConfBridge room.
-    pub fn expect_conference(&mut self, call: &CallId) {
+    pub(crate) fn expect_conference(&mut self, call: &CallId) {
         if let Some(leg) = self.leg_of_mut(call) {
             leg.pending = Pending::Conference;
         }
     }
 
     /// The channel (name) of `party` if it is in a bridge with `call`'s leg now.
-    pub fn party_channel(&self, call: &CallId, party: &PartyId) -> Option<String> {
-        let uniqueid = self.calls.get(call)?;
+    pub(crate) fn party_channel(&self, call: &CallId, party: &PartyId) -> Option<String> {
+        let uniqueid = self.book.calls.get(call)?;
         self.tracker
             .peers(uniqueid)
             .find(|c| &*c.uniqueid == party.as_str())
@@ -1711,14 +1675,14 @@ impl Translator {
     }
 
     /// The connector sent `CancelAtxfer` for the consultation `call`.
-    pub fn expect_cancel_consult(&mut self, call: &CallId) {
+    pub(crate) fn expect_cancel_consult(&mut self, call: &CallId) {
         if let Some(leg) = self.leg_of_mut(call) {
             leg.pending = Pending::CancelConsult;
         }
     }
 
     /// An action for `call` failed: forget what it was expected to do.
-    pub fn clear_pending(&mut self, call: &CallId) {
+    pub(crate) fn clear_pending(&mut self, call: &CallId) {
         if let Some(leg) = self.leg_of_mut(call) {
             if leg.pending == Pending::Hold {
                 leg.held_party = None;
@@ -1729,7 +1693,7 @@ impl Translator {
 
     /// `call` was transferred by a `Redirect` of its held party (no transfer event comes
     /// from Asterisk for that): emit `call_transferred` now.
-    pub fn redirect_transferred(
+    pub(crate) fn redirect_transferred(
         &mut self,
         call: &CallId,
         to: Address,
@@ -1752,54 +1716,48 @@ impl Translator {
 
     /// Emits an event the connector produced itself (a confirmation after a response),
     /// through the same shadow state machine.
-    pub fn emit_confirmation(&mut self, event: Event, command: CommandId, out: &mut dyn EventOut) {
+    pub(crate) fn emit_confirmation(
+        &mut self,
+        event: Event,
+        command: CommandId,
+        out: &mut dyn EventOut,
+    ) {
         self.emit(out, event, Some(command));
     }
 
     /// Confirms a `set_agent_state` or `login` that changed nothing at the switch (the
     /// agent was already in that state), by restating the state.
-    pub fn restate_agent(&mut self, command: CommandId, out: &mut dyn EventOut) {
-        let state = self.agent_state().to_agent_state();
+    pub(crate) fn restate_agent(&mut self, command: CommandId, out: &mut dyn EventOut) {
+        let state = self.book.agent_state().to_agent_state();
         self.emit(out, Event::AgentStateChanged { state }, Some(command));
     }
 
     fn leg_of_mut(&mut self, call: &CallId) -> Option<&mut Leg> {
-        let uniqueid = self.calls.get(call)?;
-        self.legs.get_mut(uniqueid)
+        let uniqueid = self.book.calls.get(call)?;
+        self.book.legs.get_mut(uniqueid)
     }
 
     // ----- rebuilding after a (re)connect -----
 
-    /// Rebuilds everything from the list actions' items (`CoreShowChannel`,
-    /// `BridgeListItem`, `QueueMember`), keeping what it knew about legs that still
-    /// exist (call ids, consultations, holds), and returns the switch's state for the
-    /// session. Held events are *not* replayed yet: see [`release_held`].
-    ///
-    /// [`release_held`]: Translator::release_held
-    pub fn rebuild(
+    /// Rebuilds the line from the tracker (just rebuilt from `CoreShowChannels` and
+    /// `BridgeList`) and the `QueueMember` items, keeping what it knew about legs that
+    /// still exist (call ids, consultations, holds), and returns the switch's state
+    /// for the session. `session` is the state the line's events built so far.
+    pub(crate) fn rebuild(
         &mut self,
-        channels: &[Message],
-        bridges: &[Message],
         queue_members: &[Message],
         session: &dyn EventOut,
     ) -> SwitchState {
-        self.tracker.clear();
-        for item in bridges {
-            self.tracker.insert_listed_bridge(item);
-        }
-        for item in channels {
-            self.tracker.insert_listed(item);
-        }
         // Queue memberships.
-        let mut members = vec![Membership::default(); self.config.queues.len()];
+        let mut members = vec![Membership::default(); self.book.config.queues.len()];
         for item in queue_members {
             let interface = item.get("Location").or_else(|| item.get("Interface"));
-            if !interface.is_some_and(|i| self.config.device.is_interface(i)) {
+            if !interface.is_some_and(|i| self.book.config.device.is_interface(i)) {
                 continue;
             }
             let Some(i) = item
                 .get("Queue")
-                .and_then(|q| self.config.queues.iter().position(|c| c == q))
+                .and_then(|q| self.book.config.queues.iter().position(|c| c == q))
             else {
                 continue;
             };
@@ -1818,9 +1776,9 @@ impl Translator {
                     .filter(|_| paused),
             };
         }
-        self.members = members;
+        self.book.members = members;
         // Legs: keep the ones still alive, add the new ones.
-        let old_legs = std::mem::take(&mut self.legs);
+        let old_legs = std::mem::take(&mut self.book.legs);
         let old_legs: HashMap<Box<str>, Leg> = old_legs.into_iter().collect();
         // What the session knew of the calls (their parties, data, direction).
         let mut old_calls: HashMap<CallId, Call> = HashMap::new();
@@ -1831,11 +1789,11 @@ impl Translator {
                 .map(|c| (c.id.clone(), c.clone()))
                 .collect();
         });
-        self.calls.clear();
+        self.book.calls.clear();
         let device_channels: Vec<Channel> = self
             .tracker
             .channels()
-            .filter(|c| self.config.device.matches(&c.name))
+            .filter(|c| c.owner == Some(self.line))
             .cloned()
             .collect();
         let mut calls = Vec::new();
@@ -1843,7 +1801,7 @@ impl Translator {
             let mut leg = old_legs.get(&channel.uniqueid).cloned().unwrap_or_default();
             if channel
                 .uniqueid
-                .starts_with(self.config.originate_prefix.as_str())
+                .starts_with(self.book.config.originate_prefix.as_str())
             {
                 leg.outbound = true;
             }
@@ -1865,6 +1823,7 @@ impl Translator {
                 },
             };
             let hold_context = self
+                .book
                 .config
                 .hold
                 .as_ref()
@@ -1930,7 +1889,7 @@ impl Translator {
                 leg.home_bridge = channel.bridge.clone();
                 leg.entered_context = channel.context.clone();
             }
-            self.calls.insert(id.clone(), channel.uniqueid.clone());
+            self.book.calls.insert(id.clone(), channel.uniqueid.clone());
             leg.primary = Some(id);
             calls.push(call);
             if let Some(c) = &leg.consult {
@@ -1954,106 +1913,30 @@ impl Translator {
                 consult.consult_of = leg.primary.clone();
                 consult.role = CallRole::Consult;
                 consult.parties = peers.iter().filter_map(party).collect();
-                self.calls.insert(c.call.clone(), channel.uniqueid.clone());
+                self.book
+                    .calls
+                    .insert(c.call.clone(), channel.uniqueid.clone());
                 calls.push(consult);
             }
-            self.legs.insert(channel.uniqueid.clone(), leg);
+            if let Some(held) = &leg.held_party {
+                self.tracker.set_held_by(held, Some(self.line));
+            }
+            self.book.legs.insert(channel.uniqueid.clone(), leg);
         }
-        let agent = self.agent_state().to_agent_state();
+        let agent = self.book.agent_state().to_agent_state();
         let switch = SwitchState {
             agent: agent.clone(),
             calls,
-            withheld: self.withheld(),
+            withheld: self.book.withheld(),
         };
         switch
-    }
-
-    /// Stops holding events and translates the ones held since [`hold_events`]. Returns
-    /// `false` if more arrived than the limit allowed (some were dropped: the caller
-    /// must reconnect, which rebuilds everything again).
-    ///
-    /// [`hold_events`]: Translator::hold_events
-    pub fn release_held(&mut self, out: &mut dyn EventOut) -> bool {
-        let held = self.holding.take().unwrap_or_default();
-        for msg in &held {
-            self.translate(msg, out);
-        }
-        !std::mem::take(&mut self.held_overflow)
-    }
-
-    /// What Asterisk does not allow this agent: logging in and out when the device's
-    /// membership of a queue is written in Asterisk's configuration, which QueueAdd and
-    /// QueueRemove refuse to change.
-    fn withheld(&self) -> Vec<Withheld> {
-        let fixed: Vec<String> = self
-            .config
-            .queues
-            .iter()
-            .zip(&self.members)
-            .filter_map(|(queue, m)| {
-                m.fixed
-                    .as_ref()
-                    .map(|kind| format!("a {kind} member of queue {queue}"))
-            })
-            .collect();
-        if fixed.is_empty() {
-            return Vec::new();
-        }
-        let reason = format!(
-            "the device is {} in Asterisk's configuration, and Asterisk logs such a member neither in nor out \
-             (QueueRemove answers \"Member not dynamic\"); ready and not ready still work. To log in and out \
-             from the desk, remove the device's member line from the queue so that the desk adds it",
-            fixed.join(" and ")
-        );
-        [CommandKind::Login, CommandKind::Logout]
-            .into_iter()
-            .map(|command| Withheld {
-                command,
-                reason: reason.clone(),
-            })
-            .collect()
-    }
-
-    /// The switch's state as the translator and `session` (the state its events built)
-    /// see it now, without asking Asterisk.
-    pub fn switch_state(&self, session: &dyn EventOut) -> SwitchState {
-        let mut calls = Vec::new();
-        session.view(&mut |desk| calls = desk.calls().to_vec());
-        SwitchState {
-            agent: self.agent_state().to_agent_state(),
-            calls,
-            withheld: self.withheld(),
-        }
-    }
-
-    /// Whether the agent's chosen state at the switch is already `state`.
-    pub fn agent_is(&self, state: &ChosenState) -> bool {
-        &self.agent_state() == state
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn device_matching() {
-        let pjsip = DeviceMatcher::new("PJSIP/1001");
-        assert!(pjsip.matches("PJSIP/1001-0000000a"));
-        assert!(pjsip.matches("pjsip/1001-0000000a"));
-        assert!(!pjsip.matches("PJSIP/10011-0000000a"));
-        assert!(!pjsip.matches("PJSIP/1001"));
-        assert!(!pjsip.matches("PJSIP/100"));
-        assert!(pjsip.is_interface("pjsip/1001"));
-        let local = DeviceMatcher::new("Local/1001@agents");
-        assert!(local.matches("Local/1001@agents-00000003;1"));
-        assert!(
-            !local.matches("Local/1001@agents-00000003;2"),
-            "the phone's inside"
-        );
-        assert!(!local.matches("Local/1001@from-agents-00000003;1"));
-        assert!(!local.matches("é"));
-    }
+    use crate::replay::DeviceReplay;
 
     #[test]
     fn causes() {
@@ -2070,15 +1953,8 @@ mod tests {
         assert_eq!(cause_from_dial_status("weird"), Cause::Other);
     }
 
-    fn translator() -> Translator {
-        Translator::new(TranslatorConfig {
-            device: DeviceMatcher::new("PJSIP/1001"),
-            queues: vec!["q1".into(), "q2".into()],
-            hold: Some(HoldConfig::default()),
-            max_channels: 100,
-            max_held_events: 2,
-            originate_prefix: "opencti-".into(),
-        })
+    fn translator() -> DeviceReplay {
+        DeviceReplay::new("PJSIP/1001", &["q1", "q2"])
     }
 
     fn msg(text: &str) -> Message {
@@ -2088,103 +1964,65 @@ mod tests {
     #[test]
     fn agent_state_aggregates_queues_and_ignores_others() {
         let mut t = translator();
-        let mut out = DeskEvents::new();
         let ev = |queue: &str, iface: &str, kind: &str, paused: u8, reason: &str| {
             msg(&format!(
                 "Event: {kind}\nQueue: {queue}\nInterface: {iface}\nPaused: {paused}\nPausedReason: {reason}\n"
             ))
         };
-        t.translate(
-            &ev("other", "PJSIP/1001", "QueueMemberAdded", 0, ""),
-            &mut out,
-        );
-        t.translate(&ev("q1", "PJSIP/1002", "QueueMemberAdded", 0, ""), &mut out);
-        assert!(out.events.is_empty(), "{out:?}");
-        t.translate(&ev("q1", "PJSIP/1001", "QueueMemberAdded", 1, ""), &mut out);
-        t.translate(&ev("q2", "PJSIP/1001", "QueueMemberAdded", 1, ""), &mut out);
-        assert_eq!(out.events.len(), 1, "logged in once: {out:?}");
-        t.translate(&ev("q1", "PJSIP/1001", "QueueMemberPause", 0, ""), &mut out);
+        t.translate(&ev("other", "PJSIP/1001", "QueueMemberAdded", 0, ""));
+        t.translate(&ev("q1", "PJSIP/1002", "QueueMemberAdded", 0, ""));
+        assert!(t.events().is_empty(), "{:?}", t.events());
+        t.translate(&ev("q1", "PJSIP/1001", "QueueMemberAdded", 1, ""));
+        t.translate(&ev("q2", "PJSIP/1001", "QueueMemberAdded", 1, ""));
+        assert_eq!(t.events().len(), 1, "logged in once: {:?}", t.events());
+        t.translate(&ev("q1", "PJSIP/1001", "QueueMemberPause", 0, ""));
         assert_eq!(t.agent_state().name(), "not_ready", "still paused in q2");
-        t.translate(&ev("q2", "PJSIP/1001", "QueueMemberPause", 0, ""), &mut out);
+        t.translate(&ev("q2", "PJSIP/1001", "QueueMemberPause", 0, ""));
         assert_eq!(t.agent_state(), ChosenState::Ready);
-        t.translate(
-            &ev("q2", "PJSIP/1001", "QueueMemberPause", 1, "lunch"),
-            &mut out,
-        );
+        t.translate(&ev("q2", "PJSIP/1001", "QueueMemberPause", 1, "lunch"));
         assert_eq!(
             t.agent_state(),
             ChosenState::NotReady {
                 reason: ReasonCode::new("lunch").ok()
             }
         );
-        t.translate(
-            &ev("q1", "PJSIP/1001", "QueueMemberRemoved", 0, ""),
-            &mut out,
-        );
-        t.translate(
-            &ev("q2", "PJSIP/1001", "QueueMemberRemoved", 0, ""),
-            &mut out,
-        );
+        t.translate(&ev("q1", "PJSIP/1001", "QueueMemberRemoved", 0, ""));
+        t.translate(&ev("q2", "PJSIP/1001", "QueueMemberRemoved", 0, ""));
         assert_eq!(t.agent_state(), ChosenState::LoggedOut);
-        let names: Vec<_> = out.events.iter().map(|(e, _)| e.name()).collect();
+        let names: Vec<_> = t.events().iter().map(|(e, _)| e.name()).collect();
         assert_eq!(names.len(), 4, "{names:?}");
-    }
-
-    #[test]
-    fn held_events_wait_for_the_rebuild_and_overflow_is_reported() {
-        let mut t = translator();
-        let mut out = DeskEvents::new();
-        t.hold_events();
-        let added = "Event: QueueMemberAdded\nQueue: q1\nInterface: PJSIP/1001\nPaused: 0\n";
-        assert!(t.on_event(msg(added), &mut out));
-        assert!(out.events.is_empty());
-        let state = t.rebuild(&[], &[], &[], &out);
-        assert_eq!(state.agent, opencti_core::AgentState::LoggedOut);
-        assert!(t.release_held(&mut out));
-        assert_eq!(out.events.len(), 1);
-        t.hold_events();
-        for _ in 0..2 {
-            assert!(t.on_event(msg(added), &mut out));
-        }
-        assert!(!t.on_event(msg(added), &mut out), "over the limit");
-        assert!(!t.release_held(&mut out));
     }
 
     #[test]
     fn our_originate_is_an_outbound_call_confirmed_by_its_channel() {
         let mut t = translator();
-        let mut out = DeskEvents::new();
         let id = CommandId::new(std::num::NonZeroU64::MIN);
         let to = Address::new("2000").unwrap_or_else(|e| panic!("{e}"));
-        t.expect_originate("a-1".into(), "opencti-x-1", id, to, CallData::new());
+        t.expect_originate("a-1", "opencti-x-1", id, to);
         t.translate(
             &msg("Event: Newchannel\nChannel: PJSIP/1001-00000001\nChannelState: 0\nUniqueid: opencti-x-1\nLinkedid: opencti-x-1\n"),
-            &mut out,
         );
-        assert_eq!(out.events.len(), 1);
-        assert_eq!(out.events[0].1, Some(id));
+        assert_eq!(t.events().len(), 1);
+        assert_eq!(t.events()[0].1, Some(id));
         assert!(
-            matches!(&out.events[0].0, Event::CallInitiated { call, .. } if call.as_str() == "opencti-x-1")
+            matches!(&t.events()[0].0, Event::CallInitiated { call, .. } if call.as_str() == "opencti-x-1")
         );
         // A failure after the channel existed is not a command failure: the call ends.
-        t.translate(
-            &msg("Event: OriginateResponse\nActionID: a-1\nResponse: Failure\nReason: 3\n"),
-            &mut out,
-        );
-        assert_eq!(out.events.len(), 1);
+        t.translate(&msg(
+            "Event: OriginateResponse\nActionID: a-1\nResponse: Failure\nReason: 3\n",
+        ));
+        assert_eq!(t.events().len(), 1);
         // A failure with no channel at all fails the command.
         t.expect_originate(
-            "a-2".into(),
+            "a-2",
             "opencti-x-2",
             id,
             Address::new("2001").unwrap_or_else(|e| panic!("{e}")),
-            CallData::new(),
         );
-        t.translate(
-            &msg("Event: OriginateResponse\nActionID: a-2\nResponse: Failure\nReason: 5\n"),
-            &mut out,
-        );
-        match &out.events[1] {
+        t.translate(&msg(
+            "Event: OriginateResponse\nActionID: a-2\nResponse: Failure\nReason: 5\n",
+        ));
+        match &t.events()[1] {
             (Event::CommandFailed { error }, Some(c)) if *c == id => {
                 assert!(error.message.contains("busy"), "{}", error.message)
             }

@@ -10,49 +10,29 @@
 //! with an [`AmiClient`], reads the state after every (re)connect and hands out
 //! [`WatchItem`]s.
 //!
-//! Cost: every event goes through the translator of every device that is busy (has a
-//! channel, a call or a queue membership); a device that falls idle is forgotten and
-//! rebuilt from the watcher's view of the channels when it is next seen. A device
-//! carries at most `opencti_core::machine::Desk::MAX_CALLS` calls at once, so watch
-//! phones, not busy trunks (see [`WatchConfig::devices`]).
+//! Cost: like an [`AmiLink`](crate::AmiLink), the watcher keeps one channel tracker and
+//! routes each event only to the devices it concerns (a device's own channels, the
+//! devices in the same bridge, the queue member it names). A device carries at most
+//! `opencti_core::machine::Desk::MAX_CALLS` calls at once, so watch phones, not busy
+//! trunks (see [`WatchConfig::devices`]).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use opencti_core::{CommandId, Error, ErrorKind, Event, Result, SwitchState};
+use opencti_core::{Error, ErrorKind, Event, Result, SwitchState};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::action::Action;
 use crate::client::{AmiClient, ClientEvents};
 use crate::config::{AmiConfig, HoldConfig};
+use crate::device::{interface_of, DeviceMatcher, LineId};
 use crate::frame::Banner;
 use crate::line::ORIGINATE_PREFIX;
 use crate::message::Message;
-use crate::tracker::ChannelTracker;
-use crate::translate::{DeskEvents, DeviceMatcher, EventOut, Translator, TranslatorConfig};
-
-/// The device (interface) a channel belongs to: its name without the `-<suffix>`
-/// Asterisk adds per channel (and without a `Local` channel's `;1`/`;2`).
-///
-/// ```
-/// use opencti_asterisk_ami::interface_of;
-/// assert_eq!(interface_of("PJSIP/1001-0000000a"), Some("PJSIP/1001"));
-/// assert_eq!(interface_of("Local/1001@agents-00000003;1"), Some("Local/1001@agents"));
-/// assert_eq!(interface_of("PJSIP/front-desk-00000001"), Some("PJSIP/front-desk"));
-/// assert_eq!(interface_of("Message/ast_msg_queue"), None);
-/// ```
-pub fn interface_of(channel: &str) -> Option<&str> {
-    let name = channel
-        .strip_suffix(";1")
-        .or_else(|| channel.strip_suffix(";2"))
-        .unwrap_or(channel);
-    let (interface, suffix) = name.rsplit_once('-')?;
-    let slash = interface.find('/')?;
-    (slash > 0 && slash + 1 < interface.len() && !suffix.is_empty()).then_some(interface)
-}
+use crate::switchboard::{Outputs, Switchboard};
+use crate::translate::{DeskEvents, EventOut, LineBook, TranslatorConfig};
 
 /// What the watcher follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,48 +133,60 @@ pub struct DeviceEvent {
     pub event: Event,
 }
 
-/// One device followed: its translator, and the state its events built.
+/// One device followed: its interface, and the state its events built.
 #[derive(Debug)]
 struct Followed {
-    translator: Translator,
+    device: String,
     desk: DeskEvents,
 }
 
-impl Followed {
-    fn is_idle(&self) -> bool {
-        self.translator.is_idle() && self.desk.desk().calls().is_empty()
+/// Each followed device's desk, by its place on the switchboard; the places an event
+/// reached are noted, so that only their events are collected.
+#[derive(Debug, Default)]
+struct Desks {
+    followed: Vec<Option<Followed>>,
+    touched: Vec<LineId>,
+    discard: DeskEvents,
+}
+
+impl Outputs for Desks {
+    fn output(&mut self, line: LineId) -> &mut dyn EventOut {
+        match self.followed.get_mut(line as usize) {
+            Some(Some(f)) => {
+                if !self.touched.contains(&line) {
+                    self.touched.push(line);
+                }
+                &mut f.desk
+            }
+            _ => &mut self.discard,
+        }
     }
 }
 
-/// Routes a translator's events through the device's desk to the watcher's output,
-/// tagged with the device.
-struct Tag<'a> {
-    device: &'a str,
-    desk: &'a mut DeskEvents,
-    out: &'a mut Vec<DeviceEvent>,
-}
-
-impl EventOut for Tag<'_> {
-    fn emit(&mut self, event: Event, command: Option<CommandId>) {
-        self.desk.emit(event, command);
-        for (event, _) in self.desk.events.drain(..) {
-            self.out.push(DeviceEvent {
-                device: self.device.to_owned(),
-                event,
-            });
+impl Desks {
+    /// Moves the events the touched desks took to `out`, tagged with their devices.
+    fn collect(&mut self, out: &mut Vec<DeviceEvent>) {
+        for line in self.touched.drain(..) {
+            let Some(Some(f)) = self.followed.get_mut(line as usize) else {
+                continue;
+            };
+            for (event, _) in f.desk.events.drain(..) {
+                out.push(DeviceEvent {
+                    device: f.device.clone(),
+                    event,
+                });
+            }
+            for (event, error) in f.desk.rejected.drain(..) {
+                tracing::debug!(
+                    device = f.device,
+                    event = event.name(),
+                    error = %error.message,
+                    "AMI watch: event does not fit the device's state"
+                );
+            }
         }
-        for (event, error) in self.desk.rejected.drain(..) {
-            tracing::debug!(
-                device = self.device,
-                event = event.name(),
-                error = %error.message,
-                "AMI watch: event does not fit the device's state"
-            );
-        }
-    }
-
-    fn view(&self, f: &mut dyn FnMut(&opencti_core::machine::Desk)) {
-        self.desk.view(f);
+        self.discard.events.clear();
+        self.discard.rejected.clear();
     }
 }
 
@@ -220,11 +212,9 @@ impl EventOut for Tag<'_> {
 #[derive(Debug)]
 pub struct Watcher {
     config: WatchConfig,
-    tracker: ChannelTracker,
-    devices: BTreeMap<String, Followed>,
+    switchboard: Switchboard,
+    desks: Desks,
     queues: Vec<String>,
-    holding: Option<Vec<Message>>,
-    held_overflow: bool,
     not_followed: u64,
 }
 
@@ -232,19 +222,30 @@ impl Watcher {
     /// A watcher that follows what `config` says; nothing is known yet.
     pub fn new(config: WatchConfig) -> Self {
         Watcher {
-            tracker: ChannelTracker::new(config.max_channels),
-            devices: BTreeMap::new(),
+            switchboard: Switchboard::new(config.max_channels, config.max_held_events),
+            desks: Desks::default(),
             queues: config.queues.clone(),
-            holding: None,
-            held_overflow: false,
             not_followed: 0,
             config,
         }
     }
 
-    /// The devices followed now (those with something going on), in name order.
+    /// The devices followed now with something going on, in name order.
     pub fn devices(&self) -> impl Iterator<Item = &str> {
-        self.devices.keys().map(String::as_str)
+        let mut busy: Vec<&str> = self
+            .followed()
+            .filter(|(_, f, book)| !is_idle(f, book))
+            .map(|(_, f, _)| f.device.as_str())
+            .collect();
+        busy.sort_unstable();
+        busy.into_iter()
+    }
+
+    fn followed(&self) -> impl Iterator<Item = (LineId, &Followed, &LineBook)> + '_ {
+        self.switchboard.lines().filter_map(|(line, book)| {
+            let f = self.desks.followed.get(line as usize)?.as_ref()?;
+            Some((line, f, book))
+        })
     }
 
     /// The queues whose memberships are followed now.
@@ -252,51 +253,79 @@ impl Watcher {
         &self.queues
     }
 
-    /// The state of every device followed now, as a connector would report it.
+    /// The state of every device with something going on, as a connector would report
+    /// it, in name order.
     pub fn states(&self) -> Vec<(String, SwitchState)> {
-        self.devices
-            .iter()
-            .map(|(d, f)| (d.clone(), f.translator.switch_state(&f.desk)))
-            .collect()
+        let mut states: Vec<(String, SwitchState)> = self
+            .followed()
+            .filter(|(_, f, book)| !is_idle(f, book))
+            .map(|(_, f, book)| (f.device.clone(), book.switch_state(&f.desk)))
+            .collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        states
     }
 
-    /// How many times a new device was not followed because `max_devices` were
-    /// followed already.
+    /// How many times a new device was not followed because `max_devices` busy devices
+    /// were followed already.
     pub fn not_followed(&self) -> u64 {
         self.not_followed
     }
 
-    fn translator_config(&self, interface: &str) -> TranslatorConfig {
-        TranslatorConfig {
+    fn book(&self, interface: &str) -> LineBook {
+        LineBook::new(TranslatorConfig {
             device: DeviceMatcher::new(interface),
             queues: self.queues.clone(),
             hold: self.config.hold.clone(),
-            max_channels: self.config.max_channels,
-            max_held_events: self.config.max_held_events,
             originate_prefix: ORIGINATE_PREFIX.into(),
-        }
+        })
     }
 
     /// Starts following `interface` if it is a device to follow and not followed yet;
-    /// its translator starts from the channels the watcher knows.
+    /// it starts from the channels the watcher knows. At `max_devices`, an idle device
+    /// makes room.
     fn discover(&mut self, interface: &str) {
-        if self.devices.contains_key(interface) || !self.config.follows(interface) {
+        if !self.config.follows(interface)
+            || self
+                .switchboard
+                .lines()
+                .any(|(_, b)| b.interface().eq_ignore_ascii_case(interface))
+        {
             return;
         }
-        if self.devices.len() >= self.config.max_devices.max(1) {
-            self.not_followed += 1;
-            tracing::debug!(interface, "AMI watch: too many devices; not followed");
-            return;
+        let count = self.switchboard.lines().count();
+        if count >= self.config.max_devices.max(1) {
+            let idle = self
+                .followed()
+                .find(|(_, f, book)| is_idle(f, book))
+                .map(|(line, _, _)| line);
+            match idle {
+                Some(line) => self.forget(line),
+                None => {
+                    self.not_followed += 1;
+                    tracing::debug!(interface, "AMI watch: too many devices; not followed");
+                    return;
+                }
+            }
         }
-        let translator =
-            Translator::with_tracker(self.translator_config(interface), self.tracker.clone());
-        self.devices.insert(
-            interface.to_owned(),
-            Followed {
-                translator,
-                desk: DeskEvents::new(),
-            },
-        );
+        let book = self.book(interface);
+        let Some(line) = self.switchboard.add(book, true) else {
+            return;
+        };
+        let i = line as usize;
+        if self.desks.followed.len() <= i {
+            self.desks.followed.resize_with(i + 1, || None);
+        }
+        self.desks.followed[i] = Some(Followed {
+            device: interface.to_owned(),
+            desk: DeskEvents::new(),
+        });
+    }
+
+    fn forget(&mut self, line: LineId) {
+        self.switchboard.remove(line, &mut self.desks);
+        if let Some(slot) = self.desks.followed.get_mut(line as usize) {
+            *slot = None;
+        }
     }
 
     /// The devices an event may start: a new (or renamed) channel's, a queue member's.
@@ -325,48 +354,31 @@ impl Watcher {
     /// Translates one AMI event for every device it concerns, appending their events
     /// to `out`.
     pub fn translate(&mut self, msg: &Message, out: &mut Vec<DeviceEvent>) {
-        // A new device's translator starts from the state *before* this event, and then
-        // applies the event itself like every other.
+        // A new device starts from the state *before* this event, and then takes the
+        // event itself like every other.
         self.discover_from(msg);
-        self.tracker.apply(msg);
-        for (device, f) in self.devices.iter_mut() {
-            f.translator.translate(
-                msg,
-                &mut Tag {
-                    device,
-                    desk: &mut f.desk,
-                    out,
-                },
-            );
-        }
-        self.devices.retain(|_, f| !f.is_idle());
+        self.switchboard.translate(msg, &mut self.desks);
+        self.desks.collect(out);
     }
 
     /// From now on, hold events instead of translating them, until
     /// [`release_held`](Watcher::release_held) (after a (re)connect, until the state has
     /// been read with [`rebuild`](Watcher::rebuild)).
     pub fn hold_events(&mut self) {
-        if self.holding.is_none() {
-            self.holding = Some(Vec::new());
-        }
+        self.switchboard.begin_read();
     }
 
     /// Whether events are being held.
     pub fn is_holding(&self) -> bool {
-        self.holding.is_some()
+        self.switchboard.is_holding()
     }
 
     /// Translates `msg` (or holds it, see [`hold_events`](Watcher::hold_events)).
     /// Returns `false` if more events were held than `max_held_events` (the caller
     /// should reconnect).
     pub fn on_event(&mut self, msg: Message, out: &mut Vec<DeviceEvent>) -> bool {
-        if let Some(held) = &mut self.holding {
-            if held.len() >= self.config.max_held_events {
-                self.held_overflow = true;
-                return false;
-            }
-            held.push(msg);
-            return true;
+        if self.switchboard.is_holding() {
+            return self.switchboard.on_event(&msg, &mut self.desks);
         }
         self.translate(&msg, out);
         true
@@ -374,11 +386,7 @@ impl Watcher {
 
     /// The link dropped: hold events until the next [`rebuild`](Watcher::rebuild).
     pub fn link_down(&mut self) {
-        self.holding = Some(Vec::new());
-        self.held_overflow = false;
-        for f in self.devices.values_mut() {
-            f.translator.link_down();
-        }
+        self.switchboard.link_down();
     }
 
     /// Rebuilds everything from the list actions' items (`CoreShowChannel`,
@@ -392,13 +400,7 @@ impl Watcher {
         bridges: &[Message],
         queue_items: &[Message],
     ) -> Vec<(String, SwitchState)> {
-        self.tracker.clear();
-        for item in bridges {
-            self.tracker.insert_listed_bridge(item);
-        }
-        for item in channels {
-            self.tracker.insert_listed(item);
-        }
+        self.switchboard.rebuild_tracker(channels, bridges);
         if self.config.queues.is_empty() {
             let mut queues: Vec<String> = queue_items
                 .iter()
@@ -434,32 +436,35 @@ impl Watcher {
         for interface in found {
             self.discover(&interface);
         }
-        let mut states = Vec::new();
         let queues = self.queues.clone();
-        for (device, f) in self.devices.iter_mut() {
-            f.translator.set_queues(&queues);
-            let state = f.translator.rebuild(channels, bridges, &members, &f.desk);
-            f.desk.resync(state.clone());
-            // The watcher holds the events; its translators hold nothing of their own.
-            f.translator.release_held(&mut DeskEvents::new());
-            if !f.is_idle() {
-                states.push((device.clone(), state));
+        let lines: Vec<LineId> = self.switchboard.lines().map(|(line, _)| line).collect();
+        for line in lines {
+            if let Some(book) = self.switchboard.book_mut(line) {
+                book.set_queues(&queues);
+            }
+            let Some(Some(f)) = self.desks.followed.get_mut(line as usize) else {
+                continue;
+            };
+            if let Some(state) = self.switchboard.rebuild_line(line, &members, &f.desk) {
+                f.desk.resync(state);
             }
         }
-        self.devices.retain(|_, f| !f.is_idle());
-        states
+        self.states()
     }
 
     /// Stops holding and translates the events held since
     /// [`hold_events`](Watcher::hold_events). Returns `false` if some were dropped
     /// because there were too many (the caller must reconnect).
     pub fn release_held(&mut self, out: &mut Vec<DeviceEvent>) -> bool {
-        let held = self.holding.take().unwrap_or_default();
-        for msg in &held {
-            self.translate(msg, out);
-        }
-        !std::mem::take(&mut self.held_overflow)
+        self.switchboard.end_read();
+        let complete = self.switchboard.release_now(&mut self.desks);
+        self.desks.collect(out);
+        complete
     }
+}
+
+fn is_idle(f: &Followed, book: &LineBook) -> bool {
+    book.is_idle() && f.desk.desk().calls().is_empty()
 }
 
 /// What [`AmiWatch`] hands out.

@@ -4,25 +4,25 @@
 
 mod common;
 
-use opencti_asterisk_ami::{DeskEvents, Frame, PushDecoder, Translator};
+use opencti_asterisk_ami::test_support::DeviceReplay;
+use opencti_asterisk_ami::{Frame, PushDecoder};
 use opencti_core::Event;
 
-fn translator(device: &str) -> Translator {
+fn translator(device: &str) -> DeviceReplay {
     common::translator(device, &["support"])
 }
 
 /// Replays a capture's events; returns the canonical events as compact strings.
-fn replay(capture: &str, device: &str) -> (Vec<String>, Translator) {
+fn replay(capture: &str, device: &str) -> (Vec<String>, DeviceReplay) {
     common::canonical_events(
         &common::fixture(&format!("{capture}.txt")),
         translator(device),
     )
 }
 
-fn assert_empty(t: &Translator) {
+fn assert_empty(t: &DeviceReplay) {
     assert_eq!(t.open_calls(), (0, 0), "no leg or call left");
-    assert_eq!(t.tracker().channel_count(), 0, "no channel left");
-    assert_eq!(t.tracker().bridge_count(), 0, "no bridge left");
+    assert_eq!(t.tracked(), (0, 0), "no channel or bridge left");
 }
 
 #[test]
@@ -157,15 +157,14 @@ fn queue_call_carries_its_queue_and_caller() {
     let mut decoder = PushDecoder::new();
     decoder.push(&common::fixture("14_queue.txt"));
     let mut t = translator("Local/1002@agents");
-    let mut out = DeskEvents::new();
     for frame in decoder.frames() {
         if let Ok(Frame::Message(m)) = frame {
             if m.is_event() {
-                t.translate(&m, &mut out);
+                t.translate(&m);
             }
         }
     }
-    match &out.events[0].0 {
+    match &t.events()[0].0 {
         Event::CallOffered {
             from, to, queue, ..
         } => {
@@ -200,7 +199,7 @@ fn recording_flags_and_every_capture_leaves_nothing_behind() {
         ] {
             let (_, t) = replay(&capture, device);
             assert_eq!(t.open_calls(), (0, 0), "{capture} {device}");
-            assert_eq!(t.tracker().channel_count(), 0, "{capture} {device}");
+            assert_eq!(t.tracked().0, 0, "{capture} {device}");
         }
     }
 }
@@ -224,7 +223,7 @@ fn rebuild_from_status_lists() {
     }
     assert_eq!(channels.len(), 6);
     let mut t = translator("Local/1001@agents");
-    let state = t.rebuild(&channels, &bridges, &[], &DeskEvents::new());
+    let state = t.rebuild(&channels, &bridges, &[]);
     assert_eq!(state.calls.len(), 1, "{state:?}");
     let call = &state.calls[0];
     assert_eq!(call.id.as_str(), "1795238132.63");
@@ -234,7 +233,7 @@ fn rebuild_from_status_lists() {
     assert_eq!(state.agent.name(), "logged_out");
     // 1002 sits in Wait() answered, with no bridge: a connected call with no party.
     let mut t = translator("Local/1002@agents");
-    let state = t.rebuild(&channels, &bridges, &[], &DeskEvents::new());
+    let state = t.rebuild(&channels, &bridges, &[]);
     assert_eq!(state.calls.len(), 1);
     assert_eq!(state.calls[0].state.name(), "connected");
     assert!(state.calls[0].parties.is_empty());
@@ -304,14 +303,13 @@ fn a_queue_call_to_a_pjsip_phone() {
     let mut decoder = PushDecoder::new();
     decoder.push(&common::fixture(&format!("{capture}.txt")));
     let mut t = common::translator("PJSIP/1001", &["sales"]);
-    let mut out = DeskEvents::new();
     for frame in decoder.frames() {
         if let Ok(Frame::Message(m)) = frame {
-            t.translate(&m, &mut out);
+            t.translate(&m);
         }
     }
-    let offered = out
-        .events
+    let offered = t
+        .events()
         .iter()
         .find_map(|(e, _)| match e {
             Event::CallOffered { queue, from, .. } => Some((queue.clone(), from.clone())),

@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
+use opencti_asterisk_ami::test_support::DeviceReplay;
 use opencti_asterisk_ami::{
-    interface_of, AmiConfig, AmiWatch, DeskEvents, DeviceEvent, DeviceMatcher, Frame, HoldConfig,
-    Message, PushDecoder, Secret, Translator, TranslatorConfig, WatchConfig, WatchItem, Watcher,
+    interface_of, AmiConfig, AmiWatch, DeviceEvent, Frame, Message, PushDecoder, Secret,
+    WatchConfig, WatchItem, Watcher,
 };
 use opencti_core::machine::Desk;
 use opencti_core::{AgentId, Capabilities, DeviceId, ErrorKind, Event};
@@ -38,15 +39,8 @@ fn watch_config() -> WatchConfig {
     }
 }
 
-fn translator(device: &str) -> Translator {
-    Translator::new(TranslatorConfig {
-        device: DeviceMatcher::new(device),
-        queues: vec!["support".into()],
-        hold: Some(HoldConfig::default()),
-        max_channels: 100_000,
-        max_held_events: 100_000,
-        originate_prefix: "opencti-".into(),
-    })
+fn translator(device: &str) -> DeviceReplay {
+    DeviceReplay::new(device, &["support"])
 }
 
 fn desk(device: &str) -> Desk {
@@ -92,11 +86,10 @@ fn every_device_of_every_capture_gets_events_its_desk_accepts() {
             .collect();
         for device in &devices {
             let mut alone = translator(device);
-            let mut alone_desk = DeskEvents::new();
             for m in &messages {
-                alone.translate(m, &mut alone_desk);
+                alone.translate(m);
             }
-            let expected: Vec<Event> = alone_desk.events.iter().map(|(e, _)| e.clone()).collect();
+            let expected: Vec<Event> = alone.events().iter().map(|(e, _)| e.clone()).collect();
             let got: Vec<Event> = out
                 .iter()
                 .filter(|e| e.device == *device)
@@ -109,7 +102,7 @@ fn every_device_of_every_capture_gets_events_its_desk_accepts() {
                 .into_iter()
                 .find(|(d, _)| d == device)
                 .map(|(_, s)| s);
-            let alone_state = alone.switch_state(&alone_desk);
+            let alone_state = alone.switch_state();
             let idle = alone_state.calls.is_empty() && alone_state.agent.name() == "logged_out";
             match left {
                 Some(state) => assert_eq!(state, alone_state, "{capture} {device}"),
@@ -254,10 +247,7 @@ fn rebuild_from_status_lists_then_held_events() {
     assert!(!states.contains_key("PJSIP/9002"), "not a followed queue");
     // The same as the connector's translator for one device.
     let mut t = translator("Local/1001@agents");
-    assert_eq!(
-        t.rebuild(&channels, &bridges, &[], &DeskEvents::new()),
-        *s1001
-    );
+    assert_eq!(t.rebuild(&channels, &bridges, &[]), *s1001);
     // Then the held events, against that state, each accepted by its device's desk.
     assert!(watcher.release_held(&mut out));
     let mut desks = BTreeMap::new();

@@ -4,10 +4,8 @@
 
 use std::path::PathBuf;
 
-use opencti_asterisk_ami::{
-    AmiCodec, DecoderConfig, DeskEvents, DeviceMatcher, Error, Frame, HoldConfig, PushDecoder,
-    Translator, TranslatorConfig,
-};
+use opencti_asterisk_ami::test_support::DeviceReplay;
+use opencti_asterisk_ami::{AmiCodec, DecoderConfig, Error, Frame, PushDecoder};
 
 /// `tests/fixtures/` of this crate.
 pub fn fixtures_dir() -> PathBuf {
@@ -118,39 +116,31 @@ impl XorShift {
     }
 }
 
-/// A translator for `device` in `queues`, configured as the captures were made.
-pub fn translator(device: &str, queues: &[&str]) -> Translator {
-    Translator::new(TranslatorConfig {
-        device: DeviceMatcher::new(device),
-        queues: queues.iter().map(|q| q.to_string()).collect(),
-        hold: Some(HoldConfig::default()),
-        max_channels: 1000,
-        max_held_events: 1000,
-        originate_prefix: "opencti-".into(),
-    })
+/// A replay of `device`'s translation in `queues`, configured as the captures were made.
+pub fn translator(device: &str, queues: &[&str]) -> DeviceReplay {
+    DeviceReplay::new(device, queues)
 }
 
 /// Feeds the events of a capture (raw bytes as Asterisk sent them) to `t`; returns the
 /// canonical events as compact strings (`name call [cause]`, `agent_state_changed
-/// state`) and the translator.
-pub fn canonical_events(capture: &[u8], mut t: Translator) -> (Vec<String>, Translator) {
+/// state`) and the replay. Every event must fit the desk's state.
+pub fn canonical_events(capture: &[u8], mut t: DeviceReplay) -> (Vec<String>, DeviceReplay) {
     let mut decoder = PushDecoder::new();
     decoder.push(capture);
-    let mut out = DeskEvents::new();
     for frame in decoder.frames() {
         if let Ok(Frame::Message(m)) = frame {
             if m.is_event() {
-                t.translate(&m, &mut out);
+                t.translate(&m);
             }
         }
     }
     assert!(
-        out.rejected.is_empty(),
+        t.rejected().is_empty(),
         "events that do not fit the desk's state: {:?}",
-        out.rejected
+        t.rejected()
     );
-    let names = out
-        .events
+    let names = t
+        .events()
         .iter()
         .map(|(e, _)| {
             let json = serde_json::to_value(e).unwrap_or_default();
