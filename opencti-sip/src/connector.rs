@@ -70,11 +70,6 @@ impl SipConnector {
         self.link.local_addr()
     }
 
-    /// The link behind the connector.
-    pub fn link(&self) -> &SipLink {
-        &self.link
-    }
-
     /// Watches other extensions (busy lamp field): subscribes to the dialog event
     /// package (RFC 4235) of each and reports their state changes on the returned
     /// stream. Needs a started connector and a registrar with a presence server.

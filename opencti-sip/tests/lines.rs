@@ -243,7 +243,45 @@ async fn a_refused_password_fails_that_line_only() {
     let again = desk(&shared, "1003").await.map(|_| ());
     assert_eq!(again.map_err(|e| e.kind()), Err(ErrorKind::Unauthorized));
     assert!(sip.is_registered(&device("1001")) && sip.is_registered(&device("1002")));
+    // An INVITE straight to the link's socket for the account that is not open: 404,
+    // and no desk rings.
+    let local = sip.local_addr().unwrap_or_else(|| panic!("no address"));
+    let answer = raw_invite(local, "1003").await;
+    assert!(answer.starts_with("SIP/2.0 404"), "{answer}");
+    assert!(a.snapshot().calls.is_empty() && b.snapshot().calls.is_empty());
     shared.stop().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Sends an INVITE for `user` straight to `to` and returns the first final response.
+async fn raw_invite(to: std::net::SocketAddr, user: &str) -> String {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:{user}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKnoacct\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:9999@127.0.0.1>;tag=raw1\r\nTo: <sip:{user}@127.0.0.1>\r\n\
+         Call-ID: noaccount-{port}\r\nCSeq: 1 INVITE\r\nContact: <sip:9999@127.0.0.1:{port}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    socket
+        .send_to(invite.as_bytes(), to)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let got = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no final answer to the INVITE for {user}"));
+        let (n, _) = got.unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,4 +402,90 @@ async fn the_sip_link_passes_the_kits_link_cases() {
         }
         other => panic!("transfer_between_agents: {other:?}\n{report}"),
     }
+}
+
+/// `SIP_LINES` lines (default 20) on one link, started together: every contact is at
+/// the link's one address. Prints how long the sessions took to start (REGISTER with
+/// its digest round, and the first read of each line) and to stop (unREGISTER). The
+/// figures in `BENCHMARKS.md` come from
+/// `SIP_LINES=200 cargo test --release -p opencti-sip --test lines many_lines -- --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_lines_start_together_on_one_socket() {
+    if !require(&["kamailio", "kamcmd"]) {
+        return;
+    }
+    let lines: u32 = std::env::var("SIP_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .clamp(2, 2_000);
+    let run = RunDir::new("lines-many");
+    let kamailio = Kamailio::start(&run, &["WITH_AUTH", "QUIET"]);
+    let users: Vec<String> = (0..lines).map(|i| format!("{}", 2000 + i)).collect();
+    let mut config = support::config(&kamailio, "1001");
+    config.timeouts.register = Duration::from_secs(10);
+    let sip = SipLink::new(config).unwrap_or_else(|e| panic!("{e}"));
+    for user in &users {
+        sip.add_account(
+            device(user),
+            SipAccount::new(user.as_str(), Secret::new("secret")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let shared = start(&sip).await;
+    let local = sip.local_addr().unwrap_or_else(|| panic!("no address"));
+    let begun = std::time::Instant::now();
+    let mut starting = tokio::task::JoinSet::new();
+    for user in users.clone() {
+        let shared = shared.clone();
+        starting.spawn(async move {
+            let session = shared
+                .session(AgentId::new(format!("agent-{user}"))?, device(&user))
+                .start_timeout(Duration::from_secs(60))
+                .start()
+                .await?;
+            Ok::<_, opencti_core::Error>(session)
+        });
+    }
+    let mut sessions = Vec::new();
+    while let Some(done) = starting.join_next().await {
+        let session = done
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("a session did not start: {e}"));
+        sessions.push(session);
+    }
+    let started = begun.elapsed();
+    let mut addresses = std::collections::BTreeSet::new();
+    for user in &users {
+        let found = contacts(&kamailio, user);
+        assert_eq!(found.len(), 1, "{user}: {found:?}");
+        let at = found[0]
+            .split('@')
+            .nth(1)
+            .unwrap_or_default()
+            .split(|c| c == ';' || c == '>')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        addresses.insert(at);
+    }
+    assert_eq!(
+        addresses.into_iter().collect::<Vec<_>>(),
+        vec![local.to_string()],
+        "every line's contact must be the link's one address"
+    );
+    let begun = std::time::Instant::now();
+    for session in &sessions {
+        session.stop().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let stopped = begun.elapsed();
+    for user in &users {
+        assert!(contacts(&kamailio, user).is_empty(), "{user} after stop");
+    }
+    shared.stop().await.unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "{lines} lines on one link ({local}): all sessions started (REGISTER with digest, first read) in {started:?} \
+         ({:.1} ms a line), stopped one after another (unREGISTER) in {stopped:?}",
+        started.as_secs_f64() * 1000.0 / f64::from(lines)
+    );
 }

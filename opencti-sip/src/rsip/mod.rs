@@ -230,17 +230,27 @@ fn has_to_tag(tx: &Transaction) -> bool {
 }
 
 /// The account a new INVITE is for: the user of its Request-URI (the Contact the
-/// account registered, as the registrar's lookup rewrote it), else the user of its To.
+/// account registered, as the registrar's lookup rewrote it), else the user of its To,
+/// else the only account when there is one (a PBX that puts the dialled number in the
+/// Request-URI of a single line's INVITE).
 fn account_for(shared: &Shared, req: &rsipstack::sip::Request) -> Option<Arc<Account>> {
     let by_uri = req
         .uri
         .auth
         .as_ref()
         .and_then(|auth| shared.account(&auth.user));
-    by_uri.or_else(|| {
-        let to = req.to_header().ok()?.typed().ok()?;
-        shared.account(&to.uri.auth?.user)
-    })
+    by_uri
+        .or_else(|| {
+            let to = req.to_header().ok()?.typed().ok()?;
+            shared.account(&to.uri.auth?.user)
+        })
+        .or_else(|| {
+            let accounts = shared.accounts();
+            match accounts.len() {
+                1 => accounts.values().next().cloned(),
+                _ => None,
+            }
+        })
 }
 
 async fn incoming_loop(shared: Arc<Shared>, mut incoming: TransactionReceiver) {
