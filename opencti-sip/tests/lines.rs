@@ -463,7 +463,7 @@ async fn many_lines_start_together_on_one_socket() {
             .split('@')
             .nth(1)
             .unwrap_or_default()
-            .split(|c| c == ';' || c == '>')
+            .split([';', '>'])
             .next()
             .unwrap_or_default()
             .to_owned();
