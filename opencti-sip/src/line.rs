@@ -182,7 +182,8 @@ impl SipLine {
 
     /// Watches other extensions (busy lamp field): subscribes to the dialog event
     /// package (RFC 4235) of each and reports their state changes on the returned
-    /// stream. Needs a started connector and a registrar with a presence server.
+    /// stream. Needs the line open on a started link and a registrar with a presence
+    /// server.
     pub(crate) async fn monitor(
         &self,
         extensions: &[opencti_core::Dialable],

@@ -73,22 +73,16 @@ async fn expect_on(events: &mut EventStream, name: &str, call: &opencti_core::Ca
     }
 }
 
-/// The contact addresses kamailio holds for `user` (`kamcmd ul.dump`).
+/// The contact addresses kamailio holds for `user` (`kamcmd ul.lookup`: one AoR at a
+/// time, as a dump of hundreds of AoRs outgrows kamcmd's reply).
 fn contacts(kamailio: &Kamailio, user: &str) -> Vec<String> {
-    let dump = kamailio.registrations();
-    let mut out = Vec::new();
-    let mut current = false;
-    for line in dump.lines() {
-        let line = line.trim();
-        if let Some(aor) = line.strip_prefix("AoR:") {
-            current = aor.trim() == user;
-        } else if let Some(address) = line.strip_prefix("Address:") {
-            if current {
-                out.push(address.trim().to_owned());
-            }
-        }
-    }
-    out
+    kamailio
+        // `s:` keeps kamcmd from sending a numeric user as an integer.
+        .kamcmd(&["ul.lookup", "location", &format!("s:{user}")])
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("Address:"))
+        .map(|address| address.trim().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
