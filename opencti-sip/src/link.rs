@@ -467,3 +467,59 @@ impl SwitchLink for SipLink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opencti_core::Secret;
+
+    use super::*;
+
+    fn config() -> SipConfig {
+        SipConfig::new(
+            "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!()),
+            "1001",
+            Secret::new("secret"),
+        )
+    }
+
+    fn device(d: &str) -> DeviceId {
+        DeviceId::new(d).unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn accounts_are_checked_and_named_by_device() {
+        let link = SipLink::new(config()).unwrap_or_else(|e| panic!("{e}"));
+        // The config's own account serves the device named like its user.
+        assert_eq!(
+            link.account_for(&device("1001")).map(|a| a.user).ok(),
+            Some("1001".to_owned())
+        );
+        let missing = link.account_for(&device("1002")).map(|_| ());
+        assert_eq!(missing.map_err(|e| e.kind()), Err(ErrorKind::Config));
+        let bad = link.add_account(device("1002"), SipAccount::new("10 02", Secret::new("s")));
+        assert_eq!(bad.map_err(|e| e.kind()), Err(ErrorKind::Config));
+        let ok = link.add_account(device("1002"), SipAccount::new("1002", Secret::new("s")));
+        assert!(ok.is_ok());
+        let again = link.add_account(device("1002"), SipAccount::new("1003", Secret::new("s")));
+        assert_eq!(again.map_err(|e| e.kind()), Err(ErrorKind::InvalidState));
+        let same_user = link.add_account(device("desk"), SipAccount::new("1002", Secret::new("s")));
+        assert_eq!(
+            same_user.map_err(|e| e.kind()),
+            Err(ErrorKind::InvalidState)
+        );
+        let text = format!("{link:?}");
+        assert!(text.contains("accounts: 2"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn a_single_line_link_serves_any_device_with_the_config_account() {
+        let link = SipLink::single(config()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            link.account_for(&device("desk-7")).map(|a| a.user).ok(),
+            Some("1001".to_owned())
+        );
+        assert!(!link.is_up());
+        assert!(link.local_addr().is_none());
+    }
+}

@@ -279,6 +279,48 @@ async fn raw_invite(to: std::net::SocketAddr, user: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_register_again_and_a_line_opened_meanwhile_registers_when_the_registrar_is_back() {
+    if !require(&["kamailio", "kamcmd"]) {
+        return;
+    }
+    let run = RunDir::new("lines-away");
+    let mut kamailio = Kamailio::start(&run, &["WITH_AUTH"]);
+    let sip = link(&kamailio, &["1002"], &[]);
+    let shared = start(&sip).await;
+    let (_a, mut a_events) = desk(&shared, "1001")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    kamailio.stop();
+    expect(&mut a_events, "link_down").await;
+    assert!(!shared.is_up() && !sip.is_up());
+    assert!(!sip.is_registered(&device("1001")));
+    // 1002 opens while the registrar is away: its start waits for the link.
+    let opening = {
+        let shared = shared.clone();
+        tokio::spawn(async move { desk(&shared, "1002").await.map(|(s, _)| s) })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !opening.is_finished(),
+        "1002 started while the registrar was away"
+    );
+    kamailio.restart();
+    expect(&mut a_events, "link_up").await;
+    expect(&mut a_events, "resynced").await;
+    let b = tokio::time::timeout(Duration::from_secs(15), opening)
+        .await
+        .unwrap_or_else(|_| panic!("1002 did not start once the registrar was back"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("1002: {e}"));
+    for user in ["1001", "1002"] {
+        assert!(sip.is_registered(&device(user)), "{user}");
+        assert_eq!(contacts(&kamailio, user).len(), 1, "{user}");
+    }
+    b.stop().await.unwrap_or_else(|e| panic!("{e}"));
+    shared.stop().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_without_an_account_is_a_config_error() {
     if !require(&["kamailio", "kamcmd"]) {
         return;
