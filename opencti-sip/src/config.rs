@@ -203,6 +203,47 @@ impl fmt::Debug for SipConfig {
     }
 }
 
+/// One agent's SIP account on a [`SipLink`](crate::SipLink): the user part of its
+/// address of record (the extension) and its digest credentials. Everything else
+/// (registrar, domain, transport, media, timeouts, the not-ready policy) is the link's
+/// [`SipConfig`].
+///
+/// ```
+/// use opencti_sip::{Secret, SipAccount};
+/// let account = SipAccount::new("1002", Secret::new("s3cret")).with_auth_user("agent-1002");
+/// assert_eq!(account.user, "1002");
+/// assert!(!format!("{account:?}").contains("s3cret"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SipAccount {
+    /// The user part of the address of record: the extension (`1002`). New INVITEs
+    /// whose Request-URI (or To) user is this one ring on the account's line.
+    pub user: String,
+    /// The digest user name, where it differs from `user`.
+    pub auth_user: Option<String>,
+    /// The digest password.
+    pub password: Secret,
+}
+
+impl SipAccount {
+    /// The account of `user` with `password`.
+    pub fn new(user: impl Into<String>, password: Secret) -> SipAccount {
+        SipAccount {
+            user: user.into(),
+            auth_user: None,
+            password,
+        }
+    }
+
+    /// With a digest user name that differs from the user.
+    #[must_use]
+    pub fn with_auth_user(mut self, auth_user: impl Into<String>) -> SipAccount {
+        self.auth_user = Some(auth_user.into());
+        self
+    }
+}
+
 impl SipConfig {
     /// A config for `user` at `registrar`, with defaults for everything else.
     pub fn new(registrar: SocketAddr, user: impl Into<String>, password: Secret) -> SipConfig {
@@ -355,6 +396,24 @@ impl SipConfig {
             (!host.is_empty() && host.parse::<IpAddr>().is_err()).then(|| host.to_owned())
         });
         Ok(Some((pem, name)))
+    }
+
+    /// The account this config names (its `user`, `auth_user` and `password`).
+    pub(crate) fn account(&self) -> SipAccount {
+        SipAccount {
+            user: self.user.clone(),
+            auth_user: self.auth_user.clone(),
+            password: self.password.clone(),
+        }
+    }
+
+    /// This config with `account`'s user and credentials instead of its own.
+    pub(crate) fn for_account(&self, account: &SipAccount) -> SipConfig {
+        let mut config = self.clone();
+        config.user = account.user.clone();
+        config.auth_user = account.auth_user.clone();
+        config.password = account.password.clone();
+        config
     }
 
     /// The agent's address of record, `sip:user@domain`.

@@ -1,20 +1,16 @@
-//! Keeping the line registered: REGISTER with refresh before expiry, OPTIONS pings to
-//! notice a registrar that went away or restarted, and backoff while it is gone.
+//! Keeping a line registered: REGISTER with digest auth, refreshed before expiry, and
+//! retried with backoff when a refresh fails. (Noticing a registrar that went away is
+//! the link's: see [`crate::link`].)
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use opencti_core::{Error, ErrorKind, Result};
+use opencti_core::{Error, ErrorKind, Event, Result};
+use tokio::sync::watch;
 
 use crate::config::SipConfig;
+use crate::line::SipLine;
 use crate::stack::{Registered, SipStack, StackError};
-
-/// Whether the line is registered; reported on every change.
-pub(crate) trait LinkReport: Send + Sync {
-    fn up(&self);
-    fn down(&self, reason: String);
-    fn stopped(&self) -> bool;
-}
 
 /// One REGISTER, bounded in time, with its failure as a connector error. The message
 /// names the registrar and the user, never the password.
@@ -60,64 +56,58 @@ pub(crate) fn refresh_after(granted: u32) -> Duration {
     Duration::from_secs(at.max(1))
 }
 
-/// Keeps the line registered until `link.stopped()`. `first` is what the initial
-/// REGISTER granted.
-pub(crate) async fn keep_registered(
-    stack: Arc<dyn SipStack>,
-    config: SipConfig,
-    first: Registered,
-    link: Arc<dyn LinkReport>,
-) {
-    let mut up = true;
-    let mut refresh_at = tokio::time::Instant::now() + refresh_after(first.expires);
+/// Keeps `line` registered until it closes: refreshes at about 80 % of the granted
+/// lifetime. While the link is down (`link_up` false) it waits: the link registers every
+/// line again when the registrar is back. A refresh refused or unanswered while the
+/// link is up is this line's own loss: its session hears `link_down` (and `link_up` once
+/// a retry, with exponential backoff, succeeds); the other lines carry on.
+pub(crate) async fn keep_registered(line: SipLine, mut link_up: watch::Receiver<bool>) {
+    let config = line.config().clone();
     let mut backoff = Duration::from_millis(250);
-    let ping_every = config.timeouts.keepalive;
     loop {
-        if link.stopped() {
+        tokio::select! {
+            () = tokio::time::sleep_until(line.refresh_at()) => {}
+            () = line.shared.rescheduled.notified() => continue,
+            () = line.shared.closed.cancelled() => return,
+        }
+        if !*link_up.borrow() {
+            tokio::select! {
+                changed = link_up.wait_for(|up| *up) => if changed.is_err() { return },
+                () = line.shared.closed.cancelled() => return,
+            }
+            // The link registered the line again when it came back.
+            continue;
+        }
+        if tokio::time::Instant::now() < line.refresh_at() {
+            continue;
+        }
+        let Ok(stack) = line.stack() else {
             return;
-        }
-        if up {
-            // Sleep until the refresh, pinging the registrar on the way.
-            let wake = match ping_every {
-                Some(every) => (tokio::time::Instant::now() + every).min(refresh_at),
-                None => refresh_at,
-            };
-            tokio::time::sleep_until(wake).await;
-            if link.stopped() {
-                return;
-            }
-            if tokio::time::Instant::now() < refresh_at {
-                let alive = tokio::time::timeout(config.timeouts.register, stack.ping())
-                    .await
-                    .unwrap_or(false);
-                if alive {
-                    continue;
-                }
-                up = false;
-                link.down(format!(
-                    "the registrar {} stopped answering",
-                    config.registrar
-                ));
-                continue;
-            }
-        }
+        };
         match register_once(stack.as_ref(), &config, config.register_expires).await {
             Ok(registered) => {
                 backoff = Duration::from_millis(250);
-                refresh_at = tokio::time::Instant::now() + refresh_after(registered.expires);
-                if !up {
-                    up = true;
-                    link.up();
+                line.set_refresh_at(
+                    tokio::time::Instant::now() + refresh_after(registered.expires),
+                );
+                if !line.shared.registered.swap(true, Ordering::SeqCst) && !line.is_closed() {
+                    tracing::info!(aor = %config.aor(), "SIP: registered again");
+                    line.shared.emit(Event::LinkUp);
                 }
             }
             Err(e) => {
-                if up {
-                    up = false;
-                    link.down(e.message().to_owned());
+                if line.is_closed() {
+                    return;
+                }
+                if *link_up.borrow() && line.shared.registered.swap(false, Ordering::SeqCst) {
+                    tracing::warn!(aor = %config.aor(), reason = %e.message(), "SIP: registration lost");
+                    line.shared.emit(Event::LinkDown {
+                        reason: format!("SIP: {}", e.message()),
+                    });
                 }
                 let jitter =
                     Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 4));
-                tokio::time::sleep(backoff + jitter).await;
+                line.set_refresh_at(tokio::time::Instant::now() + backoff + jitter);
                 backoff = (backoff * 2).min(config.timeouts.max_backoff);
             }
         }

@@ -1,13 +1,17 @@
-//! The seam between the connector and the SIP stack: what the connector needs from a
-//! stack (register, dialogs, in-dialog requests), in the connector's own types. The one
-//! implementation, [`crate::rsip::RsipStack`], wraps rsipstack; no rsipstack type
-//! crosses this file, so swapping stacks touches one file.
+//! The seam between the connector and the SIP stack: what the link needs from a stack
+//! (one endpoint with its transports, and on it one account per line: register,
+//! dialogs, in-dialog requests), in the connector's own types. The one implementation,
+//! [`crate::rsip::RsipEndpoint`], wraps rsipstack; no rsipstack type crosses this file,
+//! so swapping stacks touches one file.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
+
+use crate::config::SipConfig;
 
 /// One dialog, as the stack names it (its Call-ID: each call this UA places gets a
 /// fresh one, and a forked INVITE to it is answered once).
@@ -206,17 +210,28 @@ pub(crate) struct Registered {
     pub(crate) expires: u32,
 }
 
-/// What the connector needs from a SIP stack.
+/// One SIP endpoint: the transports (one local address) shared by every account on it.
 #[async_trait]
-pub(crate) trait SipStack: Send + Sync {
-    /// The local SIP address (for Contact).
+pub(crate) trait SipEndpoint: Send + Sync {
+    /// The local SIP address.
     fn local_addr(&self) -> SocketAddr;
-
-    /// Registers (expires > 0) or unregisters (0), with one digest retry.
-    async fn register(&self, expires: u32) -> Result<Registered, StackError>;
 
     /// Pings the registrar with OPTIONS; any response counts.
     async fn ping(&self) -> bool;
+
+    /// An account on this endpoint for `config`'s user and credentials: new INVITEs whose
+    /// Request-URI (or To) user is that user go to it. One account per user.
+    fn account(&self, config: &SipConfig) -> Result<Arc<dyn SipStack>, StackError>;
+
+    /// Stops the transports and every task.
+    fn shutdown(&self);
+}
+
+/// One account (one line) on a [`SipEndpoint`]: what a line needs from the SIP stack.
+#[async_trait]
+pub(crate) trait SipStack: Send + Sync {
+    /// Registers (expires > 0) or unregisters (0), with one digest retry.
+    async fn register(&self, expires: u32) -> Result<Registered, StackError>;
 
     /// Sends an INVITE to `target` through the registrar; progress comes as events.
     fn invite(
@@ -269,8 +284,9 @@ pub(crate) trait SipStack: Send + Sync {
     /// Forgets a dialog that has ended.
     fn forget(&self, key: &DialogKey);
 
-    /// Stops the transports and every task.
-    fn shutdown(&self);
+    /// Stops routing to this account: its new INVITEs are refused (404) and its events
+    /// stop. The endpoint stays.
+    fn close(&self);
 
     /// The events; taken once.
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<StackEvent>>;

@@ -1,57 +1,50 @@
-//! [`RsipStack`]: the [`SipStack`] on top of rsipstack (transactions, dialogs, UDP, TCP
-//! and TLS transports, digest auth). Every rsipstack type stays in this file.
+//! One account on the endpoint: [`RsipStack`], the [`SipStack`] of one line, with its
+//! own credentials, REGISTER, Contact, dialogs and events.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{
-    DialogState, DialogStateReceiver, DialogStateSender, TerminatedReason, TransactionHandle,
+    DialogState, DialogStateReceiver, DialogStateSender, TerminatedReason,
 };
-use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::dialog::registration::Registration;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::{Header, Method, StatusCode, StatusCodeKind, Uri};
 use rsipstack::transaction::key::TransactionRole;
+use rsipstack::transaction::make_tag;
 use rsipstack::transaction::transaction::Transaction;
-use rsipstack::transaction::{make_tag, Endpoint, TransactionReceiver};
-use rsipstack::transport::{
-    udp::UdpConnection, SipAddr, TcpListenerConnection, TlsConfig, TransportLayer,
-};
-use rsipstack::EndpointBuilder;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::{in_dialog, other, stack_error, status_text, uri, HandleReply, Shared};
 use crate::config::{SipConfig, Transport};
 use crate::stack::{
-    Admission, DialogEnd, DialogKey, InDialogRequest, IncomingCall, Registered, Reply, ReplyTo,
-    SessionTimer, SipStack, StackError, StackEvent,
+    Admission, DialogEnd, DialogKey, IncomingCall, Registered, Reply, SessionTimer, SipStack,
+    StackError, StackEvent,
 };
 
-struct Inner {
-    endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
-    dialogs: Arc<DialogLayer>,
+/// One account's state, shared by its stack handle, its dialog-state task and the
+/// endpoint's router.
+pub(super) struct Account {
+    ep: Arc<Shared>,
+    /// The SIP user, as routed (lower-cased).
+    user: String,
     credential: Credential,
-    registrar: SipAddr,
-    registrar_uri: Uri,
     aor: Uri,
     contact: Uri,
-    local: SocketAddr,
     states: DialogStateSender,
     events: mpsc::UnboundedSender<StackEvent>,
     known: Mutex<HashMap<String, InviteDialog>>,
-    subscriptions: Mutex<HashMap<String, String>>,
     admission: Mutex<Admission>,
     max_dialogs: usize,
-    transport: AtomicU8,
+    closed: CancellationToken,
 }
 
-impl Inner {
+impl Account {
     fn known(&self) -> MutexGuard<'_, HashMap<String, InviteDialog>> {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -63,240 +56,90 @@ impl Inner {
             .ok_or(StackError::NoDialog)
     }
 
-    fn emit(&self, event: StackEvent) {
+    pub(super) fn emit(&self, event: StackEvent) {
         let _ = self.events.send(event);
     }
 }
 
-/// The rsipstack-backed stack.
+/// The stack of one line: its account on the shared endpoint.
 pub(crate) struct RsipStack {
-    inner: Arc<Inner>,
+    inner: Arc<Account>,
     registration: tokio::sync::Mutex<Registration>,
     events: Mutex<Option<mpsc::UnboundedReceiver<StackEvent>>>,
-    cancel: CancellationToken,
-    _endpoint: Endpoint,
-}
-
-fn uri(text: &str) -> Result<Uri, StackError> {
-    Uri::try_from(text).map_err(|e| StackError::Other(format!("bad SIP URI {text:?}: {e}")))
-}
-
-fn other(e: impl std::fmt::Display) -> StackError {
-    StackError::Other(e.to_string())
-}
-
-fn stack_error(e: rsipstack::Error) -> StackError {
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("timeout") || lower.contains("timed out") || lower.contains("transport") {
-        StackError::Unreachable(text)
-    } else {
-        StackError::Other(text)
-    }
 }
 
 impl RsipStack {
-    /// Binds the transports and starts the endpoint. `tls` is, with [`Transport::Tls`],
-    /// the CA certificates (PEM) to trust and the server name to verify.
-    pub(crate) async fn start(
-        config: &SipConfig,
-        tls: Option<(Vec<u8>, Option<String>)>,
-    ) -> Result<RsipStack, StackError> {
-        let cancel = CancellationToken::new();
-        let transport_layer = TransportLayer::new(cancel.clone());
-        if let Some((ca, server_name)) = tls {
-            transport_layer.set_tls_config(TlsConfig {
-                ca_certs: Some(ca),
-                sni_hostname: server_name,
-                ..Default::default()
-            });
-        }
-        let udp = UdpConnection::create_connection(config.local, None, Some(cancel.child_token()))
-            .await
-            .map_err(|e| {
-                StackError::Other(format!("cannot bind SIP/UDP on {}: {e}", config.local))
-            })?;
-        let local_sip = udp.get_addr().clone();
-        let local: SocketAddr = local_sip
-            .get_socketaddr()
-            .map_err(|e| StackError::Other(format!("local SIP address: {e}")))?;
-        transport_layer.add_transport(udp.into());
-        if config.transport == Transport::Tcp {
-            let tcp = TcpListenerConnection::new(local, None).await.map_err(|e| {
-                StackError::Other(format!("cannot listen for SIP/TCP on {local}: {e}"))
-            })?;
-            transport_layer.add_transport(tcp.into());
-        }
-        let option = rsipstack::transaction::endpoint::EndpointOption {
-            callid_suffix: Some(local.ip().to_string()),
-            ..Default::default()
-        };
-        let endpoint = EndpointBuilder::new()
-            .with_cancel_token(cancel.clone())
-            .with_transport_layer(transport_layer)
-            .with_user_agent(&config.user_agent)
-            .with_option(option)
-            .build();
-        let incoming = endpoint
-            .incoming_transactions()
-            .map_err(|e| StackError::Other(e.to_string()))?;
-        let serving = endpoint.inner.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serving.serve().await {
-                tracing::debug!(error = %e, "SIP endpoint stopped");
-            }
-        });
-        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-        let (states, state_rx) = dialogs.new_dialog_state_channel();
+    /// Opens the account of `config`'s user on the endpoint `ep`.
+    pub(super) fn open(ep: &Arc<Shared>, config: &SipConfig) -> Result<RsipStack, StackError> {
+        let user = config.user.to_ascii_lowercase();
+        let (states, state_rx) = ep.dialogs.new_dialog_state_channel();
         let (events, events_rx) = mpsc::unbounded_channel();
-        let transport_param = match config.transport {
-            Transport::Udp => "",
-            Transport::Tcp => ";transport=tcp",
-            Transport::Tls => ";transport=tls",
-        };
-        let registrar = SipAddr {
-            r#type: Some(match config.transport {
-                Transport::Udp => rsipstack::sip::Transport::Udp,
-                Transport::Tcp => rsipstack::sip::Transport::Tcp,
-                Transport::Tls => rsipstack::sip::Transport::Tls,
-            }),
-            addr: config.registrar.into(),
-        };
         let credential = Credential {
             username: config.user.clone(),
             password: config.password.expose_secret().to_owned(),
             realm: None,
             auth_username: config.auth_user.clone(),
         };
-        let inner = Arc::new(Inner {
-            endpoint: endpoint.inner.clone(),
-            dialogs,
+        let inner = Arc::new(Account {
+            ep: ep.clone(),
+            user: user.clone(),
             credential: credential.clone(),
-            registrar,
-            registrar_uri: uri(&format!("sip:{}{transport_param}", config.domain))?,
             aor: uri(&config.aor())?,
-            contact: uri(&format!("sip:{}@{local}{transport_param}", config.user))?,
-            local,
+            contact: uri(&format!(
+                "sip:{}@{}{}",
+                config.user, ep.local, ep.transport_param
+            ))?,
             states,
             events,
             known: Mutex::new(HashMap::new()),
-            subscriptions: Mutex::new(HashMap::new()),
             admission: Mutex::new(Admission::Offer),
             max_dialogs: 64,
-            transport: AtomicU8::new(config.transport as u8),
+            closed: CancellationToken::new(),
         });
-        let mut registration = Registration::new(endpoint.inner.clone(), Some(credential));
+        {
+            let mut accounts = ep.accounts();
+            if accounts.contains_key(&user) {
+                return Err(StackError::Other(format!(
+                    "the SIP user {} has an account on this endpoint already",
+                    config.user
+                )));
+            }
+            accounts.insert(user, inner.clone());
+        }
+        let mut registration = Registration::new(ep.endpoint.clone(), Some(credential));
         registration.outbound_proxy = Some(config.registrar);
-        tokio::spawn(incoming_loop(inner.clone(), incoming));
         tokio::spawn(state_loop(inner.clone(), state_rx));
         Ok(RsipStack {
             inner,
             registration: tokio::sync::Mutex::new(registration),
             events: Mutex::new(Some(events_rx)),
-            cancel,
-            _endpoint: endpoint,
         })
     }
 }
 
 impl Drop for RsipStack {
     fn drop(&mut self) {
-        self.cancel.cancel();
+        self.close_account();
     }
 }
 
-fn header_param_free(value: &str) -> String {
-    value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
-}
-
-fn in_dialog(req: &rsipstack::sip::Request) -> InDialogRequest {
-    InDialogRequest {
-        method: req.method.to_string(),
-        content_type: req
-            .header_value("Content-Type")
-            .map(|v| header_param_free(&v)),
-        event: req.header_value("Event").map(|v| header_param_free(&v)),
-        subscription_state: req
-            .header_value("Subscription-State")
-            .map(|v| header_param_free(&v)),
-        body: req.body.clone(),
-    }
-}
-
-struct HandleReply(TransactionHandle);
-
-#[async_trait]
-impl ReplyTo for HandleReply {
-    async fn send(&self, code: u16, body: Option<(String, Vec<u8>)>) {
-        let (headers, body) = match body {
-            Some((ctype, bytes)) => (Some(vec![Header::ContentType(ctype.into())]), Some(bytes)),
-            None => (None, None),
-        };
-        let _ = self.0.respond(StatusCode::from(code), headers, body).await;
-    }
-}
-
-fn has_to_tag(tx: &Transaction) -> bool {
-    tx.original
-        .to_header()
-        .ok()
-        .and_then(|to| to.tag().ok().flatten())
-        .is_some()
-}
-
-async fn incoming_loop(inner: Arc<Inner>, mut incoming: TransactionReceiver) {
-    while let Some(mut tx) = incoming.recv().await {
-        let method = tx.original.method;
-        match method {
-            Method::Invite if !has_to_tag(&tx) => new_invite(&inner, tx),
-            Method::Options if !has_to_tag(&tx) => {
-                tokio::spawn(async move { tx.reply(StatusCode::OK).await.ok() });
-            }
-            Method::Notify if subscription_of(&inner, &tx).is_some() => {
-                let resource = subscription_of(&inner, &tx).unwrap_or_default();
-                let request = in_dialog(&tx.original);
-                inner.emit(StackEvent::SubscriptionNotify { resource, request });
-                tokio::spawn(async move { tx.reply(StatusCode::OK).await.ok() });
-            }
-            Method::Ack => {
-                if let Some(mut dialog) = inner.dialogs.match_dialog(&tx) {
-                    tokio::spawn(async move { dialog.handle(&mut tx).await.ok() });
-                }
-            }
-            _ => match inner.dialogs.match_dialog(&tx) {
-                Some(mut dialog) => {
-                    tokio::spawn(async move {
-                        if let Err(e) = dialog.handle(&mut tx).await {
-                            tracing::debug!(error = %e, "SIP: in-dialog request failed");
-                        }
-                    });
-                }
-                None => {
-                    let code = if matches!(method, Method::Register | Method::Publish) {
-                        StatusCode::MethodNotAllowed
-                    } else {
-                        StatusCode::CallTransactionDoesNotExist
-                    };
-                    tokio::spawn(async move { tx.reply(code).await.ok() });
-                }
-            },
+impl RsipStack {
+    fn close_account(&self) {
+        let inner = &self.inner;
+        inner.closed.cancel();
+        let mut accounts = inner.ep.accounts();
+        if accounts
+            .get(&inner.user)
+            .is_some_and(|a| Arc::ptr_eq(a, inner))
+        {
+            accounts.remove(&inner.user);
         }
+        drop(accounts);
+        inner
+            .ep
+            .subscriptions()
+            .retain(|_, (user, _)| *user != inner.user);
     }
-}
-
-fn subscription_of(inner: &Inner, tx: &Transaction) -> Option<String> {
-    let call_id = tx.original.call_id_header().ok()?.value().to_string();
-    inner
-        .subscriptions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&call_id)
-        .cloned()
 }
 
 fn auto_answer(req: &rsipstack::sip::Request) -> bool {
@@ -309,7 +152,7 @@ fn auto_answer(req: &rsipstack::sip::Request) -> bool {
     call_info || alert
 }
 
-fn new_invite(inner: &Arc<Inner>, mut tx: Transaction) {
+pub(super) fn new_invite(inner: &Arc<Account>, mut tx: Transaction) {
     let admission = inner
         .admission
         .lock()
@@ -339,7 +182,7 @@ fn new_invite(inner: &Arc<Inner>, mut tx: Transaction) {
     };
     let from = req.from_header().ok().and_then(|f| f.typed().ok());
     let to = req.to_header().ok().and_then(|t| t.typed().ok());
-    let dialog = match inner.dialogs.get_or_create_server_invite(
+    let dialog = match inner.ep.dialogs.get_or_create_server_invite(
         &tx,
         inner.states.clone(),
         None,
@@ -391,8 +234,15 @@ fn end_of(reason: &TerminatedReason, role: TransactionRole) -> DialogEnd {
     }
 }
 
-async fn state_loop(inner: Arc<Inner>, mut states: DialogStateReceiver) {
-    while let Some(state) = states.recv().await {
+async fn state_loop(inner: Arc<Account>, mut states: DialogStateReceiver) {
+    loop {
+        let state = tokio::select! {
+            state = states.recv() => state,
+            () = inner.closed.cancelled() => None,
+        };
+        let Some(state) = state else {
+            return;
+        };
         match state {
             DialogState::Early(id, resp) => {
                 let role = inner.known().get(&id.call_id).map(|d| d.role());
@@ -418,9 +268,9 @@ async fn state_loop(inner: Arc<Inner>, mut states: DialogStateReceiver) {
                     .as_ref()
                     .map(|d| d.role())
                     .unwrap_or(TransactionRole::Client);
-                inner.dialogs.remove_dialog(&id);
+                inner.ep.dialogs.remove_dialog(&id);
                 if let Some(d) = dialog {
-                    inner.dialogs.remove_dialog(&d.id());
+                    inner.ep.dialogs.remove_dialog(&d.id());
                 }
                 inner.emit(StackEvent::Ended {
                     key: DialogKey(id.call_id),
@@ -445,20 +295,12 @@ async fn state_loop(inner: Arc<Inner>, mut states: DialogStateReceiver) {
     }
 }
 
-fn status_text(code: &StatusCode) -> String {
-    code.to_string()
-}
-
 #[async_trait]
 impl SipStack for RsipStack {
-    fn local_addr(&self) -> SocketAddr {
-        self.inner.local
-    }
-
     async fn register(&self, expires: u32) -> Result<Registered, StackError> {
         let mut registration = self.registration.lock().await;
         let response = registration
-            .register(self.inner.registrar_uri.clone(), Some(expires))
+            .register(self.inner.ep.registrar_uri.clone(), Some(expires))
             .await
             .map_err(stack_error)?;
         let code = response.status_code.code();
@@ -471,50 +313,6 @@ impl SipStack for RsipStack {
         }
     }
 
-    async fn ping(&self) -> bool {
-        // Over UDP to the registrar's port (it listens on UDP and TCP alike); over the
-        // TLS connection with TLS, whose port is TLS only.
-        let tls = self.inner.transport.load(Ordering::Relaxed) == Transport::Tls as u8;
-        let request = format!(
-            "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/{via} {local};rport;branch=z9hG4bK{branch}\r\n\
-             Max-Forwards: 70\r\nFrom: <{aor}>;tag={tag}\r\nTo: <{uri}>\r\nCall-ID: {branch}@{ip}\r\n\
-             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-            uri = self.inner.registrar_uri,
-            via = if tls { "TLS" } else { "UDP" },
-            local = self.inner.local,
-            branch = make_tag(),
-            aor = self.inner.aor,
-            tag = make_tag(),
-            ip = self.inner.local.ip(),
-        );
-        let Ok(request) = rsipstack::sip::Request::try_from(request.as_str()) else {
-            return false;
-        };
-        let Ok(key) = rsipstack::transaction::key::TransactionKey::from_request(
-            &request,
-            TransactionRole::Client,
-        ) else {
-            return false;
-        };
-        let mut tx = Transaction::new_client(key, request, self.inner.endpoint.clone(), None);
-        let mut destination = self.inner.registrar.clone();
-        if !tls {
-            destination.r#type = Some(rsipstack::sip::Transport::Udp);
-        }
-        tx.destination = Some(destination);
-        if tx.send().await.is_err() {
-            return false;
-        }
-        while let Some(msg) = tx.receive().await {
-            if let rsipstack::sip::SipMessage::Response(r) = msg {
-                if r.status_code.kind() != StatusCodeKind::Provisional {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
     fn invite(
         &self,
         target: &str,
@@ -524,7 +322,7 @@ impl SipStack for RsipStack {
         let option = InviteOption {
             caller: self.inner.aor.clone(),
             callee: uri(target)?,
-            destination: Some(self.inner.registrar.clone()),
+            destination: Some(self.inner.ep.registrar.clone()),
             content_type: Some("application/sdp".into()),
             offer: Some(sdp),
             contact: self.inner.contact.clone(),
@@ -539,6 +337,7 @@ impl SipStack for RsipStack {
         };
         let (dialog, handle) = self
             .inner
+            .ep
             .dialogs
             .do_invite_async(option, self.inner.states.clone())
             .map_err(stack_error)?;
@@ -701,15 +500,14 @@ impl SipStack for RsipStack {
         accept: &str,
         expires: u32,
     ) -> Result<(), StackError> {
-        let call_id = format!("{}@{}", make_tag(), self.inner.local.ip());
-        self.inner
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(call_id.clone(), resource.to_owned());
-        let transport = match self.inner.transport.load(Ordering::Relaxed) {
-            t if t == Transport::Tcp as u8 => "TCP",
-            t if t == Transport::Tls as u8 => "TLS",
+        let call_id = format!("{}@{}", make_tag(), self.inner.ep.local.ip());
+        self.inner.ep.subscriptions().insert(
+            call_id.clone(),
+            (self.inner.user.clone(), resource.to_owned()),
+        );
+        let transport = match self.inner.ep.transport {
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
             _ => "UDP",
         };
         let request = format!(
@@ -717,7 +515,7 @@ impl SipStack for RsipStack {
              Max-Forwards: 70\r\nFrom: <{aor}>;tag={tag}\r\nTo: <{resource}>\r\nCall-ID: {call_id}\r\n\
              CSeq: 1 SUBSCRIBE\r\nContact: <{contact}>\r\nEvent: {event}\r\nAccept: {accept}\r\n\
              Expires: {expires}\r\nContent-Length: 0\r\n\r\n",
-            local = self.inner.local,
+            local = self.inner.ep.local,
             branch = make_tag(),
             aor = self.inner.aor,
             tag = make_tag(),
@@ -729,8 +527,8 @@ impl SipStack for RsipStack {
             TransactionRole::Client,
         )
         .map_err(other)?;
-        let mut tx = Transaction::new_client(key, request, self.inner.endpoint.clone(), None);
-        tx.destination = Some(self.inner.registrar.clone());
+        let mut tx = Transaction::new_client(key, request, self.inner.ep.endpoint.clone(), None);
+        tx.destination = Some(self.inner.ep.registrar.clone());
         tx.send().await.map_err(stack_error)?;
         let mut auth = rsipstack::dialog::authenticate::AuthRetry::new();
         while let Some(msg) = tx.receive().await {
@@ -772,12 +570,12 @@ impl SipStack for RsipStack {
 
     fn forget(&self, key: &DialogKey) {
         if let Some(d) = self.inner.known().remove(&key.0) {
-            self.inner.dialogs.remove_dialog(&d.id());
+            self.inner.ep.dialogs.remove_dialog(&d.id());
         }
     }
 
-    fn shutdown(&self) {
-        self.cancel.cancel();
+    fn close(&self) {
+        self.close_account();
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<StackEvent>> {
