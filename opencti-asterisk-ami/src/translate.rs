@@ -169,7 +169,7 @@ struct Consult {
 
 /// One channel of the agent's device and the calls it carries.
 #[derive(Debug, Clone, Default)]
-struct Leg {
+struct DeviceChannel {
     primary: Option<CallId>,
     consult: Option<Consult>,
     /// The bridge of the primary call's conversation.
@@ -262,7 +262,7 @@ pub struct CallTarget {
 #[derive(Debug)]
 pub(crate) struct LineBook {
     config: TranslatorConfig,
-    legs: IdMap<Box<str>, Leg>,
+    legs: IdMap<Box<str>, DeviceChannel>,
     calls: IdMap<CallId, Box<str>>,
     originates: Vec<Originate>,
     acd: IdMap<Box<str>, QueueId>,
@@ -535,9 +535,9 @@ impl Translator<'_> {
         let outbound = uniqueid.starts_with(self.book.config.originate_prefix.as_str());
         self.book.legs.insert(
             uniqueid.into(),
-            Leg {
+            DeviceChannel {
                 outbound,
-                ..Leg::default()
+                ..DeviceChannel::default()
             },
         );
         true
@@ -1732,7 +1732,7 @@ impl Translator<'_> {
         self.emit(out, Event::AgentStateChanged { state }, Some(command));
     }
 
-    fn leg_of_mut(&mut self, call: &CallId) -> Option<&mut Leg> {
+    fn leg_of_mut(&mut self, call: &CallId) -> Option<&mut DeviceChannel> {
         let uniqueid = self.book.calls.get(call)?;
         self.book.legs.get_mut(uniqueid)
     }
@@ -1779,7 +1779,7 @@ impl Translator<'_> {
         self.book.members = members;
         // Legs: keep the ones still alive, add the new ones.
         let old_legs = std::mem::take(&mut self.book.legs);
-        let old_legs: HashMap<Box<str>, Leg> = old_legs.into_iter().collect();
+        let old_legs: HashMap<Box<str>, DeviceChannel> = old_legs.into_iter().collect();
         // What the session knew of the calls (their parties, data, direction).
         let mut old_calls: HashMap<CallId, Call> = HashMap::new();
         session.view(&mut |desk| {

@@ -79,7 +79,7 @@ pub enum RequestBody {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Request {
+pub struct ClientRequest {
     /// The client's id, echoed in the reply.
     pub id: RequestId,
     /// The command or query.
@@ -140,7 +140,7 @@ pub enum ServerMessage {
 pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// Reads one request, or says why it cannot be read (with its id, where one is there).
-pub fn parse_request(text: &str) -> Result<Request, Reply> {
+pub fn parse_request(text: &str) -> Result<ClientRequest, Reply> {
     if text.len() > MAX_REQUEST {
         return Err(error_reply(
             None,
@@ -154,7 +154,7 @@ pub fn parse_request(text: &str) -> Result<Request, Reply> {
             ),
         ));
     }
-    serde_json::from_str::<Request>(text).map_err(|e| {
+    serde_json::from_str::<ClientRequest>(text).map_err(|e| {
         // Recover the id, if the line is JSON with a usable one, so the client can match.
         let id = serde_json::from_str::<serde_json::Value>(text)
             .ok()
@@ -212,7 +212,7 @@ impl Waiting {
 /// handed to the switch at once, so requests take effect in the order they arrive;
 /// confirmations are then awaited separately, so one slow command does not hold up the
 /// next.
-pub async fn start(session: &Session, request: Request) -> Started {
+pub async fn start(session: &Session, request: ClientRequest) -> Started {
     match request.body {
         RequestBody::Command(command) => match session.submit(command).await {
             Ok(pending) => Started::Waiting(Waiting {
@@ -328,7 +328,7 @@ pub async fn serve_connection(
 }
 
 /// Carries out one request on a desktop and says how it went.
-pub async fn handle(desktop: &dyn DesktopInterface, request: Request) -> Reply {
+pub async fn handle(desktop: &dyn DesktopInterface, request: ClientRequest) -> Reply {
     let outcome = match request.body {
         RequestBody::Command(command) => match desktop.execute(command).await {
             Ok(confirmation) => ReplyOutcome::Confirmed {
@@ -360,7 +360,7 @@ pub async fn handle(desktop: &dyn DesktopInterface, request: Request) -> Reply {
 pub fn json_schema() -> serde_json::Value {
     serde_json::json!({
         "title": "opencti desktop protocol",
-        "client_to_server": schemars::schema_for!(Request),
+        "client_to_server": schemars::schema_for!(ClientRequest),
         "server_to_client": schemars::schema_for!(ServerMessage),
     })
 }

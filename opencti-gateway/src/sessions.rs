@@ -20,7 +20,7 @@ pub trait SessionFactory: Send + Sync {
 
 /// One agent's session, and the screen pops for its browsers.
 #[derive(Clone)]
-pub(crate) struct Desk {
+pub(crate) struct AgentSession {
     pub(crate) session: Session,
     pub(crate) pops: tokio::sync::broadcast::Sender<Arc<ScreenPop>>,
 }
@@ -30,7 +30,7 @@ pub(crate) struct Desk {
 pub(crate) struct Sessions {
     factory: Arc<dyn SessionFactory>,
     crm: Arc<dyn Crm>,
-    started: Mutex<HashMap<Grant, Desk>>,
+    started: Mutex<HashMap<Grant, AgentSession>>,
 }
 
 impl Sessions {
@@ -42,7 +42,7 @@ impl Sessions {
         }
     }
 
-    pub(crate) async fn for_grant(&self, grant: &Grant) -> Result<Desk> {
+    pub(crate) async fn for_grant(&self, grant: &Grant) -> Result<AgentSession> {
         let mut started = self.started.lock().await;
         if let Some(desk) = started.get(grant) {
             return Ok(desk.clone());
@@ -50,7 +50,7 @@ impl Sessions {
         let session = self.factory.start(grant).await?;
         let (pops, _) = tokio::sync::broadcast::channel(64);
         crate::crm::watch(session.clone(), self.crm.clone(), pops.clone());
-        let desk = Desk { session, pops };
+        let desk = AgentSession { session, pops };
         started.insert(grant.clone(), desk.clone());
         Ok(desk)
     }

@@ -15,7 +15,7 @@ use crate::stack::DialogKey;
 
 /// Where a call stands, seen from this UA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Leg {
+pub(crate) enum Progress {
     /// Outbound INVITE sent, no provisional yet.
     Dialling,
     /// Outbound, the far end alerts.
@@ -42,7 +42,7 @@ pub(crate) struct SipCall {
     pub(crate) id: CallId,
     pub(crate) key: DialogKey,
     pub(crate) direction: Direction,
-    pub(crate) leg: Leg,
+    pub(crate) progress: Progress,
     pub(crate) from: Option<Address>,
     pub(crate) from_name: Option<DisplayName>,
     pub(crate) to: Option<Address>,
@@ -70,14 +70,14 @@ impl SipCall {
         id: CallId,
         key: DialogKey,
         direction: Direction,
-        leg: Leg,
+        progress: Progress,
         rtp_ip: std::net::IpAddr,
     ) -> SipCall {
         SipCall {
             id,
             key,
             direction,
-            leg,
+            progress,
             from: None,
             from_name: None,
             to: None,
@@ -105,18 +105,18 @@ impl SipCall {
 
     /// The canonical state of the call.
     pub(crate) fn state(&self) -> CallState {
-        match self.leg {
-            Leg::Dialling => CallState::Initiated,
-            Leg::Ringback => CallState::Ringback,
-            Leg::Offered | Leg::Answering => CallState::Offered,
-            Leg::Connected if self.holding => CallState::Held,
-            Leg::Connected => CallState::Connected,
+        match self.progress {
+            Progress::Dialling => CallState::Initiated,
+            Progress::Ringback => CallState::Ringback,
+            Progress::Offered | Progress::Answering => CallState::Offered,
+            Progress::Connected if self.holding => CallState::Held,
+            Progress::Connected => CallState::Connected,
         }
     }
 
     /// Whether the call has been answered.
     pub(crate) fn is_connected(&self) -> bool {
-        self.leg == Leg::Connected
+        self.progress == Progress::Connected
     }
 
     /// The call as the canonical model shows it.

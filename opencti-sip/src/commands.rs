@@ -5,7 +5,7 @@
 
 use opencti_core::{Address, CommandId, Direction, Error, ErrorKind, Event, Result};
 
-use crate::calls::{Leg, PendingTransfer, SipCall};
+use crate::calls::{PendingTransfer, Progress, SipCall};
 use crate::config::DtmfMode;
 use crate::dialogs::{end_call, HANGUP_LIMIT};
 use crate::line::{not_found, stack_error, SipLine};
@@ -29,7 +29,7 @@ impl SipLine {
             call_id.clone(),
             DialogKey(String::new()),
             Direction::Outbound,
-            Leg::Dialling,
+            Progress::Dialling,
             config.media.rtp_ip,
         );
         call.rtp = Some(rtp);
@@ -69,7 +69,7 @@ impl SipLine {
         let (key, call_id, remote) = {
             let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
-            if c.leg != Leg::Offered {
+            if c.progress != Progress::Offered {
                 return Err(Error::new(
                     ErrorKind::InvalidState,
                     format!("call {call} is not ringing on this line"),
@@ -93,7 +93,7 @@ impl SipLine {
         c.rtp = Some(rtp);
         let sdp = c.local_sdp(remote.as_ref());
         c.retarget();
-        c.leg = Leg::Answering;
+        c.progress = Progress::Answering;
         c.answer = Some(id);
         stack
             .answer(&key, sdp)
@@ -105,7 +105,7 @@ impl SipLine {
         let key = {
             let mut desk = self.shared.line();
             let c = desk.calls.by_id(call).ok_or_else(|| not_found(call))?;
-            if c.leg != Leg::Offered {
+            if c.progress != Progress::Offered {
                 return Err(Error::new(
                     ErrorKind::InvalidState,
                     format!("call {call} is not ringing on this line"),

@@ -102,6 +102,10 @@ impl Connector for SipConnector {
         self.connector.snapshot().await
     }
 
+    fn resynced(&self) {
+        self.connector.resynced();
+    }
+
     async fn stop(&self) -> Result<()> {
         self.connector.stop().await
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use opencti_core::{Direction, Error, ErrorKind, Event};
 
-use crate::calls::{Leg, SipCall};
+use crate::calls::{Progress, SipCall};
 use crate::line::{Shared, SipLine};
 use crate::sdp;
 use crate::sipfrag;
@@ -200,7 +200,7 @@ impl SipLine {
             call_id.clone(),
             incoming.key.clone(),
             Direction::Inbound,
-            Leg::Offered,
+            Progress::Offered,
             self.shared.config.media.rtp_ip,
         );
         call.from = address_from_uri(&incoming.from);
@@ -257,8 +257,8 @@ impl SipLine {
                 c.apply_remote(remote);
             }
         }
-        if c.leg == Leg::Dialling && (code == 180 || code == 183) {
-            c.leg = Leg::Ringback;
+        if c.progress == Progress::Dialling && (code == 180 || code == 183) {
+            c.progress = Progress::Ringback;
             let call = c.id.clone();
             desk.emit(Event::CallRingback { call }, None);
         }
@@ -276,7 +276,7 @@ impl SipLine {
             Ok(remote) => c.apply_remote(remote),
             Err(e) => tracing::warn!(error = %e, "SIP: 200 OK with unusable SDP; no media"),
         }
-        c.leg = Leg::Connected;
+        c.progress = Progress::Connected;
         watch_media(&self.shared, c);
         let call = c.id.clone();
         let party = c.party();
@@ -360,10 +360,10 @@ impl SipLine {
         let Some(c) = desk.calls.by_key(key) else {
             return;
         };
-        if c.leg != Leg::Answering {
+        if c.progress != Progress::Answering {
             return;
         }
-        c.leg = Leg::Connected;
+        c.progress = Progress::Connected;
         watch_media(&self.shared, c);
         let command = c.answer.take();
         let call = c.id.clone();

@@ -267,7 +267,7 @@ async fn dtmf_and_call_data() {
 
 /// A consultation from `primary` to `number`, as the desk's `consult` confirms it.
 async fn consulting(
-    desk: &super::pbx::Desk,
+    desk: &super::pbx::Panel,
     primary: &opencti_core::CallId,
     number: &str,
 ) -> opencti_core::CallId {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use opencti_asterisk_ami::{AmiConfig, Backoff};
 use opencti_core::{CallId, DesktopInterface, DesktopInterfaceExt, ErrorKind, Event};
 
-use super::pbx::{cli, desk, kit, local_agent_config, prefix, Desk, Pbx, Proxy, AMI_ADDRESS, WAIT};
+use super::pbx::{
+    cli, desk, kit, local_agent_config, prefix, Panel, Pbx, Proxy, AMI_ADDRESS, WAIT,
+};
 
 /// A Local agent's config that reconnects quickly, through `address`.
 fn quick(address: &str) -> AmiConfig {
@@ -22,7 +24,7 @@ fn quick(address: &str) -> AmiConfig {
 }
 
 /// During the outage: a command is answered `link_down` at once.
-async fn refused_while_down(desk: &Desk, call: &CallId) {
+async fn refused_while_down(desk: &Panel, call: &CallId) {
     let refused = desk
         .session
         .hold(call.clone())
@@ -34,7 +36,7 @@ async fn refused_while_down(desk: &Desk, call: &CallId) {
 
 /// After the link is back: `link_up` then `resynced`, and the panel shows exactly the
 /// calls Asterisk has for the device.
-async fn back_and_right(pbx: &Pbx, desk: &mut Desk, expect_calls: &[&CallId]) {
+async fn back_and_right(pbx: &Pbx, desk: &mut Panel, expect_calls: &[&CallId]) {
     desk.expect("link_up", None).await;
     let resynced = desk.expect("resynced", None).await;
     assert!(matches!(resynced.event, Event::Resynced { .. }));
@@ -189,7 +191,7 @@ async fn asterisk_stopped_for_30_seconds_then_started() {
 }
 
 /// The desk saw `call` end exactly once.
-fn assert_ended_once(desk: &Desk, call: &CallId) {
+fn assert_ended_once(desk: &Panel, call: &CallId) {
     let ended = desk
         .seen
         .iter()

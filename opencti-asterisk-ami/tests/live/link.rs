@@ -11,7 +11,7 @@ use opencti_core::{
 };
 use opencti_sim::conformance::{Kit, LinkBackend, LinkFixture, LinkStimulus};
 
-use super::pbx::{cli, local_agent_config, Desk, Pbx, Proxy};
+use super::pbx::{cli, local_agent_config, Panel, Pbx, Proxy};
 
 /// How many AMI sessions Asterisk has for the user `opencti`.
 fn opencti_sessions() -> usize {
@@ -21,7 +21,7 @@ fn opencti_sessions() -> usize {
         .count()
 }
 
-async fn desk_on(link: &SharedLink, agent: &str, device: &str) -> Desk {
+async fn desk_on(link: &SharedLink, agent: &str, device: &str) -> Panel {
     let session = link
         .session(
             AgentId::new(agent).unwrap_or_else(|e| panic!("{e}")),
@@ -32,7 +32,7 @@ async fn desk_on(link: &SharedLink, agent: &str, device: &str) -> Desk {
         .start()
         .await
         .unwrap_or_else(|e| panic!("session for {device}: {e}"));
-    Desk::new(session, device)
+    Panel::new(session, device)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -374,7 +374,7 @@ pub fn local_agent_config(queues: &[&str]) -> AmiConfig {
 }
 
 /// A session for `agent` at `device` over its own connector.
-pub async fn desk(agent: &str, device: &str, config: AmiConfig) -> Desk {
+pub async fn desk(agent: &str, device: &str, config: AmiConfig) -> Panel {
     let connector = Arc::new(AmiConnector::new(config).unwrap_or_else(|e| panic!("{e}")));
     let session = Session::builder(
         connector,
@@ -386,11 +386,11 @@ pub async fn desk(agent: &str, device: &str, config: AmiConfig) -> Desk {
     .start()
     .await
     .unwrap_or_else(|e| panic!("session for {device}: {e}"));
-    Desk::new(session, device)
+    Panel::new(session, device)
 }
 
 /// A session and the events it has given so far.
-pub struct Desk {
+pub struct Panel {
     pub session: Session,
     events: EventStream,
     /// Every event taken from the stream, in order.
@@ -398,11 +398,11 @@ pub struct Desk {
     pub device: String,
 }
 
-impl Desk {
+impl Panel {
     /// A desk over a started session.
-    pub fn new(session: Session, device: &str) -> Desk {
+    pub fn new(session: Session, device: &str) -> Panel {
         let events = session.subscribe();
-        Desk {
+        Panel {
             session,
             events,
             seen: Vec::new(),

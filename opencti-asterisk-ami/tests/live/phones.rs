@@ -4,7 +4,7 @@
 use opencti_asterisk_ami::{AmiConfig, AnswerMode};
 use opencti_core::{CallState, DesktopInterface, DesktopInterfaceExt, Event};
 
-use super::pbx::{config, desk, local_agent_config, Desk, Pbx};
+use super::pbx::{config, desk, local_agent_config, Panel, Pbx};
 use super::phone::{baresip_installed, Answer, Phone};
 
 /// The connector's config for an agent whose device is a PJSIP phone.
@@ -20,7 +20,7 @@ fn phone_config(answer: Answer, queues: &[&str]) -> AmiConfig {
 }
 
 /// Baresip registered as endpoint `ext` and a desk for agent `agent-<ext>` at it.
-async fn phone_and_desk(ext: &str, answer: Answer) -> (Phone, Desk) {
+async fn phone_and_desk(ext: &str, answer: Answer) -> (Phone, Panel) {
     let phone = Phone::start(ext, answer).await;
     let desk = desk(
         &format!("agent-{ext}"),

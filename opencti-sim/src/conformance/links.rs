@@ -54,13 +54,13 @@ pub trait LinkBackend: Send + Sync {
 
 type Step<T = ()> = std::result::Result<T, String>;
 
-struct Desk {
+struct LineUnderTest {
     session: Session,
     events: Mutex<EventStream>,
     device: DeviceId,
 }
 
-impl Desk {
+impl LineUnderTest {
     async fn expect(
         &self,
         what: &str,
@@ -124,9 +124,9 @@ impl Desk {
 }
 
 struct Ctx {
-    desks: [Desk; 2],
+    desks: [LineUnderTest; 2],
     /// The link's other lines: bystanders.
-    others: Vec<Desk>,
+    others: Vec<LineUnderTest>,
     stimulus: Arc<dyn LinkStimulus>,
     wait: Duration,
 }
@@ -144,7 +144,7 @@ impl Ctx {
                 .await
                 .map_err(|e| format!("the session for {device} did not start: {e}"))?;
             let events = Mutex::new(session.subscribe());
-            desks.push(Desk {
+            desks.push(LineUnderTest {
                 session,
                 events,
                 device,
@@ -154,7 +154,7 @@ impl Ctx {
             return Err("a link fixture has two lines or more".into());
         }
         let others = desks.split_off(2);
-        let [a, b]: [Desk; 2] = desks
+        let [a, b]: [LineUnderTest; 2] = desks
             .try_into()
             .map_err(|_| "a link fixture has two lines or more".to_string())?;
         Ok(Ctx {
@@ -171,7 +171,7 @@ impl Ctx {
             .all(|d| d.session.capabilities().supports(kind))
     }
 
-    async fn exec(&self, desk: &Desk, command: Command) -> Step<Option<CallId>> {
+    async fn exec(&self, desk: &LineUnderTest, command: Command) -> Step<Option<CallId>> {
         let kind = command.kind();
         desk.session
             .execute(command)
@@ -181,7 +181,7 @@ impl Ctx {
     }
 
     /// A connected call from `desk` to `to`.
-    async fn call(&self, desk: &Desk, to: Dialable) -> Step<CallId> {
+    async fn call(&self, desk: &LineUnderTest, to: Dialable) -> Step<CallId> {
         let call = self.dial(desk, to).await?;
         desk.expect_named("call_connected", Some(&call), self.wait)
             .await?;
@@ -189,7 +189,7 @@ impl Ctx {
     }
 
     /// A call from `desk` to `to`, placed (not yet answered).
-    async fn dial(&self, desk: &Desk, to: Dialable) -> Step<CallId> {
+    async fn dial(&self, desk: &LineUnderTest, to: Dialable) -> Step<CallId> {
         self.exec(
             desk,
             Command::MakeCall {
@@ -202,13 +202,13 @@ impl Ctx {
     }
 
     /// `desk` takes the call it is offered (answering if it must).
-    async fn take_offer(&self, desk: &Desk) -> Step<CallId> {
+    async fn take_offer(&self, desk: &LineUnderTest) -> Step<CallId> {
         let offered = desk.expect_named("call_offered", None, self.wait).await?;
         let call = offered
             .call()
             .cloned()
             .ok_or("call_offered without a call")?;
-        let connected = |desk: &Desk| {
+        let connected = |desk: &LineUnderTest| {
             desk.session.snapshot().call(&call).map(|c| c.state) == Some(CallState::Connected)
         };
         if !connected(desk) && desk.session.capabilities().supports(CommandKind::Answer) {
@@ -230,7 +230,7 @@ impl Ctx {
         Ok(call)
     }
 
-    async fn until_idle(&self, desk: &Desk) -> Step {
+    async fn until_idle(&self, desk: &LineUnderTest) -> Step {
         let deadline = tokio::time::Instant::now() + self.wait;
         while !desk.calls().is_empty() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
