@@ -520,7 +520,7 @@ fn config_action(name: &str) -> Result<Action> {
 fn header(action: Action, key: &str, text: &str) -> Result<Action> {
     action
         .try_header(key, text)
-        .map_err(|e| Error::new(ErrorKind::Config, format!("AMI {key}: {e}")))
+        .map_err(|e| Error::new(ErrorKind::Config, format!("AMI {key}: {e}")).with_source(e))
 }
 
 /// Connects, reads the banner and logs in.

@@ -411,7 +411,7 @@ impl ChannelTracker {
     }
 
     fn refuse(&mut self, what: &str) {
-        if self.refused % 10_000 == 0 {
+        if self.refused.is_multiple_of(10_000) {
             tracing::warn!(
                 max = self.max_entries,
                 refused = self.refused + 1,
