@@ -44,7 +44,9 @@ use crate::{Error, ErrorKind, Result};
 /// - [`start`](SwitchLink::start) connects (or begins to) and reports the link's state
 ///   into `status` from then on: [`LinkStatus::up`] every time the link comes up (the
 ///   first time too), [`LinkStatus::down`] when it drops. It reconnects by itself. The
-///   core passes both on to every line's session as `link_up` and `link_down`.
+///   core passes both on to every line's session as `link_up` and `link_down`. A line
+///   that cannot be served while the link is up (a refused account) is reported with
+///   [`LinkStatus::line_down`] and [`LinkStatus::line_up`], to its session alone.
 /// - [`open_line`](SwitchLink::open_line) starts serving a line: from then on every
 ///   switch event for the line is translated and emitted into its `sink`, in order
 ///   (never `link_up` or `link_down`: those come from `status`). Emitting never blocks.
@@ -103,6 +105,7 @@ pub struct LinkStatus {
 /// Who hears a link's status: the sessions of its lines.
 trait StatusTarget: Send + Sync {
     fn changed(&self, up: bool, reason: &str);
+    fn line_changed(&self, device: &DeviceId, up: bool, reason: &str);
 }
 
 impl LinkStatus {
@@ -121,6 +124,23 @@ impl LinkStatus {
     pub fn down(&self, reason: &str) {
         if let Some(target) = self.target.upgrade() {
             target.changed(false, reason);
+        }
+    }
+
+    /// One line cannot be served although the link is up (its account was refused, its
+    /// device is gone): only that line's session hears `link_down`, and its commands
+    /// are refused until [`line_up`](LinkStatus::line_up).
+    pub fn line_down(&self, device: &DeviceId, reason: &str) {
+        if let Some(target) = self.target.upgrade() {
+            target.line_changed(device, false, reason);
+        }
+    }
+
+    /// One line is served again after [`line_down`](LinkStatus::line_down): its session
+    /// hears `link_up` and resynchronises on its own.
+    pub fn line_up(&self, device: &DeviceId) {
+        if let Some(target) = self.target.upgrade() {
+            target.line_changed(device, true, "");
         }
     }
 }
@@ -193,6 +213,11 @@ impl StatusTarget for Shared {
             state.sinks()
         };
         tell(sinks, up, reason);
+    }
+
+    fn line_changed(&self, device: &DeviceId, up: bool, reason: &str) {
+        let sink = self.state().lines.get(device).map(|l| l.sink.clone());
+        tell(sink.into_iter().collect(), up, reason);
     }
 }
 
@@ -463,6 +488,17 @@ impl StatusTarget for OneLineState {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
+            .map(|(_, sink)| sink.clone());
+        tell(sink.into_iter().collect(), up, reason);
+    }
+
+    fn line_changed(&self, device: &DeviceId, up: bool, reason: &str) {
+        let sink = self
+            .line
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(line, _)| &line.device == device)
             .map(|(_, sink)| sink.clone());
         tell(sink.into_iter().collect(), up, reason);
     }

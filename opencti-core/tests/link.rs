@@ -196,6 +196,27 @@ async fn a_reconnect_is_told_to_every_session_and_read_once_for_all() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_line_that_cannot_be_served_is_down_alone() {
+    let (switch, _link, desks) = three_desks().await;
+    let mut bob = desks[1].subscribe();
+    switch
+        .status()
+        .line_down(&device("1002"), "the account was refused");
+    let event = next(&mut bob).await;
+    assert_eq!(event.event.name(), "link_down");
+    assert_eq!(
+        desks[1].ready().await.unwrap_err().kind(),
+        ErrorKind::LinkDown
+    );
+    // The others carry on.
+    desks[0].login().await.unwrap();
+    desks[2].login().await.unwrap();
+    switch.status().line_up(&device("1002"));
+    assert_eq!(next(&mut bob).await.event.name(), "link_up");
+    desks[1].login().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_line_whose_state_diverged_reads_again_alone() {
     let (switch, _link, desks) = three_desks().await;
     let reads_before = switch.reads.load(Ordering::SeqCst);

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use opencti_core::{
-    Capabilities, ChosenState, Command, CommandId, CommandKind, Error, ErrorKind, Event, EventSink,
-    Request, Result, SwitchState,
+    Capabilities, ChosenState, Command, CommandId, CommandKind, DeviceId, Error, ErrorKind, Event,
+    EventSink, LinkStatus, Request, Result, SwitchState,
 };
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,10 @@ pub(crate) struct LineState {
 pub(crate) struct Shared {
     /// The link's config with this line's account (user, auth user, password).
     pub(crate) config: SipConfig,
+    /// The device the line's session names.
+    device: DeviceId,
+    /// The link's status, for this line's own trouble.
+    status: Arc<OnceLock<LinkStatus>>,
     line: Mutex<LineState>,
     pub(crate) stack: OnceLock<Arc<dyn SipStack>>,
     pub(crate) monitor: Monitor,
@@ -53,12 +57,6 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn line(&self) -> MutexGuard<'_, LineState> {
         self.line.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn emit(&self, event: Event) {
-        if let Some(sink) = &self.line().sink {
-            sink.emit(event);
-        }
     }
 }
 
@@ -112,10 +110,17 @@ pub(crate) fn not_found(call: &opencti_core::CallId) -> Error {
 
 impl SipLine {
     /// A line for the account in `config` (already checked), with `sink` for its events.
-    pub(crate) fn new(config: SipConfig, sink: EventSink) -> SipLine {
+    pub(crate) fn new(
+        config: SipConfig,
+        sink: EventSink,
+        device: DeviceId,
+        status: Arc<OnceLock<LinkStatus>>,
+    ) -> SipLine {
         SipLine {
             shared: Arc::new(Shared {
                 config,
+                device,
+                status,
                 line: Mutex::new(LineState {
                     sink: Some(sink),
                     agent: ChosenState::LoggedOut,
@@ -247,6 +252,18 @@ impl SipLine {
             Some(id),
         );
         Ok(())
+    }
+
+    /// This line alone cannot be served (`up` false: its registration was lost while
+    /// the registrar answers) or is served again: its session alone hears it.
+    pub(crate) fn report(&self, up: bool, reason: &str) {
+        if let Some(status) = self.shared.status.get() {
+            if up {
+                status.line_up(&self.shared.device);
+            } else {
+                status.line_down(&self.shared.device, reason);
+            }
+        }
     }
 
     pub(crate) fn new_call_id(&self) -> Result<opencti_core::CallId> {

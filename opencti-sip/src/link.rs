@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use opencti_core::{
-    Capabilities, DeviceId, Dialable, Error, ErrorKind, Event, EventSink, Line, LinkStatus,
-    Request, Result, SwitchLink, SwitchState,
+    Capabilities, DeviceId, Dialable, Error, ErrorKind, EventSink, Line, LinkStatus, Request,
+    Result, SwitchLink, SwitchState,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +34,7 @@ struct Shared {
     accounts: Mutex<HashMap<DeviceId, SipAccount>>,
     lines: Mutex<HashMap<DeviceId, SipLine>>,
     endpoint: OnceLock<Arc<dyn SipEndpoint>>,
-    status: OnceLock<LinkStatus>,
+    status: Arc<OnceLock<LinkStatus>>,
     /// Whether the registrar answers; the lines' refresh tasks wait while it does not.
     up: watch::Sender<bool>,
     stopped: AtomicBool,
@@ -78,7 +78,7 @@ impl Shared {
 /// line's own registration is that line's: [`open_line`] fails with `unauthorized` for
 /// refused credentials (the other lines carry on), and a refresh that fails later while
 /// the registrar answers is reported as `link_down` on that line's session only, then
-/// `link_up` when a retry succeeds (the core's link API has no per-line status).
+/// `link_up` when a retry succeeds (`LinkStatus::line_down`, `LinkStatus::line_up`).
 ///
 /// [`start`]: SwitchLink::start
 /// [`open_line`]: SwitchLink::open_line
@@ -141,7 +141,7 @@ impl SipLink {
                 accounts: Mutex::new(HashMap::new()),
                 lines: Mutex::new(HashMap::new()),
                 endpoint: OnceLock::new(),
-                status: OnceLock::new(),
+                status: Arc::new(OnceLock::new()),
                 up: watch::channel(false).0,
                 stopped: AtomicBool::new(false),
                 stop: CancellationToken::new(),
@@ -328,9 +328,7 @@ async fn keep_alive(link: SipLink, endpoint: Arc<dyn SipEndpoint>, every: Durati
                     // This line's account is refused although the registrar answers: its
                     // session only hears it; its refresh task retries.
                     line.set_refresh_at(tokio::time::Instant::now() + backoff);
-                    line.shared.emit(Event::LinkDown {
-                        reason: format!("SIP: {}", e.message()),
-                    });
+                    line.report(false, &format!("SIP: {}", e.message()));
                 }
             }
         }
@@ -410,7 +408,12 @@ impl SwitchLink for SipLink {
         }
         tracing::debug!(agent = %line.agent, device = %line.device, "SIP: opening a line");
         let account = self.account_for(&line.device)?;
-        let opened = SipLine::new(self.shared.config.for_account(&account), sink);
+        let opened = SipLine::new(
+            self.shared.config.for_account(&account),
+            sink,
+            line.device.clone(),
+            self.shared.status.clone(),
+        );
         {
             let mut lines = self.shared.lines();
             if lines.contains_key(&line.device) || (self.shared.single && !lines.is_empty()) {

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use opencti_core::{Error, ErrorKind, Event, Result};
+use opencti_core::{Error, ErrorKind, Result};
 use tokio::sync::watch;
 
 use crate::config::SipConfig;
@@ -92,7 +92,7 @@ pub(crate) async fn keep_registered(line: SipLine, mut link_up: watch::Receiver<
                 );
                 if !line.shared.registered.swap(true, Ordering::SeqCst) && !line.is_closed() {
                     tracing::info!(aor = %config.aor(), "SIP: registered again");
-                    line.shared.emit(Event::LinkUp);
+                    line.report(true, "");
                 }
             }
             Err(e) => {
@@ -101,9 +101,7 @@ pub(crate) async fn keep_registered(line: SipLine, mut link_up: watch::Receiver<
                 }
                 if *link_up.borrow() && line.shared.registered.swap(false, Ordering::SeqCst) {
                     tracing::warn!(aor = %config.aor(), reason = %e.message(), "SIP: registration lost");
-                    line.shared.emit(Event::LinkDown {
-                        reason: format!("SIP: {}", e.message()),
-                    });
+                    line.report(false, &format!("SIP: {}", e.message()));
                 }
                 let jitter =
                     Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 4));
