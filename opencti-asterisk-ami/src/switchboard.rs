@@ -73,6 +73,7 @@ impl Switchboard {
         }
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// The tracker.
     pub(crate) fn tracker(&self) -> &ChannelTracker {
         &self.tracker
@@ -109,6 +110,7 @@ impl Switchboard {
         Some(book)
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Line `line`'s book.
     pub(crate) fn book(&self, line: LineId) -> Option<&LineBook> {
         self.books.get(line as usize)?.as_ref()

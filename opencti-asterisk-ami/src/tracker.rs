@@ -394,11 +394,13 @@ impl ChannelTracker {
         self.channels.values()
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Number of live channels.
     pub fn channel_count(&self) -> usize {
         self.channels.len()
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Number of live bridges.
     pub fn bridge_count(&self) -> usize {
         self.bridges.len()

@@ -5,6 +5,7 @@
 
 mod ami;
 mod connect;
+mod deployment;
 mod lines;
 mod panel;
 mod sim;
@@ -37,6 +38,18 @@ enum Top {
         #[command(subcommand)]
         command: sim::SimCommand,
     },
+    /// Print the hash of a password (read from standard input, one line) for an agent's
+    /// `password_hash` in a deployment file.
+    HashPassword,
+    /// Check a deployment file (the phone system, the agents, where to listen) and say
+    /// what is wrong with it, if anything.
+    CheckDeployment {
+        /// The deployment file.
+        file: PathBuf,
+        /// Also check that the password on standard input (one line) signs this agent in.
+        #[arg(long, value_name = "AGENT")]
+        sign_in: Option<String>,
+    },
     /// Print every canonical event of every device of a phone system as JSON lines,
     /// until interrupted (for debugging an integration and recording sessions).
     Watch {
@@ -54,6 +67,13 @@ enum WatchBackend {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Top::HashPassword => return hash_password(),
+        Top::CheckDeployment { file, sign_in } => {
+            return check_deployment(file, sign_in.as_deref())
+        }
+        _ => {}
+    }
     if let Top::Sim { command } = cli.command {
         // Pure computation: no runtime needed.
         return match sim::run(command) {
@@ -78,7 +98,7 @@ fn main() -> ExitCode {
         match cli.command {
             Top::Connect { backend } => connect::run(backend).await,
             Top::Panel(args) => panel::run(args).await,
-            Top::Sim { .. } => Ok(()),
+            Top::Sim { .. } | Top::HashPassword | Top::CheckDeployment { .. } => Ok(()),
             Top::Watch {
                 backend: WatchBackend::Ami(args),
             } => ami::watch(*args).await,
@@ -103,5 +123,86 @@ pub(crate) fn load_scenario(
             include_str!("../../scenarios/demo.toml"),
             "built-in demo scenario",
         ),
+    }
+}
+
+/// `opencti hash-password`: one line from standard input, its hash on standard output.
+fn hash_password() -> ExitCode {
+    let password = match read_line() {
+        Ok(line) => line,
+        Err(e) => {
+            eprintln!("opencti: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match deployment::hash_password(&password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("opencti: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line from standard input, without its line ending.
+fn read_line() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `opencti check-deployment FILE [--sign-in AGENT]`.
+fn check_deployment(file: &std::path::Path, sign_in: Option<&str>) -> ExitCode {
+    match deployment::Deployment::load(file) {
+        Ok(d) => {
+            let log = match &d.crm.sqlite {
+                Some(path) => format!("the call log in {}", path.display()),
+                None => "the call log in memory".to_owned(),
+            };
+            println!(
+                "{}: {} agents on {}, listening on {}, {log}",
+                file.display(),
+                d.agents.len(),
+                d.phone_system,
+                d.listen.address.get_ref()
+            );
+            for agent in &d.agents {
+                println!(
+                    "  {} ({}) at {}",
+                    agent.id.get_ref(),
+                    agent.name,
+                    agent.device.get_ref()
+                );
+            }
+            let unreadable = d.unreadable_files();
+            for problem in &unreadable {
+                eprintln!("opencti: {}: {problem}", file.display());
+            }
+            let mut ok = unreadable.is_empty();
+            if let Some(agent) = sign_in {
+                let signed_in =
+                    read_line().is_ok_and(|password| d.sign_in(agent, &password).is_some());
+                // Like the sign-in page: the same answer for an unknown agent.
+                println!(
+                    "sign-in as {agent}: {}",
+                    if signed_in { "accepted" } else { "refused" }
+                );
+                ok &= signed_in;
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("opencti: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

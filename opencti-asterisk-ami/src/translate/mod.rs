@@ -226,6 +226,7 @@ impl LineBook {
             && !self.members.iter().any(|m| m.member)
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// How many device legs and canonical calls are open (for memory checks).
     pub(crate) fn open_calls(&self) -> (usize, usize) {
         (self.legs.len(), self.calls.len())
