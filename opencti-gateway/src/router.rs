@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::header;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -12,12 +12,15 @@ use axum::Router;
 use crate::auth::Authenticator;
 use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
+use crate::security::Security;
 use crate::sessions::{SessionFactory, Sessions};
 
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) authenticator: Arc<dyn Authenticator>,
-    pub(crate) sessions: Sessions,
+    pub(crate) sessions: Arc<Sessions>,
     pub(crate) limits: Limits,
+    pub(crate) security: Arc<Security>,
 }
 
 /// Serves the Desktop Interface to browsers: the WebSocket endpoint, the browser client,
@@ -27,15 +30,19 @@ pub(crate) struct Shared {
 /// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
 /// `GET /panel.css`.
+///
+/// The WebSocket is open to pages of the gateway's own origin and to native clients that
+/// send no `Origin`; [`Gateway::with_security`] lists more origins.
 #[derive(Clone)]
 pub struct Gateway {
-    shared: Arc<Shared>,
+    shared: Shared,
 }
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("limits", &self.shared.limits)
+            .field("security", &self.shared.security)
             .finish_non_exhaustive()
     }
 }
@@ -64,12 +71,20 @@ impl Gateway {
         crm: Arc<dyn Crm>,
     ) -> Self {
         Gateway {
-            shared: Arc::new(Shared {
+            shared: Shared {
                 authenticator,
-                sessions: Sessions::new(sessions, crm),
+                sessions: Arc::new(Sessions::new(sessions, crm)),
                 limits,
-            }),
+                security: Arc::new(Security::default()),
+            },
         }
+    }
+
+    /// The same gateway, trusting the origins in `security` besides its own (by default
+    /// only its own origin may open the WebSocket, and no page may frame the panel).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.shared.security = Arc::new(security);
+        self
     }
 
     /// The routes, to mount (with `Router::nest` or `merge`) or serve.
@@ -113,7 +128,7 @@ impl Gateway {
                     )
                 }),
             )
-            .with_state(self.shared.clone())
+            .with_state(Arc::new(self.shared.clone()))
     }
 
     /// Serves the gateway on `listener` until the future is dropped.
@@ -157,12 +172,30 @@ async fn schema() -> Response {
 async fn upgrade(
     ws: WebSocketUpgrade,
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     extensions: axum::http::Extensions,
 ) -> Response {
     // Known when served with connect info; a router mounted elsewhere may not have it.
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
+    // A page of another origin must not drive an agent's desk, even with a stolen token:
+    // refuse it before the upgrade. A header that is not text is no origin either.
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|value| value.to_str().unwrap_or("?"));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if !shared.security.origin_allowed(origin, host) {
+        tracing::warn!(?peer, ?origin, "WebSocket refused: origin not allowed");
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "this origin may not open the gateway's WebSocket\n",
+        )
+            .into_response();
+    }
     // Frames are allowed a little over the protocol limit, so that an oversized request
     // gets a typed refusal instead of a dropped connection.
     let max = shared.limits.max_message_bytes.saturating_mul(4);

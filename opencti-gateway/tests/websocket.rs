@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use opencti_core::{AgentId, DeviceId};
-use opencti_gateway::{Gateway, Limits, SimSessions, Token, TokenTable};
+use opencti_gateway::{Gateway, Limits, Security, SimSessions, Token, TokenTable};
 use opencti_sim::SimSwitch;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -22,6 +22,10 @@ struct Fixture {
 }
 
 async fn start(limits: Limits) -> Fixture {
+    start_with(limits, Security::default()).await
+}
+
+async fn start_with(limits: Limits, security: Security) -> Fixture {
     let switch = SimSwitch::builder()
         .queue("support")
         .agent("alice", "1001", &["support"])
@@ -42,7 +46,8 @@ async fn start(limits: Limits) -> Fixture {
         Arc::new(tokens),
         Arc::new(SimSessions::new(switch.clone())),
         limits,
-    );
+    )
+    .with_security(security);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     tokio::spawn(async move { gateway.serve(listener).await });
@@ -271,6 +276,59 @@ async fn a_reconnecting_browser_finds_its_session_as_it_left_it() {
     send(&mut again, json!({"auth": {"token": f.alice.expose()}})).await;
     let snapshot = until(&mut again, "snapshot", |m| m.get("snapshot").is_some()).await;
     assert_eq!(snapshot["snapshot"]["agent_state"]["state"], "not_ready");
+}
+
+/// Opens the WebSocket with `origin` as the browser's `Origin` header.
+async fn connect_from(
+    url: &str,
+    origin: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    let connecting = tokio_tungstenite::connect_async(request);
+    tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .expect("an answer within 5 s")
+        .map(|(ws, _)| ws)
+}
+
+fn refused_with_403(result: Result<Ws, tokio_tungstenite::tungstenite::Error>) {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        Err(other) => panic!("refused, but not with 403: {}", other),
+        Ok(_) => panic!("the WebSocket was opened"),
+    }
+}
+
+#[tokio::test]
+async fn another_origin_is_refused_before_the_upgrade() {
+    let f = start(Limits::default()).await;
+    refused_with_403(connect_from(&f.url, "http://evil.example").await);
+    refused_with_403(connect_from(&f.url, "null").await);
+    // The gateway's own origin works, with the token.
+    let own = f.url.replace("ws://", "http://").replace("/ws", "");
+    let mut ws = connect_from(&f.url, &own).await.unwrap();
+    send(&mut ws, json!({"auth": {"token": f.alice.expose()}})).await;
+    until(&mut ws, "snapshot", |m| m.get("snapshot").is_some()).await;
+    // So does a client with no Origin at all (a native one).
+    logged_in(&f.url, &f.bob).await;
+}
+
+#[tokio::test]
+async fn a_listed_crm_origin_may_open_the_websocket() {
+    let security = Security::default()
+        .allow_origin("https://crm.example")
+        .unwrap();
+    let f = start_with(Limits::default(), security).await;
+    let mut ws = connect_from(&f.url, "https://crm.example").await.unwrap();
+    send(&mut ws, json!({"auth": {"token": f.alice.expose()}})).await;
+    until(&mut ws, "snapshot", |m| m.get("snapshot").is_some()).await;
+    refused_with_403(connect_from(&f.url, "https://other.example").await);
 }
 
 #[test]
