@@ -22,16 +22,23 @@ use opencti_core::{Error, ErrorKind, Result};
 /// # Ok::<(), opencti_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Security {
-    /// Origins, besides the gateway's own, whose pages may open the WebSocket.
-    pub allowed_origins: Vec<String>,
-    /// Origins whose pages may show the panel in a frame (CSP `frame-ancestors`); empty
-    /// means none may.
-    pub frame_ancestors: Vec<String>,
+    allowed_origins: Vec<String>,
+    frame_ancestors: Vec<String>,
 }
 
 impl Security {
+    /// Origins, besides the gateway's own, whose pages may open the WebSocket.
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.allowed_origins
+    }
+
+    /// Origins whose pages may show the panel in a frame (CSP `frame-ancestors`); empty
+    /// means none may.
+    pub fn frame_ancestors(&self) -> &[String] {
+        &self.frame_ancestors
+    }
+
     /// Lets pages of `origin` open the WebSocket.
     pub fn allow_origin(mut self, origin: impl AsRef<str>) -> Result<Self> {
         self.allowed_origins.push(checked(origin.as_ref())?);
@@ -63,6 +70,15 @@ impl Security {
         self.allowed_origins
             .iter()
             .any(|allowed| matches(allowed, &origin))
+    }
+
+    /// The `frame-ancestors` sources for the panel page.
+    pub(crate) fn frame_sources(&self) -> String {
+        if self.frame_ancestors.is_empty() {
+            "'none'".to_string()
+        } else {
+            self.frame_ancestors.join(" ")
+        }
     }
 }
 
