@@ -8,6 +8,7 @@ mod crm;
 mod limits;
 mod router;
 mod security;
+mod serve;
 mod sessions;
 mod socket;
 #[cfg(feature = "sqlite")]

@@ -135,22 +135,11 @@ impl Gateway {
             .with_state(Arc::new(self.shared.clone()))
     }
 
-    /// Serves the gateway on `listener` until the future is dropped.
+    /// Serves the gateway on `listener` until the future is dropped, within the
+    /// [`Limits`] on connections: a deadline for each request's headers and for idling,
+    /// and a cap on connections open at once (beyond it a new one is closed at once).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        use axum::serve::ListenerExt;
-        // Events are small and must go out at once: without TCP_NODELAY, Nagle's
-        // algorithm and delayed ACKs hold some of them back by 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(
-            listener,
-            self.router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+        crate::serve::serve(listener, self.router(), self.shared.limits).await
     }
 }
 
