@@ -331,6 +331,73 @@ async fn a_listed_crm_origin_may_open_the_websocket() {
     refused_with_403(connect_from(&f.url, "https://other.example").await);
 }
 
+/// The messages the server sends, then its close frame's code, within 5 s.
+async fn closed_with(ws: &mut Ws) -> (Vec<Value>, Option<u16>) {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => seen.push(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(Message::Close(frame)))) => return (seen, frame.map(|f| u16::from(f.code))),
+            Ok(None) | Ok(Some(Err(_))) => return (seen, None),
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the connection stayed open; saw {:?}", seen),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_too_large_to_read_gets_a_typed_error_and_close_1009() {
+    // The default limits: 64 KiB messages, frames refused unread beyond 256 KiB.
+    let f = start(Limits::default()).await;
+    let mut alice = logged_in(&f.url, &f.alice).await;
+    alice
+        .send(Message::Text("x".repeat(300 * 1024).into()))
+        .await
+        .unwrap();
+    let (seen, code) = closed_with(&mut alice).await;
+    let refusal = seen
+        .iter()
+        .find(|m| m["reply"]["error"].is_object())
+        .unwrap_or_else(|| panic!("no typed error in {:?}", seen));
+    assert_eq!(refusal["reply"]["error"]["kind"], "bad_input");
+    assert!(refusal["reply"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 65536"));
+    assert_eq!(code, Some(1009));
+    // Everyone else carries on.
+    logged_in(&f.url, &f.bob).await;
+}
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_gets_a_typed_error_and_close_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let f = start(Limits::default()).await;
+    let mut alice = logged_in(&f.url, &f.alice).await;
+    let invalid = vec![b'{', 0xff, 0xfe, b'}'];
+    alice
+        .send(Message::Frame(Frame::message(
+            invalid,
+            OpCode::Data(Data::Text),
+            true,
+        )))
+        .await
+        .unwrap();
+    let (seen, code) = closed_with(&mut alice).await;
+    let refusal = seen
+        .iter()
+        .find(|m| m["reply"]["error"].is_object())
+        .unwrap_or_else(|| panic!("no typed error in {:?}", seen));
+    assert_eq!(refusal["reply"]["error"]["kind"], "bad_input");
+    assert!(refusal["reply"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("UTF-8"));
+    assert_eq!(code, Some(1007));
+    logged_in(&f.url, &f.bob).await;
+}
+
 #[test]
 fn tokens_never_show_in_debug_output() {
     let token = Token::generate().unwrap();
