@@ -49,6 +49,9 @@ try {
   await page.goto(url);
   await page.locator("#desk").waitFor({ state: "visible" });
   await page.waitForFunction(() => document.querySelector("#link").textContent === "link up");
+  // The token is read from the address and taken out of it.
+  const address = await page.evaluate(() => location.href);
+  if (address.includes("token")) throw new Error("the token is still in the address bar");
 
   await click(page.locator('[data-agent="login"]'));
   await agentState("not_ready");
