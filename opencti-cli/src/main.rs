@@ -6,6 +6,7 @@
 mod ami;
 mod connect;
 mod lines;
+mod log;
 mod panel;
 mod sim;
 mod sip;
