@@ -59,6 +59,7 @@ impl Limits {
 
     /// Sets how long a request's headers may take to arrive, and how long an HTTP
     /// connection may idle.
+    #[must_use]
     pub fn with_connection_timeouts(mut self, header_read: Duration, idle: Duration) -> Self {
         self.header_read_timeout = header_read.max(Duration::from_millis(1));
         self.idle_timeout = idle.max(Duration::from_millis(1));
@@ -66,6 +67,7 @@ impl Limits {
     }
 
     /// Sets how many connections may be open at once (at least one).
+    #[must_use]
     pub fn with_max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections.max(1);
         self

@@ -82,6 +82,7 @@ impl Gateway {
 
     /// The same gateway, trusting the origins in `security` besides its own (by default
     /// only its own origin may open the WebSocket, and no page may frame the panel).
+    #[must_use]
     pub fn with_security(mut self, security: Security) -> Self {
         self.shared.security = Arc::new(security);
         self
