@@ -7,6 +7,7 @@ mod ami;
 mod connect;
 mod deployment;
 mod lines;
+mod log;
 mod panel;
 mod sim;
 mod sip;

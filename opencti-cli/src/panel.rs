@@ -18,6 +18,10 @@ pub(crate) struct PanelArgs {
     /// temporary directory, seeded with the demo callers).
     #[arg(long)]
     crm: Option<PathBuf>,
+    /// Log sign-ins, session starts, refusals and link changes on standard error, at
+    /// this level and above: error, warn, info, debug or trace (default: no log).
+    #[arg(long, value_name = "LEVEL")]
+    log: Option<tracing::Level>,
     /// The phone system behind the panel (default: the simulated demo centre).
     #[command(subcommand)]
     backend: Option<PanelBackend>,
@@ -38,6 +42,9 @@ enum PanelBackend {
 }
 
 pub(crate) async fn run(args: PanelArgs) -> Result<()> {
+    if let Some(level) = args.log {
+        crate::log::init(level);
+    }
     let tokens = TokenTable::new();
     let mut logins = Vec::new();
     let mut issue =

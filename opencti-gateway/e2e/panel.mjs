@@ -26,6 +26,11 @@ const browser = await chromium.launch({
 const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
 page.setDefaultTimeout(timeout);
 page.on("pageerror", (error) => console.error("page error:", error.message));
+// The gateway's Content-Security-Policy must not block anything the panel needs.
+const blocked = [];
+page.on("console", (message) => {
+  if (message.text().includes("Content Security Policy")) blocked.push(message.text());
+});
 
 const agentState = (state) => page.waitForFunction(
   (s) => document.querySelector("#agent-state")?.textContent.startsWith(s), state, { timeout });
@@ -44,6 +49,9 @@ try {
   await page.goto(url);
   await page.locator("#desk").waitFor({ state: "visible" });
   await page.waitForFunction(() => document.querySelector("#link").textContent === "link up");
+  // The token is read from the address and taken out of it.
+  const address = await page.evaluate(() => location.href);
+  if (address.includes("token")) throw new Error("the token is still in the address bar");
 
   await click(page.locator('[data-agent="login"]'));
   await agentState("not_ready");
@@ -84,6 +92,7 @@ try {
   await page.selectOption("#disposition", "follow-up");
   await click(page.locator('[data-agent="complete_wrap_up"]'));
   await agentState("ready");
+  if (blocked.length) throw new Error(`blocked by the CSP: ${blocked.join("; ")}`);
   say("DONE");
 } catch (error) {
   console.error("FAILED:", error.message);

@@ -7,6 +7,8 @@ mod auth;
 mod crm;
 mod limits;
 mod router;
+mod security;
+mod serve;
 mod sessions;
 mod socket;
 #[cfg(feature = "sqlite")]
@@ -16,6 +18,7 @@ pub use auth::{Authenticator, Grant, Token, TokenTable};
 pub use crm::{CallLogEntry, Contact, Crm, NoCrm, ScreenPop};
 pub use limits::Limits;
 pub use router::Gateway;
+pub use security::Security;
 pub use sessions::{SessionFactory, SimSessions};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{CallLogRow, SqliteCrm};

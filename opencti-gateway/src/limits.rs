@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Per-connection limits.
+/// Limits per connection, and on connections: how long a request may take to arrive, how
+/// long a connection may idle, how many may be open at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -16,6 +17,16 @@ pub struct Limits {
     pub burst: f64,
     /// How long a new connection may take to authenticate (default 10 s).
     pub auth_timeout: Duration,
+    /// How long a client may take to send a request's headers, counted from when the
+    /// gateway starts waiting for them (default 10 s). A connection that sends nothing,
+    /// or a byte now and then, is closed when it runs out.
+    pub header_read_timeout: Duration,
+    /// How long an HTTP connection may stay open with nothing read or written, kept alive
+    /// between requests (default 60 s). A WebSocket, once upgraded, is not bound by it.
+    pub idle_timeout: Duration,
+    /// Connections open at once, WebSockets included (default 1,024). Beyond it a new
+    /// connection is closed at once, without a response.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -25,6 +36,9 @@ impl Default for Limits {
             requests_per_second: 20.0,
             burst: 40.0,
             auth_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
         }
     }
 }
@@ -40,6 +54,22 @@ impl Limits {
     /// Sets the largest message accepted.
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes.max(64);
+        self
+    }
+
+    /// Sets how long a request's headers may take to arrive, and how long an HTTP
+    /// connection may idle.
+    #[must_use]
+    pub fn with_connection_timeouts(mut self, header_read: Duration, idle: Duration) -> Self {
+        self.header_read_timeout = header_read.max(Duration::from_millis(1));
+        self.idle_timeout = idle.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets how many connections may be open at once (at least one).
+    #[must_use]
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
         self
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::header;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -12,12 +12,15 @@ use axum::Router;
 use crate::auth::Authenticator;
 use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
+use crate::security::Security;
 use crate::sessions::{SessionFactory, Sessions};
 
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) authenticator: Arc<dyn Authenticator>,
-    pub(crate) sessions: Sessions,
+    pub(crate) sessions: Arc<Sessions>,
     pub(crate) limits: Limits,
+    pub(crate) security: Arc<Security>,
 }
 
 /// Serves the Desktop Interface to browsers: the WebSocket endpoint, the browser client,
@@ -27,15 +30,19 @@ pub(crate) struct Shared {
 /// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
 /// `GET /panel.css`.
+///
+/// The WebSocket is open to pages of the gateway's own origin and to native clients that
+/// send no `Origin`; [`Gateway::with_security`] lists more origins.
 #[derive(Clone)]
 pub struct Gateway {
-    shared: Arc<Shared>,
+    shared: Shared,
 }
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("limits", &self.shared.limits)
+            .field("security", &self.shared.security)
             .finish_non_exhaustive()
     }
 }
@@ -64,12 +71,21 @@ impl Gateway {
         crm: Arc<dyn Crm>,
     ) -> Self {
         Gateway {
-            shared: Arc::new(Shared {
+            shared: Shared {
                 authenticator,
-                sessions: Sessions::new(sessions, crm),
+                sessions: Arc::new(Sessions::new(sessions, crm)),
                 limits,
-            }),
+                security: Arc::new(Security::default()),
+            },
         }
+    }
+
+    /// The same gateway, trusting the origins in `security` besides its own (by default
+    /// only its own origin may open the WebSocket, and no page may frame the panel).
+    #[must_use]
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.shared.security = Arc::new(security);
+        self
     }
 
     /// The routes, to mount (with `Router::nest` or `merge`) or serve.
@@ -113,26 +129,65 @@ impl Gateway {
                     )
                 }),
             )
-            .with_state(self.shared.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.shared.security.clone(),
+                security_headers,
+            ))
+            .with_state(Arc::new(self.shared.clone()))
     }
 
-    /// Serves the gateway on `listener` until the future is dropped.
+    /// Serves the gateway on `listener` until the future is dropped, within the
+    /// [`Limits`] on connections: a deadline for each request's headers and for idling,
+    /// and a cap on connections open at once (beyond it a new one is closed at once).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        use axum::serve::ListenerExt;
-        // Events are small and must go out at once: without TCP_NODELAY, Nagle's
-        // algorithm and delayed ACKs hold some of them back by 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(
-            listener,
-            self.router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+        crate::serve::serve(listener, self.router(), self.shared.limits).await
     }
+}
+
+/// Every response says where its scripts, styles and connections may come from (the
+/// gateway alone: the pages have no inline script or style), that its type is not to be
+/// guessed, and who may frame it: the panel's HTML only the configured frame ancestors,
+/// anything else no one.
+async fn security_headers(
+    State(security): State<Arc<Security>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    let ancestors = if html {
+        security.frame_sources()
+    } else {
+        "'none'".to_string()
+    };
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
+        ancestors
+    );
+    let headers = response.headers_mut();
+    // The origins were checked when configured; a value that still is not a header
+    // leaves the strictest policy instead.
+    let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(
+        "default-src 'none'; frame-ancestors 'none'",
+    ));
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if ancestors == "'none'" {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    response
 }
 
 async fn file(content_type: &'static str, body: &'static str) -> Response {
@@ -157,12 +212,30 @@ async fn schema() -> Response {
 async fn upgrade(
     ws: WebSocketUpgrade,
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     extensions: axum::http::Extensions,
 ) -> Response {
     // Known when served with connect info; a router mounted elsewhere may not have it.
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
+    // A page of another origin must not drive an agent's desk, even with a stolen token:
+    // refuse it before the upgrade. A header that is not text is no origin either.
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|value| value.to_str().unwrap_or("?"));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if !shared.security.origin_allowed(origin, host) {
+        tracing::warn!(?peer, ?origin, "WebSocket refused: origin not allowed");
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "this origin may not open the gateway's WebSocket\n",
+        )
+            .into_response();
+    }
     // Frames are allowed a little over the protocol limit, so that an oversized request
     // gets a typed refusal instead of a dropped connection.
     let max = shared.limits.max_message_bytes.saturating_mul(4);

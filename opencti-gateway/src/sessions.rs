@@ -47,13 +47,43 @@ impl Sessions {
         if let Some(desk) = started.get(grant) {
             return Ok(desk.clone());
         }
-        let session = self.factory.start(grant).await?;
+        let session = match self.factory.start(grant).await {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::warn!(agent = %grant.agent, device = %grant.device, %error, "the session did not start");
+                return Err(error);
+            }
+        };
+        tracing::info!(agent = %grant.agent, device = %grant.device, "session started");
         let (pops, _) = tokio::sync::broadcast::channel(64);
         crate::crm::watch(session.clone(), self.crm.clone(), pops.clone());
+        log_links(&session, grant.clone());
         let desk = AgentSession { session, pops };
         started.insert(grant.clone(), desk.clone());
         Ok(desk)
     }
+}
+
+/// Logs the session's link going down, coming up and the resync after it.
+fn log_links(session: &Session, grant: Grant) {
+    use futures::StreamExt;
+    use opencti_core::Event;
+    let mut events = opencti_core::DesktopInterface::subscribe(session);
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            // A lag only loses log lines: the session itself resynchronises its browsers.
+            let Ok(event) = event else { continue };
+            let (agent, device) = (&grant.agent, &grant.device);
+            match &event.event {
+                Event::LinkUp => tracing::info!(%agent, %device, "link up"),
+                Event::LinkDown { reason } => {
+                    tracing::warn!(%agent, %device, reason = %reason, "link down")
+                }
+                Event::Resynced { .. } => tracing::info!(%agent, %device, "resynced"),
+                _ => {}
+            }
+        }
+    });
 }
 
 /// Sessions over a simulated switch: each agent's desktop gets the simulator's connector

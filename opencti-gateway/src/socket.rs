@@ -4,14 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use std::time::Duration;
+
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt, StreamExt};
 use opencti_core::protocol::{self, Reply, ReplyOutcome, RequestId, ServerMessage};
 use opencti_core::{Error, ErrorKind};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::limits::Bucket;
+use crate::limits::{Bucket, Limits};
 use crate::router::Shared;
 
 /// The first message a browser sends: `{"auth":{"token":"..."}}`.
@@ -112,6 +114,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
 
     // 2. The protocol: everything for the browser goes through one outbox, in order.
     let (outbox, mut inbox) = mpsc::channel::<ServerMessage>(protocol::OUTBOX);
+    let (closing, mut close_with) = tokio::sync::oneshot::channel::<CloseFrame>();
     let mut pops = desk.pops.subscribe();
     let writer = tokio::spawn(async move {
         loop {
@@ -128,6 +131,18 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
+                close = &mut close_with => {
+                    // What is already queued (the refusal among it) goes first.
+                    while let Ok(message) = inbox.try_recv() {
+                        if sink.send(frame(&message)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if let Ok(close) = close {
+                        let _ = sink.send(Message::Close(Some(close))).await;
+                    }
+                    break;
+                }
             };
             if sink.send(frame).await.is_err() {
                 break;
@@ -138,50 +153,122 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
 
     let mut bucket = Bucket::new(&limits);
     let refusals = outbox.clone();
-    let requests = stream
-        .take_while(|item| std::future::ready(!matches!(item, Err(_) | Ok(Message::Close(_)))))
-        .filter_map(move |item| {
-            let verdict = match item {
-                Ok(Message::Text(text)) => {
-                    if text.len() > limits.max_message_bytes {
-                        Err(Error::new(
-                            ErrorKind::BadInput,
-                            format!(
-                                "message of {} bytes; at most {} are accepted",
-                                text.len(),
-                                limits.max_message_bytes
-                            ),
-                        ))
-                    } else if !bucket.take() {
-                        Err(Error::new(
-                            ErrorKind::RateLimited,
-                            format!(
-                                "more than {} requests a second; this one was dropped",
-                                limits.requests_per_second
-                            ),
-                        ))
-                    } else {
-                        Ok(Some(text.to_string()))
-                    }
-                }
-                Ok(Message::Binary(_)) => Err(Error::new(
-                    ErrorKind::BadInput,
-                    "binary frames are not part of the protocol: send JSON text frames",
-                )),
-                _ => Ok(None),
-            };
-            let refusals = refusals.clone();
-            async move {
-                match verdict {
-                    Ok(text) => text,
-                    Err(error) => {
-                        let _ = refusals.try_send(error_message(None, error));
-                        None
-                    }
+    // The frame that ends the connection when a frame cannot be read: too large to
+    // buffer, or a text frame that is not UTF-8.
+    let fatal: Arc<std::sync::Mutex<Option<CloseFrame>>> = Arc::default();
+    let fatal_in = fatal.clone();
+    // Nothing is read after a close or an error: the reader may be mid-frame.
+    let frames = futures::stream::unfold((stream, false), |(mut stream, done)| async move {
+        if done {
+            return None;
+        }
+        let item = stream.next().await?;
+        let done = matches!(item, Err(_) | Ok(Message::Close(_)));
+        Some((item, (stream, done)))
+    });
+    let requests = frames.filter_map(move |item| {
+        let verdict = match item {
+            Ok(Message::Text(text)) => {
+                if text.len() > limits.max_message_bytes {
+                    Err(Error::new(
+                        ErrorKind::BadInput,
+                        format!(
+                            "message of {} bytes; at most {} are accepted",
+                            text.len(),
+                            limits.max_message_bytes
+                        ),
+                    ))
+                } else if !bucket.take() {
+                    Err(Error::new(
+                        ErrorKind::RateLimited,
+                        format!(
+                            "more than {} requests a second; this one was dropped",
+                            limits.requests_per_second
+                        ),
+                    ))
+                } else {
+                    Ok(Some(text.to_string()))
                 }
             }
-        });
+            Ok(Message::Binary(_)) => Err(Error::new(
+                ErrorKind::BadInput,
+                "binary frames are not part of the protocol: send JSON text frames",
+            )),
+            Ok(_) => Ok(None),
+            Err(error) => match unreadable(error, &limits) {
+                Some((refusal, close)) => {
+                    tracing::warn!(
+                        ?peer,
+                        code = close.code,
+                        "connection closed: {}",
+                        close.reason
+                    );
+                    *fatal_in.lock().unwrap_or_else(|e| e.into_inner()) = Some(close);
+                    Err(refusal)
+                }
+                None => Ok(None),
+            },
+        };
+        let refusals = refusals.clone();
+        async move {
+            match verdict {
+                Ok(text) => text,
+                Err(error) => {
+                    let _ = refusals.try_send(error_message(None, error));
+                    None
+                }
+            }
+        }
+    });
     protocol::serve_connection(&desk.session, Box::pin(requests), outbox).await;
     tracing::info!(?peer, agent = %grant.agent, "desktop disconnected");
-    writer.abort();
+    let close = fatal.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match close {
+        Some(close) => {
+            // Let the writer send the refusal and the close frame, briefly.
+            let _ = closing.send(close);
+            let mut writer = writer;
+            if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+            }
+        }
+        None => writer.abort(),
+    }
+}
+
+/// The refusal and the close frame for a frame that could not be read, or `None` for a
+/// connection that simply went away.
+fn unreadable(error: axum::Error, limits: &Limits) -> Option<(Error, CloseFrame)> {
+    use tungstenite::error::Error as WsError;
+    let inner = error.into_inner();
+    match inner.downcast_ref::<WsError>()? {
+        WsError::Capacity(_) => Some((
+            Error::new(
+                ErrorKind::BadInput,
+                format!(
+                    "a frame or message too large to read (at most {} bytes are accepted); \
+                     the connection is closed",
+                    limits.max_message_bytes
+                ),
+            ),
+            CloseFrame {
+                code: close_code::SIZE,
+                reason: Utf8Bytes::from_static("message too big"),
+            },
+        )),
+        WsError::Utf8(_) => Some((
+            Error::new(
+                ErrorKind::BadInput,
+                "a text frame that is not UTF-8; the connection is closed",
+            ),
+            CloseFrame {
+                code: close_code::INVALID,
+                reason: Utf8Bytes::from_static("text frame is not UTF-8"),
+            },
+        )),
+        _ => None,
+    }
 }

@@ -184,7 +184,15 @@ async function start(token) {
   scheduleRefresh();
 }
 
-const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+const hashParams = new URLSearchParams(location.hash.slice(1));
+const fromHash = hashParams.get("token");
+if (fromHash !== null) {
+  // The token is a secret: once read, out of the address bar (and so out of history,
+  // bookmarks and screen shares). The client keeps it in memory for reconnects.
+  hashParams.delete("token");
+  const rest = hashParams.toString();
+  history.replaceState(history.state, "", `${location.pathname}${location.search}${rest ? `#${rest}` : ""}`);
+}
 $("#connect").onclick = () => start($("#token").value.trim());
 if (fromHash) {
   $("#token").value = fromHash;

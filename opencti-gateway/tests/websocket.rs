@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use opencti_core::{AgentId, DeviceId};
-use opencti_gateway::{Gateway, Limits, SimSessions, Token, TokenTable};
+use opencti_gateway::{Gateway, Limits, Security, SimSessions, Token, TokenTable};
 use opencti_sim::SimSwitch;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -22,6 +22,10 @@ struct Fixture {
 }
 
 async fn start(limits: Limits) -> Fixture {
+    start_with(limits, Security::default()).await
+}
+
+async fn start_with(limits: Limits, security: Security) -> Fixture {
     let switch = SimSwitch::builder()
         .queue("support")
         .agent("alice", "1001", &["support"])
@@ -42,7 +46,8 @@ async fn start(limits: Limits) -> Fixture {
         Arc::new(tokens),
         Arc::new(SimSessions::new(switch.clone())),
         limits,
-    );
+    )
+    .with_security(security);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     tokio::spawn(async move { gateway.serve(listener).await });
@@ -271,6 +276,126 @@ async fn a_reconnecting_browser_finds_its_session_as_it_left_it() {
     send(&mut again, json!({"auth": {"token": f.alice.expose()}})).await;
     let snapshot = until(&mut again, "snapshot", |m| m.get("snapshot").is_some()).await;
     assert_eq!(snapshot["snapshot"]["agent_state"]["state"], "not_ready");
+}
+
+/// Opens the WebSocket with `origin` as the browser's `Origin` header.
+async fn connect_from(
+    url: &str,
+    origin: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    let connecting = tokio_tungstenite::connect_async(request);
+    tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .expect("an answer within 5 s")
+        .map(|(ws, _)| ws)
+}
+
+fn refused_with_403(result: Result<Ws, tokio_tungstenite::tungstenite::Error>) {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        Err(other) => panic!("refused, but not with 403: {}", other),
+        Ok(_) => panic!("the WebSocket was opened"),
+    }
+}
+
+#[tokio::test]
+async fn another_origin_is_refused_before_the_upgrade() {
+    let f = start(Limits::default()).await;
+    refused_with_403(connect_from(&f.url, "http://evil.example").await);
+    refused_with_403(connect_from(&f.url, "null").await);
+    // The gateway's own origin works, with the token.
+    let own = f.url.replace("ws://", "http://").replace("/ws", "");
+    let mut ws = connect_from(&f.url, &own).await.unwrap();
+    send(&mut ws, json!({"auth": {"token": f.alice.expose()}})).await;
+    until(&mut ws, "snapshot", |m| m.get("snapshot").is_some()).await;
+    // So does a client with no Origin at all (a native one).
+    logged_in(&f.url, &f.bob).await;
+}
+
+#[tokio::test]
+async fn a_listed_crm_origin_may_open_the_websocket() {
+    let security = Security::default()
+        .allow_origin("https://crm.example")
+        .unwrap();
+    let f = start_with(Limits::default(), security).await;
+    let mut ws = connect_from(&f.url, "https://crm.example").await.unwrap();
+    send(&mut ws, json!({"auth": {"token": f.alice.expose()}})).await;
+    until(&mut ws, "snapshot", |m| m.get("snapshot").is_some()).await;
+    refused_with_403(connect_from(&f.url, "https://other.example").await);
+}
+
+/// The messages the server sends, then its close frame's code, within 5 s.
+async fn closed_with(ws: &mut Ws) -> (Vec<Value>, Option<u16>) {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => seen.push(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(Message::Close(frame)))) => return (seen, frame.map(|f| u16::from(f.code))),
+            Ok(None) | Ok(Some(Err(_))) => return (seen, None),
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the connection stayed open; saw {:?}", seen),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_too_large_to_read_gets_a_typed_error_and_close_1009() {
+    // The default limits: 64 KiB messages, frames refused unread beyond 256 KiB.
+    let f = start(Limits::default()).await;
+    let mut alice = logged_in(&f.url, &f.alice).await;
+    alice
+        .send(Message::Text("x".repeat(300 * 1024).into()))
+        .await
+        .unwrap();
+    let (seen, code) = closed_with(&mut alice).await;
+    let refusal = seen
+        .iter()
+        .find(|m| m["reply"]["error"].is_object())
+        .unwrap_or_else(|| panic!("no typed error in {:?}", seen));
+    assert_eq!(refusal["reply"]["error"]["kind"], "bad_input");
+    assert!(refusal["reply"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 65536"));
+    assert_eq!(code, Some(1009));
+    // Everyone else carries on.
+    logged_in(&f.url, &f.bob).await;
+}
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_gets_a_typed_error_and_close_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let f = start(Limits::default()).await;
+    let mut alice = logged_in(&f.url, &f.alice).await;
+    let invalid = vec![b'{', 0xff, 0xfe, b'}'];
+    alice
+        .send(Message::Frame(Frame::message(
+            invalid,
+            OpCode::Data(Data::Text),
+            true,
+        )))
+        .await
+        .unwrap();
+    let (seen, code) = closed_with(&mut alice).await;
+    let refusal = seen
+        .iter()
+        .find(|m| m["reply"]["error"].is_object())
+        .unwrap_or_else(|| panic!("no typed error in {:?}", seen));
+    assert_eq!(refusal["reply"]["error"]["kind"], "bad_input");
+    assert!(refusal["reply"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("UTF-8"));
+    assert_eq!(code, Some(1007));
+    logged_in(&f.url, &f.bob).await;
 }
 
 #[test]

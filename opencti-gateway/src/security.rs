@@ -1,0 +1,175 @@
+//! Which web origins may use the gateway: who may open its WebSocket, and who may frame
+//! its panel.
+
+use opencti_core::{Error, ErrorKind, Result};
+
+/// Web origins the gateway trusts beyond its own.
+///
+/// By default the WebSocket accepts only its own origin (the `Origin` header names the
+/// host the request was sent to) and requests with no `Origin` header at all (native
+/// clients; browsers always send one), and no page may be framed. List a CRM's origin
+/// here when its pages open the gateway's WebSocket or frame the panel.
+///
+/// An origin is `scheme://host` or `scheme://host:port`, as browsers send it; a host may
+/// start with `*.` to match every subdomain (`https://*.my.salesforce.com`).
+///
+/// ```
+/// use opencti_gateway::Security;
+/// let security = Security::default()
+///     .allow_origin("https://crm.example.com")?
+///     .frame_ancestor("https://*.lightning.force.com")?;
+/// assert!(Security::default().allow_origin("https://a.example; script-src *").is_err());
+/// # Ok::<(), opencti_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    allowed_origins: Vec<String>,
+    frame_ancestors: Vec<String>,
+}
+
+impl Security {
+    /// Origins, besides the gateway's own, whose pages may open the WebSocket.
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.allowed_origins
+    }
+
+    /// Origins whose pages may show the panel in a frame (CSP `frame-ancestors`); empty
+    /// means none may.
+    pub fn frame_ancestors(&self) -> &[String] {
+        &self.frame_ancestors
+    }
+
+    /// Lets pages of `origin` open the WebSocket.
+    pub fn allow_origin(mut self, origin: impl AsRef<str>) -> Result<Self> {
+        self.allowed_origins.push(checked(origin.as_ref())?);
+        Ok(self)
+    }
+
+    /// Lets pages of `origin` show the panel in a frame.
+    pub fn frame_ancestor(mut self, origin: impl AsRef<str>) -> Result<Self> {
+        self.frame_ancestors.push(checked(origin.as_ref())?);
+        Ok(self)
+    }
+
+    /// Whether a WebSocket request with this `Origin` header, sent to `host` (its `Host`
+    /// header), may be upgraded.
+    pub(crate) fn origin_allowed(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+        let Some(origin) = origin else {
+            return true;
+        };
+        let origin = origin.trim().to_ascii_lowercase();
+        let Some((_, authority)) = origin.split_once("://") else {
+            // `null` (a sandboxed frame, a file) and anything else that is not an origin.
+            return false;
+        };
+        if let Some(host) = host {
+            if authority == host.trim().to_ascii_lowercase() {
+                return true;
+            }
+        }
+        self.allowed_origins
+            .iter()
+            .any(|allowed| matches(allowed, &origin))
+    }
+
+    /// The `frame-ancestors` sources for the panel page.
+    pub(crate) fn frame_sources(&self) -> String {
+        if self.frame_ancestors.is_empty() {
+            "'none'".to_string()
+        } else {
+            self.frame_ancestors.join(" ")
+        }
+    }
+}
+
+/// Whether `origin` (lower case) is `pattern` or, for a `*.` pattern, one of its
+/// subdomains.
+fn matches(pattern: &str, origin: &str) -> bool {
+    if pattern == origin {
+        return true;
+    }
+    let (Some((scheme, host)), Some((origin_scheme, origin_host))) =
+        (pattern.split_once("://"), origin.split_once("://"))
+    else {
+        return false;
+    };
+    match host.strip_prefix("*.") {
+        Some(suffix) => {
+            scheme == origin_scheme
+                && origin_host.len() > suffix.len() + 1
+                && origin_host.ends_with(suffix)
+                && origin_host[..origin_host.len() - suffix.len()].ends_with('.')
+        }
+        None => false,
+    }
+}
+
+/// The origin in lower case without a trailing `/`, or a config error: it goes into a
+/// response header, so nothing but an origin's characters may pass.
+fn checked(origin: &str) -> Result<String> {
+    let refuse = |why: &str| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "{:?} is not an origin ({}): write scheme://host or scheme://host:port",
+                origin, why
+            ),
+        )
+    };
+    let lower = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = lower.split_once("://").ok_or_else(|| refuse("no scheme"))?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_lowercase())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    if !scheme_ok {
+        return Err(refuse("bad scheme"));
+    }
+    let host = authority.strip_prefix("*.").unwrap_or(authority);
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if !host_ok {
+        return Err(refuse("bad host"));
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_origin_and_listed_origins_pass_others_do_not() -> Result<()> {
+        let default = Security::default();
+        assert!(default.origin_allowed(None, Some("127.0.0.1:8080")));
+        assert!(default.origin_allowed(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")));
+        assert!(default.origin_allowed(Some("https://Gw.Example"), Some("gw.example")));
+        assert!(!default.origin_allowed(Some("http://evil.example"), Some("127.0.0.1:8080")));
+        assert!(!default.origin_allowed(Some("null"), Some("127.0.0.1:8080")));
+        assert!(!default.origin_allowed(Some("http://127.0.0.1:8080"), None));
+        let crm = Security::default().allow_origin("https://*.crm.example/")?;
+        assert!(crm.origin_allowed(Some("https://eu.crm.example"), None));
+        assert!(!crm.origin_allowed(Some("https://crm.example"), None));
+        assert!(!crm.origin_allowed(Some("https://evilcrm.example"), None));
+        assert!(!crm.origin_allowed(Some("http://eu.crm.example"), None));
+        Ok(())
+    }
+
+    #[test]
+    fn only_origins_are_accepted_as_settings() {
+        for bad in [
+            "crm.example",
+            "https://",
+            "https://a b",
+            "https://a;b",
+            "https://a'",
+            "https://a\r\nX: y",
+            "https://a/path",
+            "*://a",
+        ] {
+            assert!(Security::default().frame_ancestor(bad).is_err(), "{bad:?}");
+        }
+    }
+}
