@@ -260,7 +260,10 @@ impl Deployment {
     /// does not tell whether the agent exists.
     pub fn sign_in(&self, id: &str, password: &str) -> Option<&Agent> {
         let agent = self.agents.iter().find(|a| a.id.get_ref() == id);
-        let hash = agent.map_or_else(|| decoy_hash(), |a| a.password_hash.get_ref().as_str());
+        let hash: &str = match agent {
+            Some(a) => a.password_hash.get_ref(),
+            None => decoy_hash(),
+        };
         let matches = password.len() <= MAX_PASSWORD_BYTES && verify(password, hash);
         agent.filter(|_| matches)
     }
