@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result};
@@ -75,7 +76,14 @@ impl fmt::Display for Token {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct TokenTable {
-    grants: Arc<RwLock<HashMap<Token, Grant>>>,
+    grants: Arc<RwLock<HashMap<Token, Issued>>>,
+}
+
+/// A grant, and when its token stops working (never, for `None`).
+#[derive(Debug, Clone)]
+struct Issued {
+    grant: Grant,
+    expires: Option<Instant>,
 }
 
 impl TokenTable {
@@ -84,13 +92,24 @@ impl TokenTable {
         TokenTable::default()
     }
 
-    /// Issues a new token for `agent` at `device`.
+    /// Issues a new token for `agent` at `device`, good until revoked.
     pub fn issue(&self, agent: AgentId, device: DeviceId) -> Result<Token> {
+        self.insert(Grant { agent, device }, None)
+    }
+
+    /// Issues a new token for `agent` at `device` that stops working after `lifetime`
+    /// (a sign-in's). Expired tokens are forgotten as new ones are issued.
+    pub fn issue_for(&self, agent: AgentId, device: DeviceId, lifetime: Duration) -> Result<Token> {
+        let expires = Instant::now().checked_add(lifetime);
+        self.insert(Grant { agent, device }, expires)
+    }
+
+    fn insert(&self, grant: Grant, expires: Option<Instant>) -> Result<Token> {
         let token = Token::generate()?;
-        self.grants
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token.clone(), Grant { agent, device });
+        let mut grants = self.grants.write().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        grants.retain(|_, issued| issued.expires.is_none_or(|at| at > now));
+        grants.insert(token.clone(), Issued { grant, expires });
         Ok(token)
     }
 
@@ -101,17 +120,38 @@ impl TokenTable {
             .unwrap_or_else(|e| e.into_inner())
             .remove(token);
     }
+
+    /// Withdraws the token with this text, if there is one.
+    pub fn revoke_text(&self, token: &str) {
+        self.revoke(&Token(token.to_owned()));
+    }
+
+    /// Withdraws every token of `agent` (signed out everywhere, or no longer an agent).
+    pub fn revoke_agent(&self, agent: &AgentId) {
+        self.grants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, issued| &issued.grant.agent != agent);
+    }
 }
 
 #[async_trait]
 impl Authenticator for TokenTable {
     async fn authenticate(&self, token: &str) -> Result<Grant> {
         // A keyed-hash lookup: the time taken does not reveal how much of a guess matched.
-        self.grants
+        let issued = self
+            .grants
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&Token(token.to_string()))
             .cloned()
-            .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "unknown or revoked token"))
+            .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "unknown or revoked token"))?;
+        if issued.expires.is_some_and(|at| at <= Instant::now()) {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                "the token has expired: sign in again",
+            ));
+        }
+        Ok(issued.grant)
     }
 }

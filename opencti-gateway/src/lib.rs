@@ -10,6 +10,7 @@ mod router;
 mod security;
 mod serve;
 mod sessions;
+mod sign_in;
 mod socket;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -20,6 +21,7 @@ pub use limits::Limits;
 pub use router::Gateway;
 pub use security::Security;
 pub use sessions::{SessionFactory, SimSessions};
+pub use sign_in::{SignIn, MAX_SIGN_IN_BYTES};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{CallLogRow, SqliteCrm};
 

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, TokenTable};
 use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
 use crate::security::Security;
 use crate::sessions::{SessionFactory, Sessions};
+use crate::sign_in::{SignIn, SignInSettings};
 
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -21,6 +22,7 @@ pub(crate) struct Shared {
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) limits: Limits,
     pub(crate) security: Arc<Security>,
+    pub(crate) sign_in: Option<SignInSettings>,
 }
 
 /// Serves the Desktop Interface to browsers: the WebSocket endpoint, the browser client,
@@ -29,7 +31,8 @@ pub(crate) struct Shared {
 /// Routes: `GET /ws` (the WebSocket; the first message authenticates), `GET /` (the
 /// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
-/// `GET /panel.css`.
+/// `GET /panel.css`; with [`Gateway::with_sign_in`], `GET /sign-in` (the page),
+/// `GET /sign-in.js`, `POST /api/sign-in`, `POST /api/sign-out`.
 ///
 /// The WebSocket is open to pages of the gateway's own origin and to native clients that
 /// send no `Origin`; [`Gateway::with_security`] lists more origins.
@@ -76,6 +79,7 @@ impl Gateway {
                 sessions: Arc::new(Sessions::new(sessions, crm)),
                 limits,
                 security: Arc::new(Security::default()),
+                sign_in: None,
             },
         }
     }
@@ -85,6 +89,25 @@ impl Gateway {
     #[must_use]
     pub fn with_security(mut self, security: Security) -> Self {
         self.shared.security = Arc::new(security);
+        self
+    }
+
+    /// The same gateway, where agents sign in with their id and password (`GET
+    /// /sign-in`, `POST /api/sign-in`): `check` checks the password, and the token it
+    /// answers goes into `tokens` (which should be this gateway's authenticator) and
+    /// lasts `lifetime`. `POST /api/sign-out` revokes a token.
+    #[must_use]
+    pub fn with_sign_in(
+        mut self,
+        check: Arc<dyn SignIn>,
+        tokens: TokenTable,
+        lifetime: std::time::Duration,
+    ) -> Self {
+        self.shared.sign_in = Some(SignInSettings {
+            check,
+            tokens,
+            lifetime,
+        });
         self
     }
 
@@ -120,6 +143,26 @@ impl Gateway {
                 }),
             )
             .route("/schema.json", get(schema))
+            .route("/api/sign-in", post(crate::sign_in::sign_in))
+            .route("/api/sign-out", post(crate::sign_in::sign_out))
+            .route(
+                "/sign-in",
+                get(|| {
+                    file(
+                        "text/html; charset=utf-8",
+                        include_str!("../static/sign-in.html"),
+                    )
+                }),
+            )
+            .route(
+                "/sign-in.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/sign-in.js"),
+                    )
+                }),
+            )
             .route(
                 "/panel.css",
                 get(|| {
