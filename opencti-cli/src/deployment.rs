@@ -119,7 +119,8 @@ impl fmt::Display for PhoneSystem {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Crm {
-    /// The SQLite file of the call log; none keeps the log in memory.
+    /// The SQLite file of the contacts and the call log; without it, no screen pops
+    /// and no call log.
     #[serde(default)]
     pub sqlite: Option<PathBuf>,
 }

@@ -9,6 +9,7 @@ mod deployment;
 mod lines;
 mod log;
 mod panel;
+mod serve;
 mod sim;
 mod sip;
 
@@ -34,6 +35,9 @@ enum Top {
     },
     /// Start the browser gateway with the Call Control Panel on a live simulated centre.
     Panel(panel::PanelArgs),
+    /// Serve a whole contact centre from a deployment file: every agent signs in with
+    /// an id and a password, on one link to the phone system.
+    Serve(serve::ServeArgs),
     /// The simulated contact centre: planner figures for a whole day.
     Sim {
         #[command(subcommand)]
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         match cli.command {
             Top::Connect { backend } => connect::run(backend).await,
             Top::Panel(args) => panel::run(args).await,
+            Top::Serve(args) => serve::run(args).await,
             Top::Sim { .. } | Top::HashPassword | Top::CheckDeployment { .. } => Ok(()),
             Top::Watch {
                 backend: WatchBackend::Ami(args),
@@ -163,7 +168,7 @@ fn check_deployment(file: &std::path::Path, sign_in: Option<&str>) -> ExitCode {
         Ok(d) => {
             let log = match &d.crm.sqlite {
                 Some(path) => format!("the call log in {}", path.display()),
-                None => "the call log in memory".to_owned(),
+                None => "no CRM".to_owned(),
             };
             println!(
                 "{}: {} agents on {}, listening on {}, {log}",

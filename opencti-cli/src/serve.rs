@@ -1,0 +1,190 @@
+//! `opencti serve FILE`: the gateway for every agent of a deployment file, on one link
+//! to its phone system, with agents signing in by id and password.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result, Session, SharedLink};
+use opencti_gateway::{
+    Crm, Gateway, Grant, Limits, NoCrm, Security, SessionFactory, SignIn, SimSessions, SqliteCrm,
+    TokenTable,
+};
+
+use crate::deployment::{Deployment, PhoneSystem};
+
+/// How long a sign-in's token lasts: a working day and a half.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// Options of `opencti serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The deployment file (see `examples/deployments/`).
+    file: PathBuf,
+    /// Log sign-ins, session starts, refusals and link changes on standard error, at
+    /// this level and above: error, warn, info, debug or trace (default: no log).
+    #[arg(long, value_name = "LEVEL")]
+    log: Option<tracing::Level>,
+}
+
+/// The deployment's agents, checking passwords against their hashes.
+struct Agents(Arc<Deployment>);
+
+impl SignIn for Agents {
+    fn sign_in(&self, agent: &str, password: &str) -> Option<Grant> {
+        let found = self.0.sign_in(agent, password)?;
+        Some(Grant {
+            agent: AgentId::new(found.id.get_ref()).ok()?,
+            device: DeviceId::new(found.device.get_ref()).ok()?,
+        })
+    }
+}
+
+/// Sessions on one shared link to the phone system.
+struct LinkSessions(SharedLink);
+
+#[async_trait::async_trait]
+impl SessionFactory for LinkSessions {
+    async fn start(&self, grant: &Grant) -> Result<Session> {
+        self.0
+            .session(grant.agent.clone(), grant.device.clone())
+            .start()
+            .await
+    }
+}
+
+fn config_error(message: String) -> Error {
+    Error::new(ErrorKind::Config, message)
+}
+
+/// Every queue any agent works in.
+fn all_queues(deployment: &Deployment) -> Vec<String> {
+    let mut queues: Vec<String> = deployment
+        .agents
+        .iter()
+        .flat_map(|a| a.queues.iter().map(|q| q.get_ref().clone()))
+        .collect();
+    queues.sort();
+    queues.dedup();
+    queues
+}
+
+/// The sessions over the deployment's phone system.
+async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
+    match &deployment.phone_system {
+        PhoneSystem::Simulator => {
+            let mut builder = opencti_sim::SimSwitch::builder();
+            for queue in all_queues(deployment) {
+                builder = builder.queue(&queue);
+            }
+            for agent in &deployment.agents {
+                let queues: Vec<&str> = agent.queues.iter().map(|q| q.get_ref().as_str()).collect();
+                builder = builder.agent(agent.id.get_ref(), agent.device.get_ref(), &queues);
+            }
+            Ok(Arc::new(SimSessions::new(builder.build()?)))
+        }
+        PhoneSystem::Asterisk {
+            address,
+            username,
+            secret_file,
+            tls_ca_file,
+        } => {
+            let secret = opencti_asterisk_ami::secret_from_file(deployment.resolve(secret_file))?;
+            let mut config = opencti_asterisk_ami::AmiConfig::new(address, username, secret);
+            // One AMI link serves every agent; each works in the queues of the file (all
+            // of them: the link's queue settings are not per line yet).
+            config.queues = all_queues(deployment);
+            if let Some(ca) = tls_ca_file {
+                config.tls = Some(opencti_asterisk_ami::TlsConfig {
+                    ca_file: Some(deployment.resolve(ca)),
+                    system_roots: false,
+                    server_name: None,
+                });
+            }
+            let link =
+                SharedLink::start(Arc::new(opencti_asterisk_ami::AmiLink::new(config)?)).await?;
+            Ok(Arc::new(LinkSessions(link)))
+        }
+        PhoneSystem::Sip { registrar, domain } => {
+            let registrar = registrar.parse().map_err(|_| {
+                config_error(format!(
+                    "phone_system.registrar {registrar:?}: expected an IP address and port"
+                ))
+            })?;
+            let password = |agent: &crate::deployment::Agent| -> Result<opencti_sip::Secret> {
+                let file = agent.sip_password_file.as_ref().ok_or_else(|| {
+                    config_error(format!(
+                        "agent {}: no sip_password_file",
+                        agent.id.get_ref()
+                    ))
+                })?;
+                opencti_sip::password_from_file(deployment.resolve(file))
+            };
+            let Some(first) = deployment.agents.first() else {
+                return Err(config_error("no agent".into()));
+            };
+            let mut config =
+                opencti_sip::SipConfig::new(registrar, first.device.get_ref(), password(first)?);
+            config.domain = domain.clone();
+            let link = opencti_sip::SipLink::new(config)?;
+            for agent in deployment.agents.iter().skip(1) {
+                let account =
+                    opencti_sip::SipAccount::new(agent.device.get_ref(), password(agent)?);
+                link.add_account(DeviceId::new(agent.device.get_ref())?, account)?;
+            }
+            let link = SharedLink::start(Arc::new(link)).await?;
+            Ok(Arc::new(LinkSessions(link)))
+        }
+    }
+}
+
+pub(crate) async fn run(args: ServeArgs) -> Result<()> {
+    if let Some(level) = args.log {
+        crate::log::init(level);
+    }
+    let deployment = Deployment::load(&args.file).map_err(|e| config_error(e.to_string()))?;
+    if deployment.listen.tls_certificate.is_some() {
+        return Err(config_error(format!(
+            "{}: listen.tls_certificate: HTTPS is not served by opencti itself yet; serve on a local address behind a TLS proxy and leave tls_certificate and tls_key out",
+            args.file.display()
+        )));
+    }
+    let mut security = Security::default();
+    for origin in &deployment.listen.allowed_origins {
+        security = security.allow_origin(origin.get_ref())?;
+    }
+    for origin in &deployment.listen.frame_ancestors {
+        security = security.frame_ancestor(origin.get_ref())?;
+    }
+    let crm: Arc<dyn Crm> = match &deployment.crm.sqlite {
+        Some(path) => Arc::new(SqliteCrm::open(&deployment.resolve(path))?),
+        None => Arc::new(NoCrm),
+    };
+    let sessions = sessions(&deployment).await?;
+    let listen = deployment
+        .address()
+        .ok_or_else(|| config_error("listen.address".into()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| config_error(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
+    let agents = deployment.agents.len();
+    let phone_system = deployment.phone_system.to_string();
+    let tokens = TokenTable::new();
+    let gateway = Gateway::with_crm(Arc::new(tokens.clone()), sessions, Limits::default(), crm)
+        .with_security(security)
+        .with_sign_in(
+            Arc::new(Agents(Arc::new(deployment))),
+            tokens,
+            TOKEN_LIFETIME,
+        );
+    println!("opencti serve: {agents} agents on {phone_system}");
+    println!("Sign in at http://{address}/sign-in. Ctrl-C stops.");
+    tokio::select! {
+        served = gateway.serve(listener) => served.map_err(|e| Error::new(ErrorKind::Other, e.to_string())),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
