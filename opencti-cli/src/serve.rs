@@ -158,7 +158,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         security = security.frame_ancestor(origin.get_ref())?;
     }
     let crm: Arc<dyn Crm> = match &deployment.crm.sqlite {
-        Some(path) => Arc::new(SqliteCrm::open(&deployment.resolve(path))?),
+        Some(path) => Arc::new(SqliteCrm::open(deployment.resolve(path))?),
         None => Arc::new(NoCrm),
     };
     let sessions = sessions(&deployment).await?;

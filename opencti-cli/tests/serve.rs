@@ -85,7 +85,11 @@ fn post(address: &str, path: &str, body: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     (status, body)
 }
 
@@ -96,9 +100,17 @@ async fn agents_sign_in_with_a_password_and_get_their_desk() {
     let file = deployment(&dir);
     let (_served, address) = serve(&file);
 
-    let (status, _) = post(&address, "/api/sign-in", r#"{"agent":"alice","password":"bob-pw"}"#);
+    let (status, _) = post(
+        &address,
+        "/api/sign-in",
+        r#"{"agent":"alice","password":"bob-pw"}"#,
+    );
     assert_eq!(status, 401, "someone else's password");
-    let (status, body) = post(&address, "/api/sign-in", r#"{"agent":"bob","password":"bob-pw"}"#);
+    let (status, body) = post(
+        &address,
+        "/api/sign-in",
+        r#"{"agent":"bob","password":"bob-pw"}"#,
+    );
     assert_eq!(status, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let token = json["token"].as_str().unwrap().to_string();
@@ -114,7 +126,10 @@ async fn agents_sign_in_with_a_password_and_get_their_desk() {
         .unwrap()
         .unwrap();
     let text = first.into_text().unwrap().to_string();
-    assert!(text.contains("\"bob\"") && text.contains("1002"), "bob's desk: {text}");
+    assert!(
+        text.contains("\"bob\"") && text.contains("1002"),
+        "bob's desk: {text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
