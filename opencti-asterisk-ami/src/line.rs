@@ -38,6 +38,8 @@ struct Shared {
     /// The agent's device interface (`PJSIP/1001`).
     device: String,
     agent: String,
+    /// The queues the agent works in.
+    queues: Vec<String>,
     /// Makes this line's `ChannelId`s unique on the PBX.
     nonce: String,
     next_call: AtomicU64,
@@ -55,7 +57,7 @@ impl std::fmt::Debug for AmiLine {
             .field("address", &self.shared.config.address)
             .field("username", &self.shared.config.username)
             .field("device", &self.shared.config.device)
-            .field("queues", &self.shared.config.queues)
+            .field("queues", &self.shared.queues)
             .finish_non_exhaustive()
     }
 }
@@ -107,8 +109,9 @@ fn rejected(message: impl Into<String>) -> Error {
 }
 
 impl AmiLine {
-    /// The book of `line`'s agent at its device (or at the device the config names).
-    pub(crate) fn book(config: &AmiConfig, line: &Line) -> Result<LineBook> {
+    /// The book of `line`'s agent at its device (or at the device the config names),
+    /// working in `queues`.
+    pub(crate) fn book(config: &AmiConfig, line: &Line, queues: &[String]) -> Result<LineBook> {
         let device = config
             .device
             .clone()
@@ -116,7 +119,7 @@ impl AmiLine {
         value(&device)?;
         Ok(LineBook::new(TranslatorConfig {
             device: DeviceMatcher::new(device),
-            queues: config.queues.clone(),
+            queues: queues.to_vec(),
             hold: config.hold.clone(),
             originate_prefix: ORIGINATE_PREFIX.into(),
         }))
@@ -130,6 +133,7 @@ impl AmiLine {
         id: LineId,
         line: &Line,
         device: String,
+        queues: Vec<String>,
     ) -> AmiLine {
         AmiLine {
             shared: Arc::new(Shared {
@@ -140,6 +144,7 @@ impl AmiLine {
                 client,
                 device,
                 agent: line.agent.as_str().to_owned(),
+                queues,
                 nonce: format!("{:08x}", fastrand::u32(..)),
                 next_call: AtomicU64::new(1),
             }),
@@ -209,7 +214,16 @@ impl AmiLine {
         let client = self.up_client()?;
         let device = self.interface();
         let mut results = Vec::new();
-        for queue in &self.shared.config.queues {
+        if self.shared.queues.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{name}: device {} works in no queue at Asterisk, so it has no agent state there",
+                    self.shared.device
+                ),
+            ));
+        }
+        for queue in &self.shared.queues {
             let mut headers: Vec<(&str, &str)> = vec![("Queue", queue), ("Interface", &device)];
             headers.extend_from_slice(extra);
             let a = action(name, &headers)?;
@@ -232,7 +246,7 @@ impl AmiLine {
         results: Vec<Result<Message>>,
         already: bool,
     ) -> Result<()> {
-        let queues = &self.shared.config.queues;
+        let queues = &self.shared.queues;
         let failures: Vec<String> = results
             .iter()
             .zip(queues)
@@ -740,7 +754,7 @@ impl AmiLine {
 }
 
 /// What a line can do with `config`.
-pub(crate) fn capabilities(config: &AmiConfig) -> Capabilities {
+pub(crate) fn capabilities(config: &AmiConfig, any_line_queues: bool) -> Capabilities {
     use CommandKind::*;
     let mut caps = Capabilities::none()
         .with(MakeCall)
@@ -757,7 +771,7 @@ pub(crate) fn capabilities(config: &AmiConfig) -> Capabilities {
     if config.conference_context.is_some() {
         caps = caps.with(CompleteConference).with(DropParty);
     }
-    if !config.queues.is_empty() {
+    if !config.queues.is_empty() || any_line_queues {
         caps = caps.with(Login).with(Logout).with(SetAgentState);
     }
     if config.answer == AnswerMode::PhoneAnswersItself {

@@ -84,6 +84,8 @@ struct Shared {
     board: Arc<Mutex<Board>>,
     /// Open lines by device id.
     lines: Mutex<HashMap<String, AmiLine>>,
+    /// Queues of lines that work in others than the config's, by device id.
+    line_queues: Mutex<HashMap<String, Vec<String>>>,
     status: OnceLock<LinkStatus>,
     stopped: AtomicBool,
 }
@@ -92,6 +94,31 @@ impl Shared {
     fn lines(&self) -> MutexGuard<'_, HashMap<String, AmiLine>> {
         // Nothing panics while holding it; a poisoned lock still guards a valid map.
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn line_queues(&self) -> MutexGuard<'_, HashMap<String, Vec<String>>> {
+        self.line_queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The queues line `device` works in.
+    fn queues_of(&self, device: &str) -> Vec<String> {
+        self.line_queues()
+            .get(device)
+            .cloned()
+            .unwrap_or_else(|| self.config.queues.clone())
+    }
+
+    /// Every queue any line works in, each once.
+    fn all_queues(&self) -> Vec<String> {
+        let mut queues = self.config.queues.clone();
+        for more in self.line_queues().values() {
+            for queue in more {
+                if !queues.contains(queue) {
+                    queues.push(queue.clone());
+                }
+            }
+        }
+        queues
     }
 
     /// Sends the hang-ups the lines asked for.
@@ -157,9 +184,10 @@ impl ClientEvents for Events {
 /// contact centre with `opencti_core::SharedLink`, or run it for a single line with
 /// [`AmiConnector`](crate::AmiConnector). Cheap to clone; clones share the connection.
 ///
-/// Every line uses the config's agent settings (`queues`, `outbound_context`, `hold`,
-/// `conference_context`, `answer`, `caller_id`); its device is the session's device id
-/// (`PJSIP/1001`, `Local/1001@agents`).
+/// Every line uses the config's agent settings (`outbound_context`, `hold`,
+/// `conference_context`, `answer`, `caller_id`) and its queues, unless
+/// [`set_queues`](AmiLink::set_queues) gave the line queues of its own; its device is the
+/// session's device id (`PJSIP/1001`, `Local/1001@agents`).
 ///
 /// ```no_run
 /// # async fn centre() -> opencti_core::Result<()> {
@@ -206,6 +234,7 @@ impl AmiLink {
                     sinks: Sinks::default(),
                 })),
                 lines: Mutex::new(HashMap::new()),
+                line_queues: Mutex::new(HashMap::new()),
                 status: OnceLock::new(),
                 stopped: AtomicBool::new(false),
             }),
@@ -239,7 +268,7 @@ impl AmiLink {
             }
         };
         let mut members = Vec::new();
-        for queue in &self.shared.config.queues {
+        for queue in &self.shared.all_queues() {
             let list = client
                 .send_list(action("QueueStatus", &[("Queue", queue)])?)
                 .await?;
@@ -251,6 +280,20 @@ impl AmiLink {
         }
         let withheld = crate::withheld::by_dialplan(client, &self.shared.config).await;
         Ok((channels, bridges, members, withheld))
+    }
+
+    /// Line `device` works in `queues` rather than the config's (the agents of a contact
+    /// centre work in different queues). Takes effect for a line opened afterwards.
+    pub fn set_queues(&self, device: &opencti_core::DeviceId, queues: Vec<String>) -> Result<()> {
+        for queue in &queues {
+            crate::action::AmiValue::new(queue.as_str()).map_err(|e| {
+                Error::new(ErrorKind::Config, format!("queue {queue:?}: {e}")).with_source(e)
+            })?;
+        }
+        self.shared
+            .line_queues()
+            .insert(device.as_str().to_owned(), queues);
+        Ok(())
     }
 
     fn line(&self, line: &Line) -> Result<AmiLine> {
@@ -270,7 +313,7 @@ impl AmiLink {
 #[async_trait]
 impl SwitchLink for AmiLink {
     fn capabilities(&self) -> Capabilities {
-        line::capabilities(&self.shared.config)
+        line::capabilities(&self.shared.config, !self.shared.line_queues().is_empty())
     }
 
     async fn start(&self, status: LinkStatus) -> Result<()> {
@@ -287,7 +330,8 @@ impl SwitchLink for AmiLink {
     }
 
     async fn open_line(&self, line: &Line, sink: EventSink) -> Result<()> {
-        let book = AmiLine::book(&self.shared.config, line)?;
+        let queues = self.shared.queues_of(line.device.as_str());
+        let book = AmiLine::book(&self.shared.config, line, &queues)?;
         let device = book.interface().to_owned();
         let taken = || {
             Error::new(
@@ -312,6 +356,7 @@ impl SwitchLink for AmiLink {
             id,
             line,
             device,
+            queues,
         );
         lines.insert(line.device.as_str().to_owned(), opened);
         Ok(())

@@ -92,9 +92,6 @@ async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
         } => {
             let secret = opencti_asterisk_ami::secret_from_file(deployment.resolve(secret_file))?;
             let mut config = opencti_asterisk_ami::AmiConfig::new(address, username, secret);
-            // One AMI link serves every agent; each works in the queues of the file (all
-            // of them: the link's queue settings are not per line yet).
-            config.queues = all_queues(deployment);
             if let Some(ca) = tls_ca_file {
                 config.tls = Some(opencti_asterisk_ami::TlsConfig {
                     ca_file: Some(deployment.resolve(ca)),
@@ -102,8 +99,13 @@ async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
                     server_name: None,
                 });
             }
-            let link =
-                SharedLink::start(Arc::new(opencti_asterisk_ami::AmiLink::new(config)?)).await?;
+            // One AMI link serves every agent, each in the queues the file gives it.
+            let link = opencti_asterisk_ami::AmiLink::new(config)?;
+            for agent in &deployment.agents {
+                let queues = agent.queues.iter().map(|q| q.get_ref().clone()).collect();
+                link.set_queues(&DeviceId::new(agent.device.get_ref())?, queues)?;
+            }
+            let link = SharedLink::start(Arc::new(link)).await?;
             Ok(Arc::new(LinkSessions(link)))
         }
         PhoneSystem::Sip { registrar, domain } => {

@@ -85,6 +85,70 @@ async fn four_agents_share_one_ami_session() {
     pbx.clear().await;
 }
 
+/// The members of `queue`, by interface, from the CLI's `queue show`.
+fn members_of(queue: &str) -> Vec<String> {
+    cli(&format!("queue show {queue}"))
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            l.find("(Local/")
+                .and_then(|i| l.get(i + 1..))
+                .and_then(|rest| rest.split([' ', ')']).next())
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_on_one_link_log_into_their_own_queues() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let link = AmiLink::new(local_agent_config(&[])).unwrap_or_else(|e| panic!("{e}"));
+    link.set_queues(
+        &DeviceId::new("Local/1003@agents").unwrap_or_else(|e| panic!("{e}")),
+        vec!["sales".into()],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    link.set_queues(
+        &DeviceId::new("Local/1004@agents").unwrap_or_else(|e| panic!("{e}")),
+        vec!["support".into()],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let link = SharedLink::start(Arc::new(link))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let carol = desk_on(&link, "carol", "Local/1003@agents").await;
+    let dave = desk_on(&link, "dave", "Local/1004@agents").await;
+    for desk in [&carol, &dave] {
+        desk.session
+            .login()
+            .await
+            .unwrap_or_else(|e| panic!("login: {e}"));
+    }
+    let (sales, support) = (members_of("sales"), members_of("support"));
+    assert!(sales.iter().any(|m| m == "Local/1003@agents"), "{sales:?}");
+    assert!(!sales.iter().any(|m| m == "Local/1004@agents"), "{sales:?}");
+    assert!(
+        support.iter().any(|m| m == "Local/1004@agents"),
+        "{support:?}"
+    );
+    assert!(
+        !support.iter().any(|m| m == "Local/1003@agents"),
+        "{support:?}"
+    );
+    for desk in [&carol, &dave] {
+        desk.session
+            .logout(None)
+            .await
+            .unwrap_or_else(|e| panic!("logout: {e}"));
+    }
+    assert!(!members_of("sales").iter().any(|m| m == "Local/1003@agents"));
+    for desk in [carol, dave] {
+        desk.finish().await;
+    }
+    let _ = link.stop().await;
+    pbx.clear().await;
+}
+
 /// The far end, and the link cut through a proxy.
 struct LinkLiveStimulus {
     proxy: Proxy,
