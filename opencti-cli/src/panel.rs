@@ -59,7 +59,9 @@ pub(crate) async fn run(args: PanelArgs) -> Result<()> {
                 Some(PanelBackend::Sim { scenario }) => scenario,
                 _ => None,
             };
-            let scenario = crate::load_scenario(path.as_ref())?;
+            let mut scenario = crate::load_scenario(path.as_ref())?;
+            // Call ids no earlier run used: the call log keeps every run's calls.
+            scenario.centre.call_ids = opencti_sim::CentreConfig::unique_call_ids();
             let switch = scenario.switch()?;
             for agent in &scenario.centre.agents {
                 issue(&agent.id, &agent.device)?;

@@ -74,7 +74,9 @@ fn all_queues(deployment: &Deployment) -> Vec<String> {
 async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
     match &deployment.phone_system {
         PhoneSystem::Simulator => {
-            let mut builder = opencti_sim::SimSwitch::builder();
+            // Call ids no earlier run used: the call log keeps every run's calls.
+            let mut builder = opencti_sim::SimSwitch::builder()
+                .call_ids(&opencti_sim::CentreConfig::unique_call_ids());
             for queue in all_queues(deployment) {
                 builder = builder.queue(&queue);
             }

@@ -227,32 +227,50 @@ impl Crm for SqliteCrm {
 
     async fn log_call(&self, entry: &CallLogEntry) -> Result<()> {
         let e = entry.clone();
-        self.blocking(move |db| {
-            db.execute(
-                "INSERT OR REPLACE INTO call_log
+        let changed = self
+            .blocking(move |db| {
+                // A call logged again (the same call, later) updates its row; a row is never
+                // replaced by another call that has the same id (one started at another time).
+                db.execute(
+                    "INSERT INTO call_log
                    (agent, device, call, direction, number, queue, started_at, answered_at,
                     ended_at, outcome, parties)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    e.agent.as_str(),
-                    e.device.as_str(),
-                    e.call.as_str(),
-                    match e.direction {
-                        opencti_core::Direction::Inbound => "inbound",
-                        opencti_core::Direction::Outbound => "outbound",
-                    },
-                    e.number,
-                    e.queue,
-                    e.started_at.as_micros() as i64,
-                    e.answered_at.map(|t| t.as_micros() as i64),
-                    e.ended_at.as_micros() as i64,
-                    e.outcome,
-                    e.parties.join(", "),
-                ],
-            )
-            .map(|_| ())
-        })
-        .await
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (agent, call) DO UPDATE SET
+                   device = excluded.device, direction = excluded.direction,
+                   number = excluded.number, queue = excluded.queue,
+                   answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+                   outcome = excluded.outcome, parties = excluded.parties
+                 WHERE call_log.started_at = excluded.started_at",
+                    params![
+                        e.agent.as_str(),
+                        e.device.as_str(),
+                        e.call.as_str(),
+                        match e.direction {
+                            opencti_core::Direction::Inbound => "inbound",
+                            opencti_core::Direction::Outbound => "outbound",
+                        },
+                        e.number,
+                        e.queue,
+                        e.started_at.as_micros() as i64,
+                        e.answered_at.map(|t| t.as_micros() as i64),
+                        e.ended_at.as_micros() as i64,
+                        e.outcome,
+                        e.parties.join(", "),
+                    ],
+                )
+            })
+            .await?;
+        if changed == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!(
+                    "call {} of agent {} is in the call log already for another call (one started at another time); the log keeps the first",
+                    entry.call, entry.agent
+                ),
+            ));
+        }
+        Ok(())
     }
 
     async fn set_disposition(

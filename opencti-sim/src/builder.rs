@@ -110,6 +110,13 @@ impl CentreBuilder {
         self
     }
 
+    /// Call ids start with `prefix` (`call` by default; see
+    /// [`CentreConfig::unique_call_ids`] for a centre that keeps a call log across runs).
+    pub fn call_ids(mut self, prefix: &str) -> Self {
+        self.config.call_ids = prefix.to_owned();
+        self
+    }
+
     /// What outside numbers do when called (default: answer after 3 s).
     pub fn far_end(mut self, behaviour: FarEnd) -> Self {
         self.config.far_end = behaviour;

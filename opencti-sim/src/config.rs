@@ -74,6 +74,15 @@ pub struct CentreConfig {
     pub extensions: Vec<(DeviceId, FarEnd)>,
     /// What outside numbers do unless told otherwise.
     pub far_end: FarEnd,
+    /// What the centre's call ids start with: `<call_ids>-1`, `<call_ids>-2`, ... A
+    /// centre that runs again (a gateway restarted) and keeps a call log should start
+    /// them differently each time (see [`CentreConfig::unique_call_ids`]).
+    #[serde(default = "default_call_ids")]
+    pub call_ids: String,
+}
+
+fn default_call_ids() -> String {
+    "call".into()
 }
 
 impl Default for CentreConfig {
@@ -85,14 +94,33 @@ impl Default for CentreConfig {
             far_end: FarEnd::Answer {
                 after: Duration::from_secs(3),
             },
+            call_ids: default_call_ids(),
         }
     }
 }
 
 impl CentreConfig {
+    /// A call-id prefix no other run of a centre has: `call-` with the time in
+    /// milliseconds and 16 random bits, in base 36, so that call ids stay unique across
+    /// restarts and across gateways sharing a call log.
+    pub fn unique_call_ids() -> String {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let salt = u128::from(fastrand::u16(..));
+        format!("call-{}", base36((millis << 16) | salt))
+    }
+
     /// Checks that ids are unique and every skill names a queue.
     pub fn validate(&self) -> Result<()> {
         let config = |m: String| Error::new(ErrorKind::Config, m);
+        if let Err(e) = opencti_core::CallId::new(format!("{}-1", self.call_ids)) {
+            return Err(config(format!(
+                "call_ids {:?}: {}",
+                self.call_ids,
+                e.message()
+            )));
+        }
         for (i, a) in self.agents.iter().enumerate() {
             if self.agents[..i].iter().any(|b| b.id == a.id) {
                 return Err(config(format!("agent {} is defined twice", a.id)));
@@ -154,4 +182,19 @@ pub(crate) mod seconds {
             ))
         })
     }
+}
+
+/// `n` in base 36, lower case.
+fn base36(mut n: u128) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }

@@ -380,6 +380,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
             queues,
             extensions,
             far_end,
+            ..CentreConfig::default()
         },
         arrivals,
         calls,

@@ -19,7 +19,8 @@ impl World {
         data: CallData,
     ) -> LegId {
         let id = self.fresh();
-        let view = CallId::new(format!("call-{}", id)).unwrap_or_else(|_| unreachable_call());
+        let view = CallId::new(format!("{}-{}", self.config.call_ids, id))
+            .unwrap_or_else(|_| unreachable_call());
         self.legs.insert(
             id,
             Leg {
