@@ -2,7 +2,14 @@
 //! starts a consultation or joins a conference; a party entering or leaving a bridge
 //! with a leg joins or leaves its call; a leg leaving into the hold context holds it.
 
-use super::*;
+use opencti_core::{CallData, CallId, CallRole, CallState, Cause, Event, Party, PartyId};
+
+use crate::tracker::state;
+
+use super::{
+    address, party, read_call, state_of, Consult, EventOut, Peer, Pending, Translator,
+    CONFERENCE_BRIDGE,
+};
 
 impl Translator<'_> {
     /// The calls whose conversation is in `bridge`, except `other`'s own.

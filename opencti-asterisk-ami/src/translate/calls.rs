@@ -1,7 +1,14 @@
 //! Calls: channels of the device appearing, dialling and being dialled, answering,
 //! ringing, hanging up; DTMF and recording on them; an `Originate`'s answer.
 
-use super::*;
+use opencti_core::{
+    Address, CallData, CallId, CallState, Cause, DtmfDigits, Error, ErrorKind, Event, PartyId,
+};
+
+use crate::message::Message;
+use crate::tracker::{state, Channel};
+
+use super::{address, party, read_call, state_of, EventOut, FollowUp, Pending, Translator};
 
 /// Q.850 cause codes to canonical causes.
 pub(super) fn cause_from_q850(code: u16) -> Cause {

@@ -1,7 +1,9 @@
 //! What the line's commands register and ask: the `Originate`s in flight, the channels
 //! a command acts on, the hold about to happen, confirmations the connector produces.
 
-use super::*;
+use opencti_core::{Address, CallData, CallId, CommandId, Event, PartyId};
+
+use super::{CallTarget, EventOut, Originate, Pending, Translator};
 
 impl Translator<'_> {
     /// Registers an `Originate` about to be sent for `make_call`, so that its channel

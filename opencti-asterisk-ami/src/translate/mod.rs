@@ -13,18 +13,15 @@
 //! It is synchronous and never blocks: the connection's reader calls it for each event,
 //! and it hands canonical events to an [`EventOut`] (the session's `EventSink`).
 
-use std::collections::HashMap;
-
 use opencti_core::{
-    Address, Call, CallData, CallId, CallRole, CallState, Cause, ChosenState, CommandId,
-    CommandKind, Direction, DisplayName, DtmfDigits, Error, ErrorKind, Event, Party, PartyId,
-    QueueId, ReasonCode, SwitchState, Withheld,
+    Address, CallData, CallId, Cause, CommandId, DisplayName, Event, Party, PartyId, QueueId,
+    SwitchState,
 };
 
 use crate::config::HoldConfig;
 use crate::device::{DeviceMatcher, LineId};
 use crate::message::Message;
-use crate::tracker::{known, state, Change, Channel, ChannelTracker, IdMap};
+use crate::tracker::{known, Change, Channel, ChannelTracker, IdMap};
 
 use out::{read_call, state_of};
 pub(crate) use out::{DeskEvents, EventOut};
@@ -365,6 +362,8 @@ impl Translator<'_> {
 
 #[cfg(test)]
 mod tests {
+    use opencti_core::{Address, Cause, ChosenState, CommandId, Event, ReasonCode};
+
     use super::calls::{cause_from_dial_status, cause_from_q850};
     use super::*;
     use crate::replay::DeviceReplay;

@@ -1,7 +1,14 @@
 //! Queues and agent state: memberships and pauses from queue events, and the queue a
 //! call is offered from.
 
-use super::*;
+use opencti_core::{
+    Cause, ChosenState, CommandId, CommandKind, Event, QueueId, ReasonCode, Withheld,
+};
+
+use crate::message::Message;
+use crate::tracker::known;
+
+use super::{EventOut, LineBook, Translator};
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Membership {

@@ -1,6 +1,12 @@
 //! Rebuilding a line after a (re)connect from what Asterisk lists.
 
-use super::*;
+use opencti_core::{Call, CallId, CallRole, CallState, Direction, ReasonCode, SwitchState};
+use std::collections::HashMap;
+
+use crate::message::Message;
+use crate::tracker::{known, state, Channel};
+
+use super::{address, party, DeviceChannel, EventOut, Membership, Pending, Translator};
 
 impl Translator<'_> {
     /// Rebuilds the line from the tracker (just rebuilt from `CoreShowChannels` and

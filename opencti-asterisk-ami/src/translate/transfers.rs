@@ -1,7 +1,9 @@
 //! Transfers and conference: Asterisk's transfer events, and what the connector's
 //! consultation, transfer and conference actions lead the next events to mean.
 
-use super::*;
+use opencti_core::{Address, CallId, CommandId, Event};
+
+use super::{address, EventOut, Pending, Translator};
 
 impl Translator<'_> {
     pub(super) fn blind_transfer(
