@@ -1,12 +1,16 @@
 //! `opencti serve FILE`: a whole contact centre from a deployment file. On the embedded
 //! simulator: agents sign in with their id and password, get a token, and their desk
 //! over the WebSocket; a wrong password is refused; a bad file is refused naming the
-//! file and the line.
+//! file and the line. On the real Asterisk (the test PBX that `.ci/run` starts): each
+//! agent logs into its own queues, and all of them share one AMI session; skipped with a
+//! printed reason when no Asterisk answers on 127.0.0.1:5038, except under `CI=true`,
+//! where that is a failure.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -152,5 +156,172 @@ fn a_bad_deployment_file_is_refused_with_the_file_and_line() {
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("centre.toml:5:"), "{error}");
     assert!(error.contains("pbx"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ----- on the real Asterisk -----
+
+const AMI: &str = "127.0.0.1:5038";
+
+fn asterisk_answers() -> bool {
+    let Ok(mut socket) = TcpStream::connect_timeout(&AMI.parse().unwrap(), Duration::from_secs(2))
+    else {
+        return false;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut banner = [0u8; 21];
+    socket.read_exact(&mut banner).is_ok() && banner.starts_with(b"Asterisk Call Manager")
+}
+
+/// The test PBX is shared with the AMI crate's live tests: take it as they do.
+fn lock_the_pbx() -> std::fs::File {
+    let path = std::env::temp_dir().join("opencti-asterisk-live.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    file.lock().unwrap();
+    file
+}
+
+fn cli(command: &str) -> String {
+    let prefix = std::env::var_os("OPENCTI_ASTERISK_PREFIX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/opencti/asterisk"));
+    let rundir = std::env::var_os("OPENCTI_ASTERISK_RUNDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| prefix.join("run"));
+    let out = Command::new(prefix.join("sbin/asterisk"))
+        .arg("-C")
+        .arg(rundir.join("etc/asterisk/asterisk.conf"))
+        .arg("-rx")
+        .arg(command)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn opencti_sessions() -> usize {
+    cli("manager show connected")
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some("opencti"))
+        .count()
+}
+
+fn in_queue(queue: &str, interface: &str) -> bool {
+    cli(&format!("queue show {queue}")).contains(&format!("({interface}"))
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Signs `agent` in and opens its desk; returns the WebSocket after the snapshot.
+async fn desk(address: &str, agent: &str, password: &str) -> Socket {
+    let (status, body) = post(
+        address,
+        "/api/sign-in",
+        &format!(r#"{{"agent":"{agent}","password":"{password}"}}"#),
+    );
+    assert_eq!(status, 200, "{agent}: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = json["token"].as_str().unwrap().to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .unwrap();
+    let hello = serde_json::json!({"auth": {"token": token}}).to_string();
+    ws.send(Message::Text(hello.into())).await.unwrap();
+    next_text(&mut ws).await;
+    ws
+}
+
+async fn next_text(ws: &mut Socket) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("a message within 15 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            return text.to_string();
+        }
+    }
+}
+
+/// Sends `command` and waits for its reply.
+async fn command(ws: &mut Socket, id: &str, command: serde_json::Value) -> String {
+    let request = serde_json::json!({"id": id, "command": command}).to_string();
+    ws.send(Message::Text(request.into())).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "no reply to {id}");
+        let text = next_text(ws).await;
+        if text.contains(&format!("\"id\":\"{id}\"")) {
+            return text;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_centre_on_the_real_asterisk_signs_agents_in_on_one_ami_session() {
+    if !asterisk_answers() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no Asterisk answers AMI on {AMI}"
+        );
+        eprintln!("SKIPPED: no Asterisk answers AMI on {AMI} (start opencti-asterisk-ami/peers/asterisk/start-asterisk.sh)");
+        return;
+    }
+    let _pbx = tokio::task::spawn_blocking(lock_the_pbx).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("opencti-serve-ami-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ami-secret"), "opencti-secret\n").unwrap();
+    let file = dir.join("centre.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[listen]\naddress = \"127.0.0.1:0\"\n\n\
+             [phone_system]\nkind = \"asterisk\"\naddress = \"{AMI}\"\nusername = \"opencti\"\nsecret_file = \"ami-secret\"\n\n\
+             [[agent]]\nid = \"carol\"\nname = \"Carol\"\ndevice = \"Local/1003@agents\"\nqueues = [\"sales\"]\npassword_hash = \"{}\"\n\n\
+             [[agent]]\nid = \"dave\"\nname = \"Dave\"\ndevice = \"Local/1004@agents\"\nqueues = [\"support\"]\npassword_hash = \"{}\"\n",
+            hash("carol-pw"),
+            hash("dave-pw")
+        ),
+    )
+    .unwrap();
+    let before = opencti_sessions();
+    let (_served, address) = serve(&file);
+
+    assert_eq!(
+        post(
+            &address,
+            "/api/sign-in",
+            r#"{"agent":"carol","password":"dave-pw"}"#
+        )
+        .0,
+        401
+    );
+    let mut carol = desk(&address, "carol", "carol-pw").await;
+    let mut dave = desk(&address, "dave", "dave-pw").await;
+    assert_eq!(
+        opencti_sessions(),
+        before + 1,
+        "two agents, one AMI session: {}",
+        cli("manager show connected")
+    );
+    let login = serde_json::json!({"type": "login"});
+    let reply = command(&mut carol, "c1", login.clone()).await;
+    assert!(!reply.contains("\"error\""), "{reply}");
+    let reply = command(&mut dave, "d1", login).await;
+    assert!(!reply.contains("\"error\""), "{reply}");
+    // Each in the queues the file gives them, and only those.
+    assert!(in_queue("sales", "Local/1003@agents") && !in_queue("sales", "Local/1004@agents"));
+    assert!(in_queue("support", "Local/1004@agents") && !in_queue("support", "Local/1003@agents"));
+    let logout = serde_json::json!({"type": "logout"});
+    command(&mut carol, "c2", logout.clone()).await;
+    command(&mut dave, "d2", logout).await;
+    assert!(!in_queue("sales", "Local/1003@agents"));
+    assert!(!in_queue("support", "Local/1004@agents"));
     let _ = std::fs::remove_dir_all(&dir);
 }
