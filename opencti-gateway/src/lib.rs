@@ -21,7 +21,7 @@ pub use limits::Limits;
 pub use router::Gateway;
 pub use security::Security;
 pub use sessions::{SessionFactory, SimSessions};
-pub use sign_in::{SignIn, MAX_SIGN_IN_BYTES};
+pub use sign_in::{SignIn, FAILURE_WINDOW, MAX_FAILED_SIGN_INS, MAX_SIGN_IN_BYTES};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{CallLogRow, SqliteCrm};
 

@@ -107,6 +107,7 @@ impl Gateway {
             check,
             tokens,
             lifetime,
+            failures: Default::default(),
         });
         self
     }

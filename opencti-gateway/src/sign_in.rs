@@ -6,8 +6,9 @@
 //! password. Checking a password is slow on purpose (a password hash), so it runs on a
 //! blocking thread, and a request body is small and bounded.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,6 +22,16 @@ use crate::router::Shared;
 
 /// Longest sign-in request body, in bytes.
 pub const MAX_SIGN_IN_BYTES: usize = 4096;
+
+/// Failed sign-ins for one agent id within [`FAILURE_WINDOW`] after which further
+/// attempts for that id are refused (`429`) until the window has passed.
+pub const MAX_FAILED_SIGN_INS: u32 = 5;
+
+/// How long failed sign-ins count against an agent id.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Most agent ids whose failures are remembered at once (the oldest go first).
+const MAX_TRACKED_IDS: usize = 10_000;
 
 /// Checks an agent's password: implement it over the deployment's agents or a directory.
 pub trait SignIn: Send + Sync {
@@ -36,6 +47,50 @@ pub(crate) struct SignInSettings {
     pub(crate) check: Arc<dyn SignIn>,
     pub(crate) tokens: TokenTable,
     pub(crate) lifetime: Duration,
+    pub(crate) failures: Failures,
+}
+
+/// Recent failed sign-ins by agent id (known or not: the same for both, so throttling
+/// tells nothing of who exists).
+#[derive(Clone, Default)]
+pub(crate) struct Failures(Arc<Mutex<HashMap<String, (u32, Instant)>>>);
+
+impl Failures {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `agent` has failed too often lately.
+    fn throttled(&self, agent: &str) -> bool {
+        self.map().get(agent).is_some_and(|(count, first)| {
+            *count >= MAX_FAILED_SIGN_INS && first.elapsed() < FAILURE_WINDOW
+        })
+    }
+
+    fn failed(&self, agent: &str) {
+        let mut map = self.map();
+        if map.len() >= MAX_TRACKED_IDS && !map.contains_key(agent) {
+            map.retain(|_, (_, first)| first.elapsed() < FAILURE_WINDOW);
+            if map.len() >= MAX_TRACKED_IDS {
+                let oldest = map
+                    .iter()
+                    .min_by_key(|(_, (_, first))| *first)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        let entry = map.entry(agent.to_owned()).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, agent: &str) {
+        self.map().remove(agent);
+    }
 }
 
 #[derive(Deserialize)]
@@ -85,12 +140,21 @@ pub(crate) async fn sign_in(State(shared): State<Arc<Shared>>, body: Bytes) -> R
         }
     };
     let agent = form.agent.clone();
+    if settings.failures.throttled(&agent) {
+        tracing::warn!(agent = %agent.escape_debug(), "gateway: sign-in refused, too many failures");
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unauthorized,
+            "too many failed sign-ins for this agent id: try again in a minute",
+        );
+    }
     let check = settings.check.clone();
     let grant = tokio::task::spawn_blocking(move || check.sign_in(&form.agent, &form.password))
         .await
         .ok()
         .flatten();
     let Some(grant) = grant else {
+        settings.failures.failed(&agent);
         tracing::info!(agent = %agent.escape_debug(), "gateway: sign-in refused");
         return error(
             StatusCode::UNAUTHORIZED,
@@ -98,6 +162,7 @@ pub(crate) async fn sign_in(State(shared): State<Arc<Shared>>, body: Bytes) -> R
             "unknown agent or wrong password",
         );
     };
+    settings.failures.succeeded(&agent);
     let issued =
         settings
             .tokens

@@ -174,3 +174,20 @@ async fn a_token_expires_and_can_be_revoked() {
     tokens.revoke_agent(&AgentId::new("alice").unwrap());
     assert!(tokens.authenticate(&token).await.is_err());
 }
+
+#[tokio::test]
+async fn repeated_failures_for_an_agent_id_are_throttled_alike() {
+    let (address, _) = start(Duration::from_secs(3600)).await;
+    for agent in ["alice", "mallory"] {
+        for _ in 0..opencti_gateway::MAX_FAILED_SIGN_INS {
+            let body = format!(r#"{{"agent":"{agent}","password":"guess"}}"#);
+            let (status, _) = request(&address, "POST", "/api/sign-in", body.as_bytes()).await;
+            assert_eq!(status, 401);
+        }
+        // Now even the right password waits for the window to pass.
+        let body = format!(r#"{{"agent":"{agent}","password":"correct horse"}}"#);
+        let (status, answer) = request(&address, "POST", "/api/sign-in", body.as_bytes()).await;
+        assert_eq!(status, 429, "{agent}: {answer}");
+        assert!(answer.contains("too many failed sign-ins"), "{answer}");
+    }
+}
