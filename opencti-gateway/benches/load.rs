@@ -1,4 +1,4 @@
-//! Load harness: 1,000 concurrent WebSocket agent sessions on one gateway, each taking
+//! Load harness: 1,000 (or `LOAD_AGENTS`) concurrent WebSocket agent sessions on one gateway, each taking
 //! simulated calls, on loopback. Reports event delivery latency (p50, p99, max) and the
 //! gateway's memory per session. Bounded: a fixed number of calls, then it stops.
 //!
@@ -82,7 +82,8 @@ fn server() {
         let gateway = opencti_gateway::Gateway::with_limits(
             Arc::new(tokens),
             Arc::new(opencti_gateway::SimSessions::new(switch.clone())),
-            opencti_gateway::Limits::default(),
+            // Every agent's connection, and room for a few more.
+            opencti_gateway::Limits::default().with_max_connections(agents + 64),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -55,13 +55,6 @@ impl World {
 
     // ----- the ACD -----
 
-    pub(super) fn available(&self, a: usize) -> bool {
-        let agent = &self.agents[a];
-        agent.chosen == ChosenState::Ready
-            && agent.in_wrap_up.is_none()
-            && !self.device_busy(&agent.device)
-    }
-
     /// Offers waiting calls to available agents: highest priority queue first, then the
     /// longest-waiting call, to the longest-idle agent with the skill.
     pub(crate) fn route(&mut self) {
@@ -77,9 +70,18 @@ impl World {
                     .and_then(|c| c.enqueued_at);
                 (std::cmp::Reverse(self.queues[*q].priority), since)
             });
+            // Which devices are busy, found once rather than once per agent: with
+            // thousands of agents and hundreds of calls, that is what routing costs.
+            let busy = self.busy_devices();
             for q in order {
                 let agent = (0..self.agents.len())
-                    .filter(|a| self.agents[*a].skills.contains(&q) && self.available(*a))
+                    .filter(|a| {
+                        let agent = &self.agents[*a];
+                        agent.skills.contains(&q)
+                            && agent.chosen == ChosenState::Ready
+                            && agent.in_wrap_up.is_none()
+                            && !busy.contains(&agent.device)
+                    })
                     .min_by_key(|a| self.agents[*a].idle_since);
                 if let Some(a) = agent {
                     best = Some((q, a));

@@ -236,13 +236,25 @@ impl World {
             })
     }
 
-    fn device_legs(&self, device: &DeviceId) -> impl Iterator<Item = &Leg> {
-        let who = Who::Device(device.clone());
-        self.legs.values().filter(move |l| l.who == who)
+    fn device_legs<'a>(&'a self, device: &'a DeviceId) -> impl Iterator<Item = &'a Leg> + 'a {
+        self.legs
+            .values()
+            .filter(move |l| matches!(&l.who, Who::Device(d) if d == device))
     }
 
     fn device_busy(&self, device: &DeviceId) -> bool {
         self.device_legs(device).next().is_some()
+    }
+
+    /// Every device with a leg now (one pass over the legs, for the ACD's choice).
+    fn busy_devices(&self) -> std::collections::HashSet<DeviceId> {
+        self.legs
+            .values()
+            .filter_map(|l| match &l.who {
+                Who::Device(d) => Some(d.clone()),
+                Who::Outside(_) => None,
+            })
+            .collect()
     }
 
     fn resolve(&self, to: &str) -> Target {
