@@ -8,23 +8,15 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-ami cargo bench -p opencti-asterisk-ami --bench codec`
 
+mod common;
+
 use std::sync::LazyLock;
 
 use bytes::BytesMut;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{black_box, Bencher};
-use opencti_asterisk_ami::{AmiCodec, Frame, Message, PushDecoder};
+use opencti_asterisk_ami::{AmiCodec, Frame, PushDecoder};
 
-const CAPTURE: &[u8] = include_bytes!("../tests/fixtures/05_two_party_call.txt");
-const CALL_EVENTS: [&str; 7] = [
-    "Newchannel",
-    "Newstate",
-    "DialBegin",
-    "DialEnd",
-    "BridgeEnter",
-    "BridgeLeave",
-    "Hangup",
-];
 const EVENTS: usize = 100_000;
 const READ_SIZE: usize = 16 * 1024;
 
@@ -35,14 +27,7 @@ struct Stream {
 }
 
 static STREAM: LazyLock<Stream> = LazyLock::new(|| {
-    let mut decoder = PushDecoder::new();
-    decoder.push(CAPTURE);
-    let call_events: Vec<Message> = decoder
-        .frames()
-        .filter_map(|frame| frame.ok().and_then(Frame::into_message))
-        .filter(|m| m.event().is_some_and(|e| CALL_EVENTS.contains(&e)))
-        .collect();
-    assert_eq!(call_events.len(), 22, "call events in the capture");
+    let call_events = common::call_events();
     let mut bytes = Vec::new();
     let mut headers = 0;
     for m in call_events.iter().cycle().take(EVENTS) {

@@ -12,56 +12,21 @@
 //! Run: `cargo bench -p opencti-asterisk-ami --bench link` (optionally `-- LINES...`, the
 //! numbers of lines to measure; default 1 20 200).
 
-use std::sync::{Arc, LazyLock};
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{call, EVENTS_A_CALL};
 use futures::StreamExt;
 use opencti_asterisk_ami::test_support::{Control, Script};
-use opencti_asterisk_ami::{AmiConfig, AmiLink, Frame, PushDecoder, Secret};
+use opencti_asterisk_ami::{AmiConfig, AmiLink, Secret};
 use opencti_core::{AgentId, DeviceId, SharedLink};
 
-const CAPTURE: &[u8] = include_bytes!("../tests/fixtures/05_two_party_call.txt");
-const CALL_EVENTS: [&str; 7] = [
-    "Newchannel",
-    "Newstate",
-    "DialBegin",
-    "DialEnd",
-    "BridgeEnter",
-    "BridgeLeave",
-    "Hangup",
-];
 /// Calls in the stream: 9,091 calls of 22 events is 200,002 events.
 const CALLS: usize = 9_091;
 const DEVICES: usize = 2_000;
 const PASSES: usize = 3;
-
-static ONE_CALL: LazyLock<String> = LazyLock::new(|| {
-    let mut decoder = PushDecoder::new();
-    decoder.push(CAPTURE);
-    decoder
-        .frames()
-        .filter_map(|f| f.ok().and_then(Frame::into_message))
-        .filter(|m| m.event().is_some_and(|e| CALL_EVENTS.contains(&e)))
-        .map(|m| format!("{}\r\n", m.as_str()))
-        .collect()
-});
-
-/// Call `i` at agent device `Local/<device>@agents`, with its own ids.
-fn call(i: usize, device: usize) -> String {
-    let base = 1_800_000_000 + i;
-    ONE_CALL
-        .replace("1795238031.6", &format!("{base}.6"))
-        .replace("1795238031.7", &format!("{base}.7"))
-        .replace("1795238032.8", &format!("{base}.8"))
-        .replace("1795238032.9", &format!("{base}.9"))
-        .replace("00000003;", &format!("{:08x};", 2 * i))
-        .replace("00000004;", &format!("{:08x};", 2 * i + 1))
-        .replace(
-            "6a91b094-7ae0-48e6-afbd-de6547d6c4ec",
-            &format!("{i:08x}-7ae0-48e6-afbd-de6547d6c4ec"),
-        )
-        .replace("Local/1001@agents", &format!("Local/{device}@agents"))
-}
 
 fn device(n: usize) -> String {
     format!("Local/{}@agents", 10_000 + n)
@@ -107,16 +72,16 @@ async fn measure(lines: usize) {
         .expect("marker session");
     let mut marker_events = opencti_core::DesktopInterface::subscribe(&marker);
 
-    let events = (CALLS + 1) * 22;
+    let events = (CALLS + 1) * EVENTS_A_CALL;
     // Three passes of the stream, each with calls of its own: the first warms the maps
     // up, the others show whether memory stays flat.
     for pass in 1..=PASSES {
         let first = (pass - 1) * (CALLS + 1);
         let mut stream = Vec::new();
         for i in 0..CALLS {
-            stream.extend_from_slice(call(first + i, 10_000 + i % DEVICES).as_bytes());
+            stream.extend_from_slice(call(first + i, &device(i % DEVICES)).as_bytes());
         }
-        stream.extend_from_slice(call(first + CALLS, 99_999).as_bytes());
+        stream.extend_from_slice(call(first + CALLS, "Local/99999@agents").as_bytes());
         let bytes = stream.len();
         let rss_before = resident_kib();
         let started = Instant::now();

@@ -14,60 +14,20 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-ami cargo bench -p opencti-asterisk-ami --bench translate`
 
+mod common;
+
 use std::sync::LazyLock;
 
 use bytes::BytesMut;
+use common::{call, CAPTURED_DEVICE, EVENTS_A_CALL};
 use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use opencti_asterisk_ami::test_support::DeviceReplay;
 use opencti_asterisk_ami::{AmiCodec, DecoderConfig, Frame, Message, PushDecoder};
 use opencti_core::Event;
 
-const CAPTURE: &[u8] = include_bytes!("../tests/fixtures/05_two_party_call.txt");
-const CALL_EVENTS: [&str; 7] = [
-    "Newchannel",
-    "Newstate",
-    "DialBegin",
-    "DialEnd",
-    "BridgeEnter",
-    "BridgeLeave",
-    "Hangup",
-];
 const CALLS: usize = 4_546; // 100,012 events
 const READ_SIZE: usize = 16 * 1024;
-
-/// The 22 events of one call, as text.
-static ONE_CALL: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut decoder = PushDecoder::new();
-    decoder.push(CAPTURE);
-    let events: Vec<String> = decoder
-        .frames()
-        .filter_map(|f| f.ok().and_then(Frame::into_message))
-        .filter(|m| m.event().is_some_and(|e| CALL_EVENTS.contains(&e)))
-        .map(|m| format!("{}\r\n", m.as_str()))
-        .collect();
-    assert_eq!(events.len(), 22, "call events in the capture");
-    events
-});
-
-/// Call `i`'s events with its own ids (same lengths as the originals).
-fn call(i: usize) -> String {
-    let mut text = String::new();
-    for event in ONE_CALL.iter() {
-        text.push_str(event);
-    }
-    let base = 1_800_000_000 + i;
-    text.replace("1795238031.6", &format!("{base}.6"))
-        .replace("1795238031.7", &format!("{base}.7"))
-        .replace("1795238032.8", &format!("{base}.8"))
-        .replace("1795238032.9", &format!("{base}.9"))
-        .replace("00000003;", &format!("{:08x};", 2 * i))
-        .replace("00000004;", &format!("{:08x};", 2 * i + 1))
-        .replace(
-            "6a91b094-7ae0-48e6-afbd-de6547d6c4ec",
-            &format!("{i:08x}-7ae0-48e6-afbd-de6547d6c4ec"),
-        )
-}
 
 struct Stream {
     bytes: Vec<u8>,
@@ -77,11 +37,11 @@ struct Stream {
 static STREAM: LazyLock<Stream> = LazyLock::new(|| {
     let mut bytes = Vec::new();
     for i in 0..CALLS {
-        bytes.extend_from_slice(call(i).as_bytes());
+        bytes.extend_from_slice(call(i, CAPTURED_DEVICE).as_bytes());
     }
     Stream {
         bytes,
-        events: CALLS * 22,
+        events: CALLS * EVENTS_A_CALL,
     }
 });
 
