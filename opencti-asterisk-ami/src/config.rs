@@ -122,6 +122,12 @@ pub struct Timeouts {
     pub keepalive: Duration,
     /// Writing one action to the socket (default 5 s).
     pub write: Duration,
+    /// How often the dialplan is read again while the link is up, for the contexts
+    /// the config names (default 10 s). A change (a context added or removed by a
+    /// `dialplan reload`, or one not loaded yet when the link logged in to an Asterisk
+    /// still starting) makes every line read its state again, so the commands withheld
+    /// follow without a reconnect.
+    pub dialplan_recheck: Duration,
 }
 
 impl Default for Timeouts {
@@ -132,6 +138,7 @@ impl Default for Timeouts {
             originate_ring: Duration::from_secs(30),
             keepalive: Duration::from_secs(20),
             write: Duration::from_secs(5),
+            dialplan_recheck: Duration::from_secs(10),
         }
     }
 }

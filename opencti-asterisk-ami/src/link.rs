@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use async_trait::async_trait;
 use opencti_core::{
@@ -74,6 +74,42 @@ pub(crate) fn lock(board: &Mutex<Board>) -> MutexGuard<'_, Board> {
     board.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Reads the dialplan again every `dialplan_recheck` while the link is up; when what it
+/// withholds changed since the last read (a context was added or removed by a `dialplan
+/// reload`, or Asterisk finished loading its dialplan after the link logged in to an
+/// Asterisk still starting), every line reads its state again and so gets the new list,
+/// without a reconnect. Ends when the link stops or is dropped.
+async fn recheck_dialplan(shared: Weak<Shared>) {
+    loop {
+        let every = match shared.upgrade() {
+            Some(shared) => shared.config.timeouts.dialplan_recheck,
+            None => return,
+        };
+        tokio::time::sleep(every).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(client) = shared.client.get().filter(|c| c.is_up()) else {
+            continue;
+        };
+        let now = crate::withheld::by_dialplan(client, &shared.config).await;
+        if *shared.dialplan() == now {
+            continue;
+        }
+        tracing::info!(
+            withheld = now.len(),
+            "AMI: the dialplan changed what it allows; every line reads its state again"
+        );
+        *shared.dialplan() = now;
+        if let Some(status) = shared.status.get() {
+            status.resync();
+        }
+    }
+}
+
 /// What a read of the switch's state gives: channels, bridges, queue members, and what
 /// the dialplan withholds.
 type Lists = (Vec<Message>, Vec<Message>, Vec<Message>, Vec<Withheld>);
@@ -88,12 +124,18 @@ struct Shared {
     line_queues: Mutex<HashMap<String, Vec<String>>>,
     status: OnceLock<LinkStatus>,
     stopped: AtomicBool,
+    /// What the dialplan withheld when last read.
+    dialplan: Mutex<Vec<Withheld>>,
 }
 
 impl Shared {
     fn lines(&self) -> MutexGuard<'_, HashMap<String, AmiLine>> {
         // Nothing panics while holding it; a poisoned lock still guards a valid map.
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dialplan(&self) -> MutexGuard<'_, Vec<Withheld>> {
+        self.dialplan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn line_queues(&self) -> MutexGuard<'_, HashMap<String, Vec<String>>> {
@@ -237,6 +279,7 @@ impl AmiLink {
                 line_queues: Mutex::new(HashMap::new()),
                 status: OnceLock::new(),
                 stopped: AtomicBool::new(false),
+                dialplan: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -279,6 +322,7 @@ impl AmiLink {
             );
         }
         let withheld = crate::withheld::by_dialplan(client, &self.shared.config).await;
+        *self.shared.dialplan() = withheld.clone();
         Ok((channels, bridges, members, withheld))
     }
 
@@ -326,6 +370,7 @@ impl SwitchLink for AmiLink {
         let handler = Arc::new(Events(self.shared.clone()));
         let client = AmiClient::start((*self.shared.config).clone(), handler).await?;
         let _ = self.shared.client.set(client);
+        tokio::spawn(recheck_dialplan(Arc::downgrade(&self.shared)));
         Ok(())
     }
 

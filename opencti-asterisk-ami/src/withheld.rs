@@ -5,7 +5,8 @@
 //! context, an outbound context); whether those contexts exist is Asterisk's dialplan's
 //! business. A `Redirect` or `Originate` into a context that is not there drops the
 //! customer or fails late, so the commands that need a missing context are withheld
-//! from the line, with the reason, until a later (re)connect finds it.
+//! from the line, with the reason, until a later read finds it (at a reconnect, or the
+//! link's periodic re-read, `Timeouts::dialplan_recheck`).
 
 use opencti_core::{CommandKind, ErrorKind, Withheld};
 

@@ -257,6 +257,10 @@ pub struct ResyncChanges {
     pub changed: Vec<CallId>,
     /// Whether the agent's state differed.
     pub agent_changed: bool,
+    /// Whether the commands the switch withholds on this line differed: read the
+    /// session's capabilities again.
+    #[serde(default)]
+    pub capabilities_changed: bool,
     /// The whole state after the resynchronisation.
     pub snapshot: Snapshot,
 }

@@ -106,6 +106,7 @@ pub struct LinkStatus {
 trait StatusTarget: Send + Sync {
     fn changed(&self, up: bool, reason: &str);
     fn line_changed(&self, device: &DeviceId, up: bool, reason: &str);
+    fn resync(&self);
 }
 
 impl LinkStatus {
@@ -124,6 +125,14 @@ impl LinkStatus {
     pub fn down(&self, reason: &str) {
         if let Some(target) = self.target.upgrade() {
             target.changed(false, reason);
+        }
+    }
+
+    /// The switch's configuration changed (a command withheld for want of it may work
+    /// now): every line's session reads its state again, without a `link_up`.
+    pub fn resync(&self) {
+        if let Some(target) = self.target.upgrade() {
+            target.resync();
         }
     }
 
@@ -175,7 +184,8 @@ struct OpenLine {
 #[derive(Default)]
 struct LinkState {
     up: bool,
-    /// Counts the times the link came up.
+    /// Counts the times every line's state had to be read again: the link came up, or
+    /// the switch's configuration changed.
     generation: u64,
     lines: HashMap<DeviceId, OpenLine>,
     /// Counts the reads of the switch's state started.
@@ -218,6 +228,17 @@ impl StatusTarget for Shared {
     fn line_changed(&self, device: &DeviceId, up: bool, reason: &str) {
         let sink = self.state().lines.get(device).map(|l| l.sink.clone());
         tell(sink.into_iter().collect(), up, reason);
+    }
+
+    fn resync(&self) {
+        let sinks = {
+            let mut state = self.state();
+            state.generation += 1;
+            state.sinks()
+        };
+        for sink in sinks {
+            sink.resync();
+        }
     }
 }
 
@@ -501,6 +522,18 @@ impl StatusTarget for OneLineState {
             .filter(|(line, _)| &line.device == device)
             .map(|(_, sink)| sink.clone());
         tell(sink.into_iter().collect(), up, reason);
+    }
+
+    fn resync(&self) {
+        let sink = self
+            .line
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, sink)| sink.clone());
+        if let Some(sink) = sink {
+            sink.resync();
+        }
     }
 }
 

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::StreamExt;
 use opencti_core::{
-    AgentId, AgentState, Capabilities, ChosenState, Command, DesktopInterface, DesktopInterfaceExt,
-    DeviceId, ErrorKind, Event, EventSink, Line, LinkStatus, Request, Result, SharedLink,
-    SwitchLink, SwitchState,
+    AgentId, AgentState, Capabilities, ChosenState, Command, CommandKind, DesktopInterface,
+    DesktopInterfaceExt, DeviceId, ErrorKind, Event, EventSink, Line, LinkStatus, Request, Result,
+    SharedLink, SwitchLink, SwitchState, Withheld,
 };
 
 #[derive(Default, Debug)]
@@ -21,6 +21,8 @@ struct FakeSwitch {
     sinks: Mutex<HashMap<DeviceId, EventSink>>,
     /// The agent state the switch reports per device.
     agents: Mutex<HashMap<DeviceId, AgentState>>,
+    /// What the switch's configuration does not allow, on every line.
+    withheld: Mutex<Vec<Withheld>>,
     reads: AtomicUsize,
     submitted: Mutex<Vec<(DeviceId, Command)>>,
 }
@@ -86,16 +88,19 @@ impl SwitchLink for FakeSwitch {
     async fn snapshot(&self, lines: &[Line]) -> Result<Vec<SwitchState>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         let agents = self.agents.lock().unwrap();
+        let withheld = self.withheld.lock().unwrap();
         Ok(lines
             .iter()
             .map(|l| {
-                SwitchState::new(
+                let mut state = SwitchState::new(
                     agents
                         .get(&l.device)
                         .cloned()
                         .unwrap_or(AgentState::LoggedOut),
                     Vec::new(),
-                )
+                );
+                state.withheld = withheld.clone();
+                state
             })
             .collect())
     }
@@ -237,6 +242,49 @@ async fn a_line_whose_state_diverged_reads_again_alone() {
     assert_eq!(switch.reads.load(Ordering::SeqCst) - reads_before, 1);
     assert_eq!(desks[2].stats().rejected, 1);
     assert_eq!(desks[0].stats().resyncs, 1, "only the first resync");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_configuration_is_read_once_for_every_line_without_a_link_up() {
+    let switch = Arc::new(FakeSwitch::default());
+    *switch.withheld.lock().unwrap() = vec![Withheld {
+        command: CommandKind::MakeCall,
+        reason: "no outbound route".into(),
+    }];
+    let link = SharedLink::start(switch.clone()).await.unwrap();
+    let mut desks = Vec::new();
+    for (a, d) in [("alice", "1001"), ("bob", "1002"), ("carol", "1003")] {
+        desks.push(link.session(agent(a), device(d)).start().await.unwrap());
+    }
+    let can_dial = |desks: &[opencti_core::Session]| {
+        desks
+            .iter()
+            .filter(|d| d.capabilities().supports(CommandKind::MakeCall))
+            .count()
+    };
+    assert_eq!(can_dial(&desks), 0);
+    let mut alice = desks[0].subscribe();
+    let reads_before = switch.reads.load(Ordering::SeqCst);
+    switch.withheld.lock().unwrap().clear();
+    switch.status().resync();
+    for _ in 0..1000 {
+        if can_dial(&desks) == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_eq!(can_dial(&desks), 3, "every line was read again");
+    assert_eq!(
+        switch.reads.load(Ordering::SeqCst) - reads_before,
+        1,
+        "one read served every line"
+    );
+    let event = next(&mut alice).await;
+    assert_eq!(
+        event.event.name(),
+        "resynced",
+        "no link_up: the link never dropped"
+    );
 }
 
 #[tokio::test(start_paused = true)]

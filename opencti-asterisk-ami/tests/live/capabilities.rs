@@ -2,8 +2,11 @@
 //! membership written in queues.conf cannot be logged in or out; a context the config
 //! names but the dialplan lacks withholds the commands that need it.
 
+use std::time::Duration;
+
 use opencti_core::{
-    AgentState, CommandKind, DesktopInterface, DesktopInterfaceExt, Dialable, ErrorKind, ReasonCode,
+    AgentState, CommandKind, DesktopInterface, DesktopInterfaceExt, Dialable, ErrorKind, Event,
+    ReasonCode,
 };
 
 use super::pbx::{desk, local_agent_config, Pbx};
@@ -104,6 +107,47 @@ async fn contexts_missing_from_the_dialplan_withhold_what_needs_them() {
         .unwrap_or_else(|| panic!("make_call into a missing context must be refused"));
     assert_eq!(refused.kind(), ErrorKind::Unsupported);
     assert!(refused.message().contains("no-such-outbound"), "{refused}");
+    desk.finish().await;
+    pbx.clear().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_added_later_gives_the_command_back_without_a_reconnect() {
+    let Some(pbx) = Pbx::take().await else { return };
+    let context = "opencti-added-later";
+    let mut config = local_agent_config(&[]);
+    config.outbound_context = context.into();
+    config.timeouts.dialplan_recheck = Duration::from_millis(300);
+    let mut desk = desk("agent-1003", "Local/1003@agents", config).await;
+    assert!(!desk.session.capabilities().supports(CommandKind::MakeCall));
+    // What an administrator's `dialplan reload` does, or what an Asterisk still
+    // starting does once it has loaded extensions.conf.
+    pbx.cli(&format!(
+        "dialplan add extension _X.,1,Goto(from-agents,${{EXTEN}},1) into {context}"
+    ));
+    let resynced = desk.expect("resynced", None).await;
+    let Event::Resynced { changes } = &resynced.event else {
+        unreachable!("expect returns the event named")
+    };
+    assert!(changes.capabilities_changed, "{changes:?}");
+    assert!(desk.session.capabilities().supports(CommandKind::MakeCall));
+    assert!(
+        !desk
+            .seen
+            .iter()
+            .any(|e| matches!(e.event.name(), "link_up" | "link_down")),
+        "the link never dropped: {}",
+        desk.names()
+    );
+    let call = desk.call_out("2000").await;
+    desk.session
+        .hangup(call)
+        .await
+        .unwrap_or_else(|e| panic!("hangup: {e}"));
+    pbx.cli(&format!("dialplan remove context {context}"));
+    // Removed again: withheld again, on the next re-check.
+    desk.expect("resynced", None).await;
+    assert!(!desk.session.capabilities().supports(CommandKind::MakeCall));
     desk.finish().await;
     pbx.clear().await;
 }

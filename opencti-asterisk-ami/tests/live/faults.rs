@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use opencti_asterisk_ami::{AmiConfig, Backoff};
-use opencti_core::{CallId, DesktopInterface, DesktopInterfaceExt, ErrorKind, Event};
+use opencti_core::{CallId, CommandKind, DesktopInterface, DesktopInterfaceExt, ErrorKind, Event};
 
 use super::pbx::{
     cli, desk, kit, local_agent_config, prefix, Panel, Pbx, Proxy, AMI_ADDRESS, WAIT,
@@ -20,6 +20,7 @@ fn quick(address: &str) -> AmiConfig {
         max: Duration::from_secs(1),
         ..Backoff::default()
     };
+    config.timeouts.dialplan_recheck = Duration::from_secs(1);
     config
 }
 
@@ -181,6 +182,12 @@ async fn asterisk_stopped_for_30_seconds_then_started() {
     desk.expect("resynced", None).await;
     assert_ended_once(&desk, &call);
     assert!(desk.session.snapshot().calls.is_empty());
+    // The link may have logged in before Asterisk loaded its dialplan, and so withheld
+    // make_call; the dialplan's re-check gives it back, as a panel would see.
+    if !desk.session.capabilities().supports(CommandKind::MakeCall) {
+        desk.expect("resynced", None).await;
+        assert!(desk.session.capabilities().supports(CommandKind::MakeCall));
+    }
     let again = desk.call_out("2000").await;
     desk.session
         .hangup(again)

@@ -365,6 +365,7 @@ impl Desk {
             .withheld
             .iter()
             .fold(self.supported, |caps, w| caps.without(w.command));
+        let capabilities_changed = self.withheld != switch.withheld;
         self.withheld = switch.withheld;
         let before = self.agent.clone();
         // The switch's chosen state is the truth; derived states are ours to compute.
@@ -381,6 +382,7 @@ impl Desk {
             removed,
             changed: changed_calls,
             agent_changed: before != self.agent,
+            capabilities_changed,
             snapshot: self.snapshot(seq),
         }
     }

@@ -281,7 +281,7 @@ impl Engine {
         envelope
     }
 
-    fn request_resync(&mut self, forced: bool) -> bool {
+    pub(super) fn request_resync(&mut self, forced: bool) -> bool {
         if self.desk.link() == LinkState::Down {
             return false;
         }
@@ -351,7 +351,8 @@ impl Engine {
         let changed = !changes.added.is_empty()
             || !changes.removed.is_empty()
             || !changes.changed.is_empty()
-            || changes.agent_changed;
+            || changes.agent_changed
+            || changes.capabilities_changed;
         if forced || changed {
             self.emit(
                 Event::Resynced {

@@ -112,6 +112,12 @@ impl Shared {
             self.wake_resync.notify_one();
         }
     }
+
+    fn request_resync(&self) {
+        if self.engine().request_resync(false) {
+            self.wake_resync.notify_one();
+        }
+    }
 }
 
 impl Drop for Shared {

@@ -50,6 +50,15 @@ impl EventSink {
         );
     }
 
+    /// Asks the session to read the switch's state again (a resynchronisation, without
+    /// a `link_up`): for a connector that learns its view of the switch may be stale,
+    /// such as a configuration that now allows a command it withheld.
+    pub fn resync(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.request_resync();
+        }
+    }
+
     /// Reads the session's state as it stands after every event emitted so far: the
     /// read view a translator uses where the same switch event means different things
     /// in different states (an answered channel connects an offered call, not a held
