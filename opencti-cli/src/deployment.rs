@@ -81,6 +81,17 @@ pub enum PhoneSystem {
         /// The CA that signed Asterisk's certificate, for AMI over TLS.
         #[serde(default)]
         tls_ca_file: Option<PathBuf>,
+        /// The dialplan context the agents' own calls (make call, consult, transfer)
+        /// go out from; the connector's default (`from-agents`) when left out.
+        #[serde(default)]
+        outbound_context: Option<String>,
+        /// Whether the agents' phones answer offered calls by themselves.
+        #[serde(default)]
+        answer: PhoneAnswers,
+        /// The dialplan context whose extensions are ConfBridge rooms: turns the
+        /// conference commands on.
+        #[serde(default)]
+        conference_context: Option<String>,
     },
     /// A SIP registrar: each agent's line registers its own account.
     Sip {
@@ -89,6 +100,19 @@ pub enum PhoneSystem {
         /// The SIP domain.
         domain: String,
     },
+}
+
+/// `answer` of an Asterisk phone system: how the agents' phones answer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneAnswers {
+    /// The agent lifts the handset (or presses the phone's key): `answer` is not
+    /// offered on the desk, since AMI cannot take a phone off hook. The default.
+    #[default]
+    ByHand,
+    /// The phone answers by itself (auto-answer, for example asked for by the
+    /// dialplan): `answer` is offered and confirmed by the phone's own answer.
+    PhoneAnswersItself,
 }
 
 impl fmt::Display for PhoneSystem {
@@ -528,6 +552,13 @@ mod tests {
                 "both tls_certificate and tls_key",
             ),
             (centre(""), "missing field"),
+            (
+                centre(&agent("a", "PJSIP/1", &hash)).replace(
+                    "kind = \"simulator\"",
+                    "kind = \"asterisk\"\naddress = \"127.0.0.1:5038\"\nusername = \"u\"\nsecret_file = \"s\"\nanswer = \"always\"",
+                ),
+                "unknown variant `always`, expected `by_hand` or `phone_answers_itself`",
+            ),
             (centre(&agent("a b", "PJSIP/1", &hash)), "agent id"),
         ];
         for (text, expected) in bad {

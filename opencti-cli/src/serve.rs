@@ -12,7 +12,7 @@ use opencti_gateway::{
     TokenTable,
 };
 
-use crate::deployment::{Deployment, PhoneSystem};
+use crate::deployment::{Deployment, PhoneAnswers, PhoneSystem};
 
 /// How long a sign-in's token lasts: a working day and a half.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -91,9 +91,22 @@ async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
             username,
             secret_file,
             tls_ca_file,
+            outbound_context,
+            answer,
+            conference_context,
         } => {
             let secret = opencti_asterisk_ami::secret_from_file(deployment.resolve(secret_file))?;
             let mut config = opencti_asterisk_ami::AmiConfig::new(address, username, secret);
+            if let Some(context) = outbound_context {
+                config.outbound_context = context.clone();
+            }
+            config.conference_context = conference_context.clone();
+            config.answer = match answer {
+                PhoneAnswers::ByHand => opencti_asterisk_ami::AnswerMode::ByHand,
+                PhoneAnswers::PhoneAnswersItself => {
+                    opencti_asterisk_ami::AnswerMode::PhoneAnswersItself
+                }
+            };
             if let Some(ca) = tls_ca_file {
                 config.tls = Some(opencti_asterisk_ami::TlsConfig {
                     ca_file: Some(deployment.resolve(ca)),

@@ -8,7 +8,8 @@ use opencti_asterisk_ami::{AmiConfig, Backoff};
 use opencti_core::{CallId, CommandKind, DesktopInterface, DesktopInterfaceExt, ErrorKind, Event};
 
 use super::pbx::{
-    cli, desk, kit, local_agent_config, prefix, Panel, Pbx, Proxy, AMI_ADDRESS, WAIT,
+    cli, desk, kit, local_agent_config, prefix, wait_fully_booted, Panel, Pbx, Proxy, AMI_ADDRESS,
+    WAIT,
 };
 
 /// A Local agent's config that reconnects quickly, through `address`.
@@ -220,16 +221,4 @@ fn run_script(script: &str) {
         "{script}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Waits until Asterisk says it is fully booted after a restart.
-async fn wait_fully_booted() {
-    let deadline = tokio::time::Instant::now() + WAIT * 2;
-    while !cli("core waitfullybooted").contains("fully booted") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Asterisk did not come back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -81,9 +81,10 @@ pub fn asterisk_conf() -> PathBuf {
     rundir().join("etc/asterisk/asterisk.conf")
 }
 
-/// This crate's copy of the Asterisk kit (scripts, config, baresip phones).
+/// The AMI crate's copy of the Asterisk kit (scripts, config, baresip phones); found
+/// from any crate of the workspace that includes these helpers.
 pub fn kit() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/asterisk")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../opencti-asterisk-ami/peers/asterisk")
 }
 
 async fn ami_answers() -> bool {
@@ -310,6 +311,20 @@ impl Pbx {
         n
     }
 
+    /// Waits until Asterisk is back after a restart and the control connection has
+    /// logged in again.
+    pub async fn wait_until_back(&self) {
+        wait_fully_booted().await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.control.is_up() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the control connection did not come back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `asterisk -rx command` against the running instance.
     pub fn cli(&self, command: &str) -> String {
         cli(command)
@@ -325,6 +340,18 @@ pub fn action(name: &str, headers: &[(&str, &str)]) -> Action {
             .unwrap_or_else(|e| panic!("{name} {k}: {e}"));
     }
     action
+}
+
+/// Waits until Asterisk says it is fully booted after a restart.
+pub async fn wait_fully_booted() {
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    while !cli("core waitfullybooted").contains("fully booted") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Asterisk did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `asterisk -rx command` against the running instance.

@@ -1,0 +1,249 @@
+//! A whole contact centre on the real Asterisk: `opencti serve` with the shipped example
+//! deployment (`examples/deployments/asterisk.toml`), four agents at PJSIP desk phones
+//! (headless baresip registered to the test PBX), two of them signed in from two
+//! Chromium pages. A queue call is offered to the one who is ready, answered, consulted
+//! to the other and transferred to them; both panels show it, and Asterisk's own
+//! channels agree. Then `core restart now`: both desks see the link drop and come back
+//! and end with what Asterisk has.
+//!
+//! Needs the test PBX (`.ci/run` starts it), baresip, Chromium, node and the gateway's
+//! `e2e/node_modules`. Without one of them the test is skipped with the reason printed,
+//! except under `CI=true`, where that is a failure.
+
+#[path = "../../opencti-asterisk-ami/tests/live/pbx.rs"]
+mod pbx;
+#[path = "../../opencti-asterisk-ami/tests/live/phone.rs"]
+mod phone;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use pbx::Pbx;
+use phone::{baresip_installed, Answer, Phone};
+
+/// The example file's agents used here, with the demo passwords it documents.
+const FIRST: &str = "alice:alice-demo";
+/// Alice's desk phone.
+const FIRST_EXTEN: &str = "1001";
+const SECOND: &str = "bob:bob-demo";
+/// Bob's desk phone, as the consult target.
+const SECOND_EXTEN: &str = "1002";
+/// The queue the example's agents work in, and how a customer reaches it.
+const QUEUE: &str = "sales";
+const QUEUE_EXTEN: &str = "3001";
+const CUSTOMER: &str = "2468";
+const CUSTOMER_NAME: &str = "Customer";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn e2e_dir() -> PathBuf {
+    repository().join("opencti-gateway/e2e")
+}
+
+/// Why the browser half cannot run here, if it cannot.
+fn missing_browser() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("no node on the PATH".into());
+    }
+    if !e2e_dir().join("node_modules/playwright-core").exists() {
+        return Some("playwright-core is not installed (npm ci in opencti-gateway/e2e)".into());
+    }
+    None
+}
+
+/// The example deployment, copied beside its secret file, listening on a free port.
+fn example_deployment(dir: &Path) -> PathBuf {
+    let examples = repository().join("examples/deployments");
+    let text = std::fs::read_to_string(examples.join("asterisk.toml"))
+        .unwrap_or_else(|e| panic!("the example deployment: {e}"));
+    let text = text.replace("address = \"127.0.0.1:8080\"", "address = \"127.0.0.1:0\"");
+    assert!(
+        text.contains("127.0.0.1:0"),
+        "the example listens elsewhere now"
+    );
+    std::fs::write(dir.join("centre.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        examples.join("test-asterisk-ami-secret"),
+        dir.join("test-asterisk-ami-secret"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    dir.join("centre.toml")
+}
+
+/// Starts `opencti serve FILE`, logging into `log`; returns it and the base URL it
+/// prints.
+fn serve(file: &Path, log: &Path) -> (Killed, String) {
+    let log = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opencti"))
+        .arg("serve")
+        .arg(file)
+        .args(["--log", "debug"])
+        .stderr(Stdio::from(log))
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("opencti serve: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let served = Killed(child);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap_or_else(|e| panic!("{e}"));
+        if let Some(url) = line
+            .strip_prefix("Sign in at ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|url| url.strip_suffix("sign-in."))
+        {
+            return (served, url.to_string());
+        }
+    }
+    panic!("opencti serve printed no address");
+}
+
+/// The browser's milestone lines.
+type Milestones = std::io::Lines<BufReader<ChildStdout>>;
+
+/// Waits for the browser's next milestones, `steps` in order (off the runtime: the
+/// pipe blocks); panics on anything else.
+async fn milestones(mut lines: Milestones, steps: &'static [&'static str]) -> Milestones {
+    tokio::task::spawn_blocking(move || {
+        for step in steps {
+            match lines.next() {
+                Some(Ok(line)) if line == *step => {}
+                other => panic!("the panels: expected {step}, got {other:?}"),
+            }
+        }
+        lines
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The agent state a desk must show for `interface`'s membership of the queue.
+fn desk_state(members: &[pbx::Member], interface: &str) -> &'static str {
+    match members.iter().find(|m| m.interface == interface) {
+        None => "logged_out",
+        Some(m) if m.paused => "not_ready",
+        Some(_) => "ready",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart() {
+    let Some(pbx) = Pbx::take().await else { return };
+    if !baresip_installed() {
+        return;
+    }
+    if let Some(why) = missing_browser() {
+        pbx::skip(&why);
+        return;
+    }
+    // The example's four agents, each at an auto-answering desk phone that rings for a
+    // moment first, so that the panels see the call offered.
+    let mut phones = Vec::new();
+    for ext in ["1001", "1002", "1003", "1004"] {
+        phones.push(Phone::start(ext, Answer::AfterRing(Duration::from_secs(2))).await);
+    }
+    let dir = std::env::temp_dir().join(format!("opencti-centre-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let log = dir.join("serve.log");
+    let (_served, url) = serve(&example_deployment(&dir), &log);
+
+    let mut browser = Command::new("node")
+        .current_dir(e2e_dir())
+        .args([
+            "centre.mjs",
+            &url,
+            FIRST,
+            FIRST_EXTEN,
+            SECOND,
+            SECOND_EXTEN,
+            CUSTOMER_NAME,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    let mut stdin = browser.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    let stdout = browser.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let browser = Killed(browser);
+    let lines = milestones(BufReader::new(stdout).lines(), &["READY"]).await;
+
+    // Both agents are in the queue, one ready and one not.
+    let members = pbx.queue_members(QUEUE).await;
+    assert_eq!(desk_state(&members, "PJSIP/1001"), "ready", "{members:?}");
+    assert_eq!(
+        desk_state(&members, "PJSIP/1002"),
+        "not_ready",
+        "{members:?}"
+    );
+    pbx.customer_calls("from-customers", QUEUE_EXTEN, CUSTOMER)
+        .await;
+    let lines = milestones(lines, &["ANSWERED", "CONSULTED", "TRANSFERRED"]).await;
+
+    // Asterisk agrees: the customer is bridged with Bob's phone, Alice's phone is free.
+    let channels = pbx.list("CoreShowChannels", &[]).await;
+    let field =
+        |m: &opencti_asterisk_ami::Message, key: &str| m.get(key).unwrap_or_default().to_string();
+    let names: Vec<String> = channels.iter().map(|c| field(c, "Channel")).collect();
+    let bridge_of = |prefix: &str| {
+        channels
+            .iter()
+            .find(|c| field(c, "Channel").starts_with(prefix))
+            .map(|c| field(c, "BridgeId"))
+    };
+    let bob =
+        bridge_of("PJSIP/1002-").unwrap_or_else(|| panic!("no channel on Bob's phone: {names:?}"));
+    assert!(
+        !bob.is_empty()
+            && channels
+                .iter()
+                .any(|c| field(c, "CallerIDNum") == CUSTOMER && field(c, "BridgeId") == bob),
+        "the customer is not bridged with Bob's phone: {names:?}"
+    );
+    assert!(
+        bridge_of("PJSIP/1001-").is_none(),
+        "Alice's phone still has a channel: {names:?}"
+    );
+
+    let lines = milestones(lines, &["RESTART"]).await;
+    pbx.cli("core restart now");
+    let mut lines = milestones(lines, &["RESTARTED"]).await;
+    // What Asterisk has after its restart is what the desks must come to show.
+    pbx.wait_until_back().await;
+    let members = pbx.queue_members(QUEUE).await;
+    let expected = format!(
+        "EXPECT alice={} bob={}",
+        desk_state(&members, "PJSIP/1001"),
+        desk_state(&members, "PJSIP/1002")
+    );
+    writeln!(stdin, "{expected}").unwrap_or_else(|e| panic!("{e}"));
+    let done = tokio::task::spawn_blocking(move || lines.next())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(&done, Some(Ok(line)) if line == "DONE"),
+        "the desks after the restart ({expected}; queue {QUEUE}: {members:?}): {done:?}; opencti serve's log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    drop(browser);
+    drop(phones);
+    let _ = std::fs::remove_dir_all(&dir);
+}
