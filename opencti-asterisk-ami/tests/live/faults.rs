@@ -9,7 +9,6 @@ use opencti_core::{CallId, CommandKind, DesktopInterface, DesktopInterfaceExt, E
 
 use super::pbx::{
     cli, desk, kit, local_agent_config, prefix, wait_fully_booted, Panel, Pbx, Proxy, AMI_ADDRESS,
-    WAIT,
 };
 
 /// A Local agent's config that reconnects quickly, through `address`.
