@@ -238,6 +238,15 @@ impl Deployment {
         self.base.join(path)
     }
 
+    /// The certificate chain and private key for HTTPS, relative to the file's
+    /// directory, when `[listen]` gives them (both or neither, checked when loaded).
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        match (&self.listen.tls_certificate, &self.listen.tls_key) {
+            (Some(certificate), Some(key)) => Some((self.resolve(certificate), self.resolve(key))),
+            _ => None,
+        }
+    }
+
     /// The files the deployment names that cannot be read now (secrets, certificates,
     /// the CA), each with why.
     pub fn unreadable_files(&self) -> Vec<String> {
@@ -569,6 +578,27 @@ mod tests {
         let d = parse(&centre(&agent("a", "PJSIP/1", &hash)).replace("Agent a", "<b>a</b>"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(d.agents[0].name, "<b>a</b>");
+    }
+
+    #[test]
+    fn the_tls_files_are_relative_to_the_deployment_file() {
+        let hash = hash_password("pw").unwrap_or_default();
+        let text = centre(&agent("a", "PJSIP/1", &hash));
+        let file = Path::new("/etc/opencti/centre.toml");
+        let plain = Deployment::parse(file, &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain.tls_files(), None);
+        let text = text.replace(
+            "address = \"127.0.0.1:8080\"",
+            "address = \"127.0.0.1:8443\"\ntls_certificate = \"tls/cert.pem\"\ntls_key = \"/keys/key.pem\"",
+        );
+        let https = Deployment::parse(file, &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            https.tls_files(),
+            Some((
+                PathBuf::from("/etc/opencti/tls/cert.pem"),
+                PathBuf::from("/keys/key.pem")
+            ))
+        );
     }
 
     #[test]

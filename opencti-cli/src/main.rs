@@ -170,8 +170,13 @@ fn check_deployment(file: &std::path::Path, sign_in: Option<&str>) -> ExitCode {
                 Some(path) => format!("the call log in {}", path.display()),
                 None => "no CRM".to_owned(),
             };
+            let https = if d.tls_files().is_some() {
+                " over HTTPS"
+            } else {
+                ""
+            };
             println!(
-                "{}: {} agents on {}, listening on {}, {log}",
+                "{}: {} agents on {}, listening on {}{https}, {log}",
                 file.display(),
                 d.agents.len(),
                 d.phone_system,
@@ -185,11 +190,20 @@ fn check_deployment(file: &std::path::Path, sign_in: Option<&str>) -> ExitCode {
                     agent.device.get_ref()
                 );
             }
-            let unreadable = d.unreadable_files();
-            for problem in &unreadable {
+            let mut problems = d.unreadable_files();
+            // Files that are there must also hold a certificate and its key (one that is
+            // missing is reported above already).
+            if let Some((certificate, key)) = d.tls_files() {
+                if certificate.exists() && key.exists() {
+                    if let Err(e) = opencti_gateway::Tls::from_pem_files(certificate, key) {
+                        problems.push(format!("listen: {}", e.message()));
+                    }
+                }
+            }
+            for problem in &problems {
                 eprintln!("opencti: {}: {problem}", file.display());
             }
-            let mut ok = unreadable.is_empty();
+            let mut ok = problems.is_empty();
             if let Some(agent) = sign_in {
                 let signed_in =
                     read_line().is_ok_and(|password| d.sign_in(agent, &password).is_some());

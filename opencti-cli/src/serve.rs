@@ -9,7 +9,7 @@ use clap::Args;
 use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result, Session, SharedLink};
 use opencti_gateway::{
     Crm, Gateway, Grant, Limits, NoCrm, Security, SessionFactory, SignIn, SimSessions, SqliteCrm,
-    TokenTable,
+    Tls, TokenTable,
 };
 
 use crate::deployment::{Deployment, PhoneAnswers, PhoneSystem};
@@ -161,12 +161,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         crate::log::init(level);
     }
     let deployment = Deployment::load(&args.file).map_err(|e| config_error(e.to_string()))?;
-    if deployment.listen.tls_certificate.is_some() {
-        return Err(config_error(format!(
-            "{}: listen.tls_certificate: HTTPS is not served by opencti itself yet; serve on a local address behind a TLS proxy and leave tls_certificate and tls_key out",
-            args.file.display()
-        )));
-    }
+    // Before anything connects to the phone system: a bad certificate or key stops here.
+    let tls = match deployment.tls_files() {
+        Some((certificate, key)) => Some(Tls::from_pem_files(certificate, key).map_err(|e| {
+            config_error(format!("{}: listen: {}", args.file.display(), e.message()))
+        })?),
+        None => None,
+    };
     let mut security = Security::default();
     for origin in &deployment.listen.allowed_origins {
         security = security.allow_origin(origin.get_ref())?;
@@ -198,10 +199,17 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             tokens,
             TOKEN_LIFETIME,
         );
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!("opencti serve: {agents} agents on {phone_system}");
-    println!("Sign in at http://{address}/sign-in. Ctrl-C stops.");
+    println!("Sign in at {scheme}://{address}/sign-in. Ctrl-C stops.");
+    let serving = async {
+        match tls {
+            Some(tls) => gateway.serve_tls(listener, tls).await,
+            None => gateway.serve(listener).await,
+        }
+    };
     tokio::select! {
-        served = gateway.serve(listener) => served.map_err(|e| Error::new(ErrorKind::Other, e.to_string())),
+        served = serving => served.map_err(|e| Error::new(ErrorKind::Other, e.to_string())),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

@@ -14,6 +14,7 @@ mod sign_in;
 mod socket;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod tls;
 
 pub use auth::{Authenticator, Grant, Token, TokenTable};
 pub use crm::{CallLogEntry, Contact, Crm, NoCrm, ScreenPop};
@@ -24,6 +25,7 @@ pub use sessions::{SessionFactory, SimSessions};
 pub use sign_in::{SignIn, FAILURE_WINDOW, MAX_FAILED_SIGN_INS, MAX_SIGN_IN_BYTES};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{CallLogRow, SqliteCrm};
+pub use tls::Tls;
 
 /// The JSON Schema of everything a browser exchanges with the gateway: the desktop
 /// protocol (`client_to_server`, `server_to_client`), the first message that

@@ -15,6 +15,7 @@ use crate::limits::Limits;
 use crate::security::Security;
 use crate::sessions::{SessionFactory, Sessions};
 use crate::sign_in::{SignIn, SignInSettings};
+use crate::tls::{ServedOverTls, Tls, STRICT_TRANSPORT_SECURITY};
 
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -184,19 +185,35 @@ impl Gateway {
     /// [`Limits`] on connections: a deadline for each request's headers and for idling,
     /// and a cap on connections open at once (beyond it a new one is closed at once).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        crate::serve::serve(listener, self.router(), self.shared.limits).await
+        crate::serve::serve(listener, self.router(), self.shared.limits, None).await
+    }
+
+    /// Serves the gateway over HTTPS on `listener`, with the certificate and key in
+    /// `tls`, within the same [`Limits`]: the TLS handshake counts against the cap on
+    /// connections and must be done within `header_read_timeout`.
+    ///
+    /// Over TLS every response carries `Strict-Transport-Security`, and the gateway's
+    /// own origin for the WebSocket is `https://` and the host the request was sent to.
+    /// A plain HTTP request sent to this port gets no answer: the socket is closed.
+    pub async fn serve_tls(
+        &self,
+        listener: tokio::net::TcpListener,
+        tls: Tls,
+    ) -> std::io::Result<()> {
+        crate::serve::serve(listener, self.router(), self.shared.limits, Some(tls)).await
     }
 }
 
 /// Every response says where its scripts, styles and connections may come from (the
 /// gateway alone: the pages have no inline script or style), that its type is not to be
 /// guessed, and who may frame it: the panel's HTML only the configured frame ancestors,
-/// anything else no one.
+/// anything else no one. Served over TLS, it also tells the browser to keep to HTTPS.
 async fn security_headers(
     State(security): State<Arc<Security>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let over_tls = request.extensions().get::<ServedOverTls>().is_some();
     let mut response = next.run(request).await;
     let html = response
         .headers()
@@ -230,6 +247,12 @@ async fn security_headers(
     );
     if ancestors == "'none'" {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    if over_tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        );
     }
     response
 }
@@ -271,7 +294,8 @@ async fn upgrade(
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok());
-    if !shared.security.origin_allowed(origin, host) {
+    let scheme = extensions.get::<ServedOverTls>().map(|_| "https");
+    if !shared.security.origin_allowed(origin, host, scheme) {
         tracing::warn!(?peer, ?origin, "WebSocket refused: origin not allowed");
         return (
             StatusCode::FORBIDDEN,

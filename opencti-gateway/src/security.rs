@@ -6,7 +6,7 @@ use opencti_core::{Error, ErrorKind, Result};
 /// Web origins the gateway trusts beyond its own.
 ///
 /// By default the WebSocket accepts only its own origin (the `Origin` header names the
-/// host the request was sent to) and requests with no `Origin` header at all (native
+/// host the request was sent to, with `https` when the gateway serves TLS) and requests with no `Origin` header at all (native
 /// clients; browsers always send one), and no page may be framed. List a CRM's origin
 /// here when its pages open the gateway's WebSocket or frame the panel.
 ///
@@ -52,18 +52,28 @@ impl Security {
     }
 
     /// Whether a WebSocket request with this `Origin` header, sent to `host` (its `Host`
-    /// header), may be upgraded.
-    pub(crate) fn origin_allowed(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+    /// header) on a connection of `scheme`, may be upgraded.
+    ///
+    /// The own origin is `scheme://host`. With no scheme (plain HTTP, perhaps behind a
+    /// TLS proxy that the gateway cannot see) any scheme is taken; over TLS (`https`),
+    /// only `https`: a page of `http://host` is not the gateway's.
+    pub(crate) fn origin_allowed(
+        &self,
+        origin: Option<&str>,
+        host: Option<&str>,
+        scheme: Option<&str>,
+    ) -> bool {
         let Some(origin) = origin else {
             return true;
         };
         let origin = origin.trim().to_ascii_lowercase();
-        let Some((_, authority)) = origin.split_once("://") else {
+        let Some((origin_scheme, authority)) = origin.split_once("://") else {
             // `null` (a sandboxed frame, a file) and anything else that is not an origin.
             return false;
         };
+        let same_scheme = scheme.is_none_or(|scheme| scheme == origin_scheme);
         if let Some(host) = host {
-            if authority == host.trim().to_ascii_lowercase() {
+            if same_scheme && authority == host.trim().to_ascii_lowercase() {
                 return true;
             }
         }
@@ -143,17 +153,51 @@ mod tests {
     #[test]
     fn same_origin_and_listed_origins_pass_others_do_not() -> Result<()> {
         let default = Security::default();
-        assert!(default.origin_allowed(None, Some("127.0.0.1:8080")));
-        assert!(default.origin_allowed(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")));
-        assert!(default.origin_allowed(Some("https://Gw.Example"), Some("gw.example")));
-        assert!(!default.origin_allowed(Some("http://evil.example"), Some("127.0.0.1:8080")));
-        assert!(!default.origin_allowed(Some("null"), Some("127.0.0.1:8080")));
-        assert!(!default.origin_allowed(Some("http://127.0.0.1:8080"), None));
+        let plain = |origin, host| default.origin_allowed(origin, host, None);
+        assert!(plain(None, Some("127.0.0.1:8080")));
+        assert!(plain(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")));
+        assert!(plain(Some("https://Gw.Example"), Some("gw.example")));
+        assert!(!plain(Some("http://evil.example"), Some("127.0.0.1:8080")));
+        assert!(!plain(Some("null"), Some("127.0.0.1:8080")));
+        assert!(!plain(Some("http://127.0.0.1:8080"), None));
         let crm = Security::default().allow_origin("https://*.crm.example/")?;
-        assert!(crm.origin_allowed(Some("https://eu.crm.example"), None));
-        assert!(!crm.origin_allowed(Some("https://crm.example"), None));
-        assert!(!crm.origin_allowed(Some("https://evilcrm.example"), None));
-        assert!(!crm.origin_allowed(Some("http://eu.crm.example"), None));
+        assert!(crm.origin_allowed(Some("https://eu.crm.example"), None, None));
+        assert!(!crm.origin_allowed(Some("https://crm.example"), None, None));
+        assert!(!crm.origin_allowed(Some("https://evilcrm.example"), None, None));
+        assert!(!crm.origin_allowed(Some("http://eu.crm.example"), None, None));
+        Ok(())
+    }
+
+    #[test]
+    fn over_tls_the_own_origin_is_https_only() -> Result<()> {
+        let tls = |security: &Security, origin, host| {
+            security.origin_allowed(origin, host, Some("https"))
+        };
+        let default = Security::default();
+        assert!(tls(
+            &default,
+            Some("https://gw.example"),
+            Some("gw.example")
+        ));
+        assert!(tls(
+            &default,
+            Some("https://GW.example:8443"),
+            Some("gw.example:8443")
+        ));
+        assert!(tls(&default, None, Some("gw.example")));
+        assert!(!tls(
+            &default,
+            Some("http://gw.example"),
+            Some("gw.example")
+        ));
+        assert!(!tls(
+            &default,
+            Some("https://evil.example"),
+            Some("gw.example")
+        ));
+        // Listed origins keep their own scheme.
+        let crm = Security::default().allow_origin("http://crm.example")?;
+        assert!(tls(&crm, Some("http://crm.example"), Some("gw.example")));
         Ok(())
     }
 

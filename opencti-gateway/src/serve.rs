@@ -1,5 +1,6 @@
-//! Serving the router alone: one task per TCP connection, HTTP/1.1 with a deadline for
-//! the request's headers and for idling, and a cap on connections open at once.
+//! Serving the router alone: one task per TCP connection, HTTP/1.1 (over TLS if asked)
+//! with a deadline for the TLS handshake and the request's headers and for idling, and a
+//! cap on connections open at once.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -17,12 +18,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::limits::Limits;
+use crate::tls::{ServedOverTls, Tls};
 
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Tls>,
 ) -> std::io::Result<()> {
+    let acceptor = tls.map(|tls| tls.acceptor());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -54,7 +58,14 @@ pub(crate) async fn serve(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-        tokio::spawn(connection(tcp, peer, slot, router.clone(), limits));
+        tokio::spawn(connection(
+            tcp,
+            peer,
+            slot,
+            router.clone(),
+            limits,
+            acceptor.clone(),
+        ));
     }
 }
 
@@ -64,18 +75,47 @@ async fn connection(
     slot: OwnedSemaphorePermit,
     router: Router,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    let opened = Instant::now();
-    let activity = Arc::new(AtomicU64::new(0));
-    // The slot goes with the socket: an upgraded WebSocket keeps it until it closes.
+    let activity = LastActivity::new();
+    // The slot goes with the socket: an upgraded WebSocket keeps it until it closes. TLS
+    // goes over the tracked socket, so its records count as activity.
     let io = Tracked {
         inner: tcp,
-        opened,
         activity: activity.clone(),
         _slot: slot,
     };
+    let Some(acceptor) = tls else {
+        return http(io, peer, router, limits, activity, false).await;
+    };
+    // The handshake has the headers' deadline: a client that opens a socket and never
+    // completes it is closed, as one that never sends its headers.
+    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
+        Ok(Ok(stream)) => http(stream, peer, router, limits, activity, true).await,
+        // Plain HTTP sent to the TLS port ends here too: no HTTP response, the socket
+        // is closed.
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Serves HTTP/1.1 on `io` until the client is done, the connection idles out, or it is
+/// handed over to a WebSocket.
+async fn http<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    limits: Limits,
+    activity: LastActivity,
+    over_tls: bool,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut request| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if over_tls {
+            request.extensions_mut().insert(ServedOverTls);
+        }
         tower_service::Service::call(&mut router.clone(), request)
     });
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -87,7 +127,6 @@ async fn connection(
         .with_upgrades();
     tokio::pin!(connection);
     loop {
-        let last = opened + Duration::from_millis(activity.load(Ordering::Relaxed));
         tokio::select! {
             served = connection.as_mut() => {
                 // Done, or handed over to a WebSocket.
@@ -96,9 +135,8 @@ async fn connection(
                 }
                 return;
             }
-            _ = tokio::time::sleep_until(last + limits.idle_timeout) => {
-                let last = opened + Duration::from_millis(activity.load(Ordering::Relaxed));
-                if last + limits.idle_timeout <= Instant::now() {
+            _ = tokio::time::sleep_until(activity.last() + limits.idle_timeout) => {
+                if activity.last() + limits.idle_timeout <= Instant::now() {
                     tracing::debug!(%peer, "idle HTTP connection closed");
                     return;
                 }
@@ -107,21 +145,38 @@ async fn connection(
     }
 }
 
+/// When a connection last read or wrote: noted by its socket, read by its task.
+#[derive(Clone)]
+struct LastActivity {
+    opened: Instant,
+    /// Milliseconds from `opened` to the last read or write.
+    since_opened: Arc<AtomicU64>,
+}
+
+impl LastActivity {
+    fn new() -> Self {
+        LastActivity {
+            opened: Instant::now(),
+            since_opened: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let since = self.opened.elapsed().as_millis();
+        self.since_opened
+            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.opened + Duration::from_millis(self.since_opened.load(Ordering::Relaxed))
+    }
+}
+
 /// A socket that notes when it last read or wrote, and holds its connection's slot.
 struct Tracked {
     inner: TcpStream,
-    opened: Instant,
-    /// Milliseconds from `opened` to the last read or write.
-    activity: Arc<AtomicU64>,
+    activity: LastActivity,
     _slot: OwnedSemaphorePermit,
-}
-
-impl Tracked {
-    fn touch(&self) {
-        let since = self.opened.elapsed().as_millis();
-        self.activity
-            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
 }
 
 impl AsyncRead for Tracked {
@@ -133,7 +188,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.touch();
+            self.activity.touch();
         }
         polled
     }
@@ -147,7 +202,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.activity.touch();
         }
         polled
     }
@@ -159,7 +214,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.activity.touch();
         }
         polled
     }

@@ -90,6 +90,15 @@ async fn the_panel_and_its_assets_carry_the_security_headers() {
         assert!(!csp.contains("unsafe-inline"), "{}: {}", path, csp);
         assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
         assert_eq!(header(&headers, "x-frame-options"), "DENY");
+        // HSTS is for HTTPS alone (tests/tls.rs): over plain HTTP it means nothing.
+        assert!(
+            !headers
+                .iter()
+                .any(|(n, _)| n == "strict-transport-security"),
+            "{}: {:?}",
+            path,
+            headers
+        );
     }
     // A page that does not exist says the same.
     let (status, headers) = head(&address, "/nowhere").await;
