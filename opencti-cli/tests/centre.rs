@@ -10,6 +10,7 @@
 //! `e2e/node_modules`. Without one of them the test is skipped with the reason printed,
 //! except under `CI=true`, where that is a failure.
 
+mod common;
 #[path = "../../opencti-asterisk-ami/tests/live/pbx.rs"]
 mod pbx;
 #[path = "../../opencti-asterisk-ami/tests/live/phone.rs"]
@@ -17,9 +18,10 @@ mod phone;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use common::Killed;
 use pbx::Pbx;
 use phone::{baresip_installed, Answer, Phone};
 
@@ -35,15 +37,6 @@ const QUEUE: &str = "sales";
 const QUEUE_EXTEN: &str = "3001";
 const CUSTOMER: &str = "2468";
 const CUSTOMER_NAME: &str = "Customer";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -87,34 +80,6 @@ fn example_deployment(dir: &Path) -> PathBuf {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     dir.join("centre.toml")
-}
-
-/// Starts `opencti serve FILE`, logging into `log`; returns it and the base URL it
-/// prints.
-fn serve(file: &Path, log: &Path) -> (Killed, String) {
-    let log = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opencti"))
-        .arg("serve")
-        .arg(file)
-        .args(["--log", "debug"])
-        .stderr(Stdio::from(log))
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("opencti serve: {e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let served = Killed(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap_or_else(|e| panic!("{e}"));
-        if let Some(url) = line
-            .strip_prefix("Sign in at ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|url| url.strip_suffix("sign-in."))
-        {
-            return (served, url.to_string());
-        }
-    }
-    panic!("opencti serve printed no address");
 }
 
 /// The browser's milestone lines.
@@ -164,7 +129,7 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
     let dir = std::env::temp_dir().join(format!("opencti-centre-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let log = dir.join("serve.log");
-    let (_served, url) = serve(&example_deployment(&dir), &log);
+    let (_served, url) = common::serve(&example_deployment(&dir), &["--log", "debug"], Some(&log));
 
     let mut browser = Command::new("node")
         .current_dir(e2e_dir())

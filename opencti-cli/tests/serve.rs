@@ -7,10 +7,10 @@
 //! printed reason when no Asterisk answers on 127.0.0.1:5038, except under `CI=true`,
 //! where that is a failure.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,14 +21,9 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-struct Served(Child);
+mod common;
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Killed;
 
 fn hash(password: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_opencti"))
@@ -62,31 +57,17 @@ fn deployment_listening(dir: &std::path::Path, listen: &str) -> std::path::PathB
 }
 
 /// Starts `opencti serve` and returns its address.
-fn serve(file: &std::path::Path) -> (Served, String) {
+fn serve(file: &std::path::Path) -> (Killed, String) {
     serve_with(file, "http")
 }
 
 /// Starts `opencti serve`, checks that it serves `scheme`, and returns its address.
-fn serve_with(file: &std::path::Path, scheme: &str) -> (Served, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opencti"))
-        .arg("serve")
-        .arg(file)
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let served = Served(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.strip_prefix("Sign in at ") {
-            let (printed, rest) = url.split_once("://").unwrap();
-            assert_eq!(printed, scheme, "{line}");
-            let address = rest.split('/').next().unwrap().to_string();
-            return (served, address);
-        }
-    }
-    panic!("opencti serve printed no address");
+fn serve_with(file: &std::path::Path, scheme: &str) -> (Killed, String) {
+    let (served, url) = common::serve(file, &[], None);
+    let (printed, rest) = url.split_once("://").unwrap();
+    assert_eq!(printed, scheme, "{url}");
+    let address = rest.split('/').next().unwrap().to_string();
+    (served, address)
 }
 
 fn post(address: &str, path: &str, body: &str) -> (u16, String) {
