@@ -22,7 +22,9 @@ pub use limits::Limits;
 pub use router::Gateway;
 pub use security::Security;
 pub use sessions::{SessionFactory, SimSessions};
-pub use sign_in::{SignIn, FAILURE_WINDOW, MAX_FAILED_SIGN_INS, MAX_SIGN_IN_BYTES};
+pub use sign_in::{
+    SignIn, FAILURE_WINDOW, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_ADDRESS, MAX_SIGN_IN_BYTES,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{CallLogRow, SqliteCrm};
 pub use tls::Tls;

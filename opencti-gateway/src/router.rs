@@ -14,7 +14,7 @@ use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
 use crate::security::Security;
 use crate::sessions::{SessionFactory, Sessions};
-use crate::sign_in::{SignIn, SignInSettings};
+use crate::sign_in::{Failures, SignIn, SignInSettings};
 use crate::tls::{ServedOverTls, Tls, STRICT_TRANSPORT_SECURITY};
 
 #[derive(Clone)]
@@ -108,7 +108,8 @@ impl Gateway {
             check,
             tokens,
             lifetime,
-            failures: Default::default(),
+            failures: Failures::by_agent(),
+            failures_by_address: Failures::by_address(),
         });
         self
     }

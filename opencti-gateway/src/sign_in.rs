@@ -7,11 +7,12 @@
 //! blocking thread, and a request body is small and bounded.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use opencti_core::ErrorKind;
@@ -27,11 +28,18 @@ pub const MAX_SIGN_IN_BYTES: usize = 4096;
 /// attempts for that id are refused (`429`) until the window has passed.
 pub const MAX_FAILED_SIGN_INS: u32 = 5;
 
-/// How long failed sign-ins count against an agent id.
+/// Failed sign-ins from one network address within [`FAILURE_WINDOW`] after which
+/// further attempts from there are refused (`429`) until the window has passed: caps
+/// guessing across many agent ids, and the password hashing it costs. Generous, since
+/// a whole contact centre may sign in from behind one address.
+pub const MAX_FAILED_SIGN_INS_PER_ADDRESS: u32 = 50;
+
+/// How long failed sign-ins count against an agent id or an address.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
-/// Most agent ids whose failures are remembered at once (the oldest go first).
-const MAX_TRACKED_IDS: usize = 10_000;
+/// Most agent ids or addresses whose failures are remembered at once (the oldest go
+/// first).
+const MAX_TRACKED: usize = 10_000;
 
 /// Checks an agent's password: implement it over the deployment's agents or a directory.
 pub trait SignIn: Send + Sync {
@@ -47,31 +55,53 @@ pub(crate) struct SignInSettings {
     pub(crate) check: Arc<dyn SignIn>,
     pub(crate) tokens: TokenTable,
     pub(crate) lifetime: Duration,
+    /// By agent id (known or not: the same for both, so throttling tells nothing of
+    /// who exists).
     pub(crate) failures: Failures,
+    /// By the network address the attempts come from.
+    pub(crate) failures_by_address: Failures,
 }
 
-/// Recent failed sign-ins by agent id (known or not: the same for both, so throttling
-/// tells nothing of who exists).
-#[derive(Clone, Default)]
-pub(crate) struct Failures(Arc<Mutex<HashMap<String, (u32, Instant)>>>);
+/// Recent failed sign-ins by key (an agent id, or an address), at most `limit` within
+/// [`FAILURE_WINDOW`].
+#[derive(Clone)]
+pub(crate) struct Failures {
+    limit: u32,
+    map: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
+}
 
 impl Failures {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn by_agent() -> Self {
+        Self::new(MAX_FAILED_SIGN_INS)
     }
 
-    /// Whether `agent` has failed too often lately.
-    fn throttled(&self, agent: &str) -> bool {
-        self.map().get(agent).is_some_and(|(count, first)| {
-            *count >= MAX_FAILED_SIGN_INS && first.elapsed() < FAILURE_WINDOW
+    pub(crate) fn by_address() -> Self {
+        Self::new(MAX_FAILED_SIGN_INS_PER_ADDRESS)
+    }
+
+    fn new(limit: u32) -> Self {
+        Failures {
+            limit,
+            map: Arc::default(),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `key` has failed too often lately.
+    fn throttled(&self, key: &str) -> bool {
+        self.map().get(key).is_some_and(|(count, first)| {
+            *count >= self.limit && first.elapsed() < FAILURE_WINDOW
         })
     }
 
-    fn failed(&self, agent: &str) {
+    fn failed(&self, key: &str) {
         let mut map = self.map();
-        if map.len() >= MAX_TRACKED_IDS && !map.contains_key(agent) {
+        if map.len() >= MAX_TRACKED && !map.contains_key(key) {
             map.retain(|_, (_, first)| first.elapsed() < FAILURE_WINDOW);
-            if map.len() >= MAX_TRACKED_IDS {
+            if map.len() >= MAX_TRACKED {
                 let oldest = map
                     .iter()
                     .min_by_key(|(_, (_, first))| *first)
@@ -81,15 +111,15 @@ impl Failures {
                 }
             }
         }
-        let entry = map.entry(agent.to_owned()).or_insert((0, Instant::now()));
+        let entry = map.entry(key.to_owned()).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= FAILURE_WINDOW {
             *entry = (0, Instant::now());
         }
-        entry.0 += 1;
+        entry.0 = entry.0.saturating_add(1);
     }
 
-    fn succeeded(&self, agent: &str) {
-        self.map().remove(agent);
+    fn succeeded(&self, key: &str) {
+        self.map().remove(key);
     }
 }
 
@@ -114,7 +144,11 @@ fn error(status: StatusCode, kind: ErrorKind, message: &str) -> Response {
 /// `{"token", "agent", "expires_in"}` (seconds), or `401` for an unknown agent or a
 /// wrong password alike, `400` for a body that is not that form, `404` when the gateway
 /// has no sign-in.
-pub(crate) async fn sign_in(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+pub(crate) async fn sign_in(
+    State(shared): State<Arc<Shared>>,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Response {
     let Some(settings) = shared.sign_in.clone() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -140,6 +174,21 @@ pub(crate) async fn sign_in(State(shared): State<Arc<Shared>>, body: Bytes) -> R
         }
     };
     let agent = form.agent.clone();
+    // Known when served with connect info; a router mounted elsewhere may not have it.
+    let address = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    if let Some(address) = address
+        .as_deref()
+        .filter(|a| settings.failures_by_address.throttled(a))
+    {
+        tracing::warn!(%address, "gateway: sign-in refused, too many failures from this address");
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unauthorized,
+            "too many failed sign-ins from this address: try again in a minute",
+        );
+    }
     if settings.failures.throttled(&agent) {
         tracing::warn!(agent = %agent.escape_debug(), "gateway: sign-in refused, too many failures");
         return error(
@@ -155,7 +204,10 @@ pub(crate) async fn sign_in(State(shared): State<Arc<Shared>>, body: Bytes) -> R
         .flatten();
     let Some(grant) = grant else {
         settings.failures.failed(&agent);
-        tracing::info!(agent = %agent.escape_debug(), "gateway: sign-in refused");
+        if let Some(address) = &address {
+            settings.failures_by_address.failed(address);
+        }
+        tracing::info!(agent = %agent.escape_debug(), ?address, "gateway: sign-in refused");
         return error(
             StatusCode::UNAUTHORIZED,
             ErrorKind::Unauthorized,

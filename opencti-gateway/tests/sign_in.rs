@@ -191,3 +191,24 @@ async fn repeated_failures_for_an_agent_id_are_throttled_alike() {
         assert!(answer.contains("too many failed sign-ins"), "{answer}");
     }
 }
+
+#[tokio::test]
+async fn guessing_across_many_agent_ids_from_one_address_is_throttled() {
+    let (address, _) = start(Duration::from_secs(3600)).await;
+    // Each id fails once only, far below the limit per id.
+    for n in 0..opencti_gateway::MAX_FAILED_SIGN_INS_PER_ADDRESS {
+        let body = format!(r#"{{"agent":"agent-{n}","password":"guess"}}"#);
+        let (status, answer) = request(&address, "POST", "/api/sign-in", body.as_bytes()).await;
+        assert_eq!(status, 401, "attempt {n}: {answer}");
+    }
+    // From this address, even the right password for an id never tried waits.
+    let (status, answer) = request(
+        &address,
+        "POST",
+        "/api/sign-in",
+        br#"{"agent":"alice","password":"correct horse"}"#,
+    )
+    .await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(answer.contains("from this address"), "{answer}");
+}
