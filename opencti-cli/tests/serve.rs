@@ -7,7 +7,7 @@
 //! printed reason when no Asterisk answers on 127.0.0.1:5038, except under `CI=true`,
 //! where that is a failure.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,20 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-use common::Killed;
-
-fn hash(password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opencti"))
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
+use common::{command, desk, hash, post, Killed};
 
 fn deployment(dir: &std::path::Path) -> std::path::PathBuf {
     deployment_listening(dir, "")
@@ -68,32 +55,6 @@ fn serve_with(file: &std::path::Path, scheme: &str) -> (Killed, String) {
     assert_eq!(printed, scheme, "{url}");
     let address = rest.split('/').next().unwrap().to_string();
     (served, address)
-}
-
-fn post(address: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,55 +355,6 @@ fn opencti_sessions() -> usize {
 
 fn in_queue(queue: &str, interface: &str) -> bool {
     cli(&format!("queue show {queue}")).contains(&format!("({interface}"))
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Signs `agent` in and opens its desk; returns the WebSocket after the snapshot.
-async fn desk(address: &str, agent: &str, password: &str) -> Socket {
-    let (status, body) = post(
-        address,
-        "/api/sign-in",
-        &format!(r#"{{"agent":"{agent}","password":"{password}"}}"#),
-    );
-    assert_eq!(status, 200, "{agent}: {body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let token = json["token"].as_str().unwrap().to_string();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
-        .await
-        .unwrap();
-    let hello = serde_json::json!({"auth": {"token": token}}).to_string();
-    ws.send(Message::Text(hello.into())).await.unwrap();
-    next_text(&mut ws).await;
-    ws
-}
-
-async fn next_text(ws: &mut Socket) -> String {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(15), ws.next())
-            .await
-            .expect("a message within 15 s")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(text) = message {
-            return text.to_string();
-        }
-    }
-}
-
-/// Sends `command` and waits for its reply.
-async fn command(ws: &mut Socket, id: &str, command: serde_json::Value) -> String {
-    let request = serde_json::json!({"id": id, "command": command}).to_string();
-    ws.send(Message::Text(request.into())).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "no reply to {id}");
-        let text = next_text(ws).await;
-        if text.contains(&format!("\"id\":\"{id}\"")) {
-            return text;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

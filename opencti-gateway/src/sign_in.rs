@@ -92,9 +92,9 @@ impl Failures {
 
     /// Whether `key` has failed too often lately.
     fn throttled(&self, key: &str) -> bool {
-        self.map().get(key).is_some_and(|(count, first)| {
-            *count >= self.limit && first.elapsed() < FAILURE_WINDOW
-        })
+        self.map()
+            .get(key)
+            .is_some_and(|(count, first)| *count >= self.limit && first.elapsed() < FAILURE_WINDOW)
     }
 
     fn failed(&self, key: &str) {
