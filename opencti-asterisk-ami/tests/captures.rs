@@ -28,7 +28,7 @@ fn count(summary: &Value, field: &str) -> u64 {
 #[test]
 fn every_capture_is_present() {
     let names = capture_names();
-    assert_eq!(names.len(), 21, "{names:?}");
+    assert_eq!(names.len(), 22, "{names:?}");
     assert!(names.iter().any(|n| n == "16_command"));
 }
 

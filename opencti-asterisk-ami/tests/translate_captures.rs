@@ -349,3 +349,59 @@ fn hold_and_blind_transfer_pressed_on_a_pjsip_phone() {
     );
     assert_empty(&t);
 }
+
+/// The parties of each call, from `party_joined` and `party_left`.
+fn rosters(events: &[(Event, Option<opencti_core::CommandId>)]) -> Vec<(String, Vec<String>)> {
+    let mut calls: Vec<(String, Vec<String>)> = Vec::new();
+    for (event, _) in events {
+        let (call, party, joined) = match event {
+            Event::PartyJoined { call, party } => (call, party.id.to_string(), true),
+            Event::PartyLeft { call, party } => (call, party.to_string(), false),
+            _ => continue,
+        };
+        let i = match calls.iter().position(|(c, _)| c == call.as_str()) {
+            Some(i) => i,
+            None => {
+                calls.push((call.to_string(), Vec::new()));
+                calls.len() - 1
+            }
+        };
+        let parties = &mut calls[i].1;
+        parties.retain(|p| p != &party);
+        if joined {
+            parties.push(party);
+        }
+    }
+    calls
+}
+
+#[test]
+fn the_target_of_a_consult_transfer_talks_to_the_customer_alone() {
+    let capture = common::fixture("22_pjsip_consult_transfer.txt");
+    let mut bob = common::translator("PJSIP/1002", &[]);
+    let mut decoder = PushDecoder::new();
+    decoder.push(&capture);
+    // Up to the customer's hangup: the transfer is complete, the call is Bob's and the
+    // customer's.
+    for frame in decoder.frames() {
+        let Ok(Frame::Message(m)) = frame else {
+            continue;
+        };
+        let customer_hangs_up = m.get("Channel") == Some("Local/3001@from-customers-00000000;1")
+            && matches!(
+                m.event(),
+                Some("SoftHangupRequest" | "HangupRequest" | "Hangup")
+            );
+        if customer_hangs_up {
+            break;
+        }
+        if m.is_event() {
+            bob.translate(&m);
+        }
+    }
+    assert_eq!(bob.rejected(), &[], "every event fits Bob's desk");
+    let rosters = rosters(bob.events());
+    let customer = "cust-18090411151320970060-2";
+    assert_eq!(rosters.len(), 1, "{rosters:?}");
+    assert_eq!(rosters[0].1, [customer], "{rosters:?}");
+}

@@ -128,6 +128,19 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
     }
     let dir = std::env::temp_dir().join(format!("opencti-centre-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    // Every AMI event of the run, as Asterisk sent it, for a failure to be replayed.
+    let mut raw = pbx.raw_events();
+    let mut recording =
+        std::fs::File::create(dir.join("ami-events.txt")).unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok(event) = raw.recv().await {
+            let _ = write!(recording, "{}\r\n", event.as_str());
+        }
+    });
+    eprintln!(
+        "the AMI events and opencti serve's log go to {}",
+        dir.display()
+    );
     let log = dir.join("serve.log");
     let (_served, url) = common::serve(&example_deployment(&dir), &["--log", "debug"], Some(&log));
 

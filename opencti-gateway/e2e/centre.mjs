@@ -147,13 +147,14 @@ try {
   await a.calls(0);
   await b.calls(1);
   await b.callIn("connected");
-  // Bob's call now has the customer on the other end, and Alice no longer.
+  // Bob's call now has the customer on the other end, alone: Alice, and the consult
+  // leg that carried her call to Bob, have left it.
   const parties = () => b.page.evaluate(() =>
     [...document.querySelectorAll("article.call .parties li")].map((li) => li.textContent.replace(/ Drop$/, "")));
   try {
     await b.page.waitForFunction(([name, alice]) => {
       const parties = [...document.querySelectorAll("article.call .parties li")].map((li) => li.textContent);
-      return parties.some((p) => p.startsWith(name)) && !parties.some((p) => p.includes(alice));
+      return parties.length === 1 && parties[0].startsWith(name) && !parties[0].includes(alice);
     }, [customer, firstExten], { timeout });
   } catch (error) {
     throw new Error(`bob's call has the parties ${JSON.stringify(await parties())}`);

@@ -288,8 +288,35 @@ impl Translator<'_> {
                 None,
             );
         }
+        if leaving_home && !conference {
+            self.leave_stale_parties(out, &call, &peers);
+        }
         self.home(uniqueid, bridge);
         self.join_peers(out, &call, &peers);
+    }
+
+    /// The device's leg moved to another bridge (a transfer swapped it in beside the
+    /// customer): whoever it talked to in the bridge it left is no longer in the call,
+    /// whatever order Asterisk reports their leaving in.
+    fn leave_stale_parties(&mut self, out: &mut dyn EventOut, call: &CallId, peers: &[Peer]) {
+        let stale: Vec<PartyId> = read_call(out, call, |c| {
+            c.parties
+                .iter()
+                .filter(|p| !peers.iter().any(|peer| *peer.uniqueid == *p.id.as_str()))
+                .map(|p| p.id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+        for party in stale {
+            self.emit(
+                out,
+                Event::PartyLeft {
+                    call: call.clone(),
+                    party,
+                },
+                None,
+            );
+        }
     }
 
     pub(super) fn is_conference_bridge(&self, bridge: &str) -> bool {

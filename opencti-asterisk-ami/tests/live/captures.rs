@@ -107,7 +107,10 @@ fn keep(name: &str, description: &str, bytes: &[u8]) {
                     *counts
                         .entry(m.event().unwrap_or_default().to_string())
                         .or_default() += 1;
-                } else {
+                }
+                // As the shared summaries count them: `OriginateResponse` (an event
+                // with a `Response` header) among the responses too.
+                if m.response().is_some() {
                     responses += 1;
                 }
             }
@@ -317,4 +320,85 @@ async fn hold_and_transfer_pressed_on_a_pjsip_phone() {
         "{events:?}"
     );
     assert_eq!(t.open_calls(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consult_transfer_between_two_pjsip_phones() {
+    let Some(pbx) = Pbx::take().await else { return };
+    if !baresip_installed() {
+        return;
+    }
+    let mut alice = Phone::start("1001", Answer::AfterRing(Duration::from_secs(1))).await;
+    let mut bob = Phone::start("1002", Answer::AfterRing(Duration::from_secs(1))).await;
+    let recorder = Recorder::start().await;
+    pbx.send(
+        "QueueAdd",
+        &[
+            ("Queue", "sales"),
+            ("Interface", "PJSIP/1001"),
+            ("MemberName", "Agent 1001"),
+        ],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    pbx.customer_calls("from-customers", "3001", "+441632960121")
+        .await;
+    alice.expect("CALL_ESTABLISHED").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // What the connector's consult and complete_transfer send: Atxfer, then the
+    // transferer's hangup.
+    let transferer = pbx
+        .channels()
+        .await
+        .into_iter()
+        .find(|c| c.name.starts_with("PJSIP/1001-"))
+        .unwrap_or_else(|| panic!("no channel on PJSIP/1001"))
+        .name;
+    pbx.send(
+        "Atxfer",
+        &[
+            ("Channel", &transferer),
+            ("Exten", "1002"),
+            ("Context", "pjsip-agents"),
+        ],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    bob.expect("CALL_ESTABLISHED").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pbx.send("Hangup", &[("Channel", &transferer)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    alice.expect("CALL_CLOSED").await;
+    recorder.wait_for(b"Event: AttendedTransfer").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for c in pbx.channels().await {
+        if c.name.starts_with("Local/3001@from-customers") && c.name.ends_with(";1") {
+            let _ = pbx.send("Hangup", &[("Channel", &c.name)]).await;
+        }
+    }
+    bob.expect("CALL_CLOSED").await;
+    pbx.send(
+        "QueueRemove",
+        &[("Queue", "sales"), ("Interface", "PJSIP/1001")],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    pbx.clear().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bytes = recorder.finish().await;
+    keep(
+        "22_pjsip_consult_transfer",
+        "Consult transfer between two PJSIP desk phones: QueueAdd sales PJSIP/1001 (baresip, answers after ringing 1 s); a customer (Originate Local/3001@from-customers, Application Wait, caller +441632960121) joins queue sales and PJSIP/1001 answers; Atxfer of PJSIP/1001's channel to 1002@pjsip-agents (Local/1002@pjsip-agents, then PJSIP/1002, answering after 1 s); 1 s later PJSIP/1001's channel is hung up, which completes the transfer (the Local channel optimizes away, PJSIP/1002 swaps into the customer's bridge); 1 s later the customer hangs up; QueueRemove.",
+        &bytes,
+    );
+    for (device, queues) in [("PJSIP/1001", &["sales"][..]), ("PJSIP/1002", &[][..])] {
+        let (events, t) = common::canonical_events(&bytes, common::translator(device, queues));
+        assert_eq!(
+            shapes(&events),
+            committed_shapes("22_pjsip_consult_transfer", device, queues),
+            "{device}: {events:?}"
+        );
+        assert_eq!(t.open_calls(), (0, 0), "{device}");
+    }
 }
