@@ -392,11 +392,26 @@ async fn a_consult_transfer_between_two_pjsip_phones() {
         "Consult transfer between two PJSIP desk phones: QueueAdd sales PJSIP/1001 (baresip, answers after ringing 1 s); a customer (Originate Local/3001@from-customers, Application Wait, caller +441632960121) joins queue sales and PJSIP/1001 answers; Atxfer of PJSIP/1001's channel to 1002@pjsip-agents (Local/1002@pjsip-agents, then PJSIP/1002, answering after 1 s); 1 s later PJSIP/1001's channel is hung up, which completes the transfer (the Local channel optimizes away, PJSIP/1002 swaps into the customer's bridge); 1 s later the customer hangs up; QueueRemove.",
         &bytes,
     );
+    // How many times the consultation's far end joins varies too here (three or four
+    // `party_joined` for the transferer, as the Local channel's caller id changes before
+    // or after it is bridged), so the calls' courses are compared without the parties;
+    // who is left in the call is checked on the committed capture
+    // (`tests/translate_captures.rs`).
+    let course = |shapes: Vec<String>| -> Vec<String> {
+        shapes
+            .into_iter()
+            .filter(|s| !s.ends_with("party_joined"))
+            .collect()
+    };
     for (device, queues) in [("PJSIP/1001", &["sales"][..]), ("PJSIP/1002", &[][..])] {
         let (events, t) = common::canonical_events(&bytes, common::translator(device, queues));
         assert_eq!(
-            shapes(&events),
-            committed_shapes("22_pjsip_consult_transfer", device, queues),
+            course(shapes(&events)),
+            course(committed_shapes(
+                "22_pjsip_consult_transfer",
+                device,
+                queues
+            )),
             "{device}: {events:?}"
         );
         assert_eq!(t.open_calls(), (0, 0), "{device}");
