@@ -70,9 +70,10 @@ const forwardEvent = (event) => {
   events.push(event);
 };
 
-// Waits for the next event (after the last one waited for) with these properties.
-const next = async (wanted) => {
-  const matches = (event) => Object.entries(wanted).every(([key, value]) => event[key] === value);
+// Waits for the next event (after the last one waited for) with these properties, and
+// passing `also` if given.
+const next = async (wanted, also = () => true) => {
+  const matches = (event) => Object.entries(wanted).every(([key, value]) => event[key] === value) && also(event);
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
     const index = events.findIndex((event, i) => i >= cursor && matches(event));
@@ -159,13 +160,40 @@ try {
   for (let i = 0; i < 2; i++) ends.push((await next({ pyEventName: "Disconnected" })).pyCallId);
   expect(`both calls ended, not only ${ends}`, ends.includes(second.pyCallId) && ends.includes(consult.pyCallId));
 
-  // An outbound call, hung up by the agent.
+  // A caller who gives up while the call rings abandons it.
+  say("ABANDON");
+  const abandoned = await next({ pyEventName: "Alerting", pyANI: "+441632960002" });
+  await next({ pyEventName: "Abandoned", pyCallId: abandoned.pyCallId });
+
+  // An outbound call, made a conference with 1901, who is then dropped; hung up.
   await fails("OPENCTI_CF_INVALID_DESTINATION", "makeCall", "");
   await succeeds("makeCall", "1900");
   const outbound = await next({ pyEventName: "Initiated", pyCallType: "OUTBOUND", pyOtherDN: "1900", pyANI: extension });
   await next({ pyEventName: "Established", pyCallId: outbound.pyCallId });
+  await succeeds("conferenceInitiate", outbound.pyCallId, "1901");
+  await next({ pyEventName: "Held", pyCallId: outbound.pyCallId });
+  const third = await next({ pyEventName: "Initiated", pyCallType: "CONSULT", pyOtherDN: "1901" });
+  await next({ pyEventName: "Established", pyCallId: third.pyCallId });
+  await succeeds("conferenceComplete", outbound.pyCallId, third.pyCallId);
+  await next({ pyEventName: "Retrieved", pyCallId: outbound.pyCallId });
+  const dns = (event) => event.pyParties.map((party) => party.pyDN).sort().join(" ");
+  await next({ pyEventType: "PartyInfoEvent", pyCallId: outbound.pyCallId }, (event) => dns(event) === "1001 1900 1901");
+  expect("the consultation call was merged", events.some((event) => event.pyEventName === "Disconnected" && event.pyCallId === third.pyCallId));
+  await succeeds("dropParty", outbound.pyCallId, "1901");
+  await next({ pyEventType: "PartyInfoEvent", pyCallId: outbound.pyCallId }, (event) => dns(event) === "1001 1900");
   await succeeds("hangUpCall", outbound.pyCallId);
   await next({ pyEventName: "Disconnected", pyCallId: outbound.pyCallId });
+
+  // The link to the switch drops and comes back: Pega gets a snapshot each time, and
+  // commands in between fail as the CTI server being unavailable.
+  await next({ pyEventType: "AgentStateEvent", pyEventName: "Ready" });
+  say("LINK DOWN");
+  await next({ pyEventType: "SnapshotEvent", pyLinkState: "DISCONNECTED" });
+  await fails("OPENCTI_HTTP_ERROR_503", "agentNotReady", agent, "AUX_WORK", "lunch", {});
+  say("LINK UP");
+  const back = await next({ pyEventType: "SnapshotEvent", pyLinkState: "CONNECTED" });
+  expect("after the link is back the agent is ready with no calls",
+    back.pyAgentState === "Ready" && back.pyDeviceState === "OPENED" && Array.isArray(back.pyCalls) && back.pyCalls.length === 0);
 
   // Not ready for lunch, then logout at the end of the shift.
   await succeeds("agentNotReady", agent, "AUX_WORK", "lunch", {});

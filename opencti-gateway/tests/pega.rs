@@ -1,8 +1,9 @@
 //! The Pega Call Desktop Implementation (`adapters/pega`), driven by a stub Pega desktop
 //! in Node (`e2e/pega.mjs`) against the gateway on a simulated centre: login, ready, an
-//! inbound call answered, held, retrieved and blind-transferred, a second one transferred
-//! after a consultation, an outbound call, DTMF, not ready with a reason, logout, and
-//! failing commands. Every event handed to Pega must validate against the JSON Schemas
+//! inbound call answered, held, retrieved, DTMF and a blind transfer; a second one
+//! transferred after a consultation; a third abandoned while ringing; an outbound call
+//! made a conference, a party dropped, hung up; the link dropping and coming back; not
+//! ready with a reason; logout; and failing commands with Pega's error codes. Every event handed to Pega must validate against the JSON Schemas
 //! in `adapters/pega/schemas`, and every failure against `Error.json`.
 //!
 //! Needs `node` and `e2e/node_modules` (`npm ci` in `opencti-gateway/e2e`). Without them
@@ -66,15 +67,19 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
                 after: Duration::from_millis(300),
             },
         )
+        .extension(
+            "1901",
+            FarEnd::Answer {
+                after: Duration::from_millis(300),
+            },
+        )
         .build()
         .unwrap();
+    let device = DeviceId::new("1001").unwrap();
     let control = switch.control();
     let tokens = TokenTable::new();
     let token = tokens
-        .issue(
-            AgentId::new("alice").unwrap(),
-            DeviceId::new("1001").unwrap(),
-        )
+        .issue(AgentId::new("alice").unwrap(), device.clone())
         .unwrap();
     let gateway = Gateway::new(Arc::new(tokens), Arc::new(SimSessions::new(switch.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,6 +121,13 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
                 .customer_calls("support", "+441632960001")
                 .call()
                 .unwrap(),
+            "ABANDON" => control
+                .customer_calls("support", "+441632960002")
+                .patience(Duration::from_millis(500))
+                .call()
+                .unwrap(),
+            "LINK DOWN" => control.drop_link(&device).unwrap(),
+            "LINK UP" => control.restore_link(&device).unwrap(),
             "DONE" => break,
             _ => {}
         }
@@ -124,5 +136,11 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
     assert!(status.success(), "the stub desktop failed after {:?}", seen);
     assert_eq!(seen.first().map(String::as_str), Some("READY"));
     assert_eq!(seen.last().map(String::as_str), Some("DONE"));
-    assert!(seen.iter().any(|line| line == "NEXT"));
+    for milestone in ["NEXT", "ABANDON", "LINK DOWN", "LINK UP"] {
+        assert!(
+            seen.iter().any(|line| line == milestone),
+            "no {}",
+            milestone
+        );
+    }
 }

@@ -103,9 +103,11 @@ export class PegaEvents {
       case "call_retrieved":
         return this._known(event.call, (call) => [this._callEvent(call, "Retrieved")]);
       case "call_conferenced":
+        // The held call is live again, now with everyone on it.
         return this._known(event.call, (call) => {
           call.role = "conference";
-          return [this._partyInfo(call)];
+          const retrieved = call.name === "Held" ? [this._callEvent(call, "Retrieved")] : [];
+          return [...retrieved, this._partyInfo(call)];
         });
       case "party_joined":
         return this._known(event.call, (call) => {
