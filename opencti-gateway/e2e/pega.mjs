@@ -194,6 +194,8 @@ try {
   const back = await next({ pyEventType: "SnapshotEvent", pyLinkState: "CONNECTED" });
   expect("after the link is back the agent is ready with no calls",
     back.pyAgentState === "Ready" && back.pyDeviceState === "OPENED" && Array.isArray(back.pyCalls) && back.pyCalls.length === 0);
+  const lost = events.filter((event) => event.pyEventType === "SnapshotEvent" && event.pyLinkState === "DISCONNECTED");
+  expect(`one snapshot said the link was lost, not ${lost.length}`, lost.length === 1);
 
   // Not ready for lunch, then logout at the end of the shift.
   await succeeds("agentNotReady", agent, "AUX_WORK", "lunch", {});

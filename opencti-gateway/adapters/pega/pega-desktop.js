@@ -7,10 +7,8 @@
 // pega-interface.js, apart, because Pega's public documentation leaves part of it open.
 
 import { OpenCtiClient } from "./opencti-client.js";
-import { PegaEvents } from "./pega-events.js";
+import { PegaEvents, text } from "./pega-events.js";
 import { ERROR_CODES, fromGatewayError, pegaError } from "./pega-errors.js";
-
-const text = (value) => (value === null || value === undefined ? "" : String(value));
 
 export class PegaDesktop {
   /**
@@ -40,6 +38,7 @@ export class PegaDesktop {
     const client = new OpenCtiClient(text(gatewayUrl), text(token));
     client.on("snapshot", (snapshot) => this._onSnapshot(snapshot));
     client.on("event", (event) => this._onEvent(event));
+    client.on("link", (state) => this._onLink(state));
     this.client = client;
     try {
       const snapshot = await client.connect();
@@ -192,7 +191,16 @@ export class PegaDesktop {
   _onEvent(event) {
     if (!this.open) return;
     for (const pegaEvent of this.events.translate(event)) this._forwardEvent(pegaEvent);
-    if (event.type === "link_up" || event.type === "link_down") this._forwardSnapshot();
+    if (event.type === "link_up") this._forwardSnapshot();
+  }
+
+  // The link is lost when the switch's link goes down (a `link_down` event) and also
+  // when the connection to the gateway closes; either way Pega is told at once. It comes
+  // back with a `link_up` event or a fresh snapshot.
+  _onLink(state) {
+    if (!this.open || state === "up" || this.events.link === "down") return;
+    this.events.link = "down";
+    this._forwardSnapshot();
   }
 
   _forwardSnapshot() {

@@ -47,7 +47,8 @@ const CALL_EVENT_NAME = {
   held: "Held",
 };
 
-const text = (value) => (value === null || value === undefined ? "" : String(value));
+/** A value as Pega gets it: always a string, the empty one for none. */
+export const text = (value) => (value === null || value === undefined ? "" : String(value));
 
 export class PegaEvents {
   constructor() {

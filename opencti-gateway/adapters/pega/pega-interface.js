@@ -57,7 +57,7 @@ export function installPegaDesktop(settings = {}, target = globalThis) {
     // integrator's sign-on, as for the Call Control Panel); linkDefinition is not used.
     login(agentID, agentPwd, extension, linkDefinition, options, success, failure, forwardEvent) {
       const gatewayUrl = (options && options.gatewayUrl) || settings.gatewayUrl || defaultGatewayUrl();
-      const forward = (event) => forwardEvent(forwardPayload(event));
+      const forward = typeof forwardEvent === "function" ? (event) => forwardEvent(forwardPayload(event)) : null;
       settle(
         () => desktop.login({ agent: agentID, device: extension, token: agentPwd, gatewayUrl, forward }),
         success,
