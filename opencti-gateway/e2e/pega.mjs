@@ -197,6 +197,13 @@ try {
   const lost = events.filter((event) => event.pyEventType === "SnapshotEvent" && event.pyLinkState === "DISCONNECTED");
   expect(`one snapshot said the link was lost, not ${lost.length}`, lost.length === 1);
 
+  // The connection to the gateway is cut: the link is lost for Pega too, until the
+  // client has reconnected and Pega has the state again.
+  say("CUT");
+  await next({ pyEventType: "SnapshotEvent", pyLinkState: "DISCONNECTED" });
+  const again = await next({ pyEventType: "SnapshotEvent", pyLinkState: "CONNECTED" });
+  expect("after reconnecting the agent is still ready and logged in", again.pyAgentState === "Ready" && again.pyDeviceState === "OPENED");
+
   // Not ready for lunch, then logout at the end of the shift.
   await succeeds("agentNotReady", agent, "AUX_WORK", "lunch", {});
   await next({ pyEventType: "AgentStateEvent", pyEventName: "NotReady", pyReasonCode: "lunch" });

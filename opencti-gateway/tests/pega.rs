@@ -2,7 +2,8 @@
 //! in Node (`e2e/pega.mjs`) against the gateway on a simulated centre: login, ready, an
 //! inbound call answered, held, retrieved, DTMF and a blind transfer; a second one
 //! transferred after a consultation; a third abandoned while ringing; an outbound call
-//! made a conference, a party dropped, hung up; the link dropping and coming back; not
+//! made a conference, a party dropped, hung up; the link to the switch dropping and
+//! coming back; the connection to the gateway cut and made again; not
 //! ready with a reason; logout; and failing commands with Pega's error codes. Every event handed to Pega must validate against the JSON Schemas
 //! in `adapters/pega/schemas`, and every failure against `Error.json`.
 //!
@@ -10,6 +11,7 @@
 //! the test is skipped with the reason printed, except under `CI=true`, where it fails.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use std::time::Duration;
 use opencti_core::{AgentId, DeviceId};
 use opencti_gateway::{Gateway, SimSessions, TokenTable};
 use opencti_sim::{FarEnd, SimSwitch};
+use tokio::sync::watch;
 
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
@@ -44,6 +47,31 @@ fn websocket_flag() -> Option<&'static str> {
         .status()
         .is_ok_and(|status| status.success());
     (!global).then_some("--experimental-websocket")
+}
+
+/// A TCP relay to the gateway, as a network between the desktop and the gateway: each
+/// increment of the returned counter cuts the connections open through it, as a network
+/// failure would; new ones go through.
+async fn relay_to(gateway: SocketAddr) -> (SocketAddr, watch::Sender<u64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (cut, cuts) = watch::channel(0);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut cuts = cuts.clone();
+            cuts.borrow_and_update();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(gateway).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cuts.changed() => {}
+                }
+            });
+        }
+    });
+    (address, cut)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +111,8 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
         .unwrap();
     let gateway = Gateway::new(Arc::new(tokens), Arc::new(SimSessions::new(switch.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (relay, cut) = relay_to(listener.local_addr().unwrap()).await;
+    let base = format!("http://{}", relay);
     tokio::spawn(async move { gateway.serve(listener).await });
 
     let mut node = Command::new("node");
@@ -128,6 +157,7 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
                 .unwrap(),
             "LINK DOWN" => control.drop_link(&device).unwrap(),
             "LINK UP" => control.restore_link(&device).unwrap(),
+            "CUT" => cut.send_modify(|cuts| *cuts += 1),
             "DONE" => break,
             _ => {}
         }
@@ -136,7 +166,7 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
     assert!(status.success(), "the stub desktop failed after {:?}", seen);
     assert_eq!(seen.first().map(String::as_str), Some("READY"));
     assert_eq!(seen.last().map(String::as_str), Some("DONE"));
-    for milestone in ["NEXT", "ABANDON", "LINK DOWN", "LINK UP"] {
+    for milestone in ["NEXT", "ABANDON", "LINK DOWN", "LINK UP", "CUT"] {
         assert!(
             seen.iter().any(|line| line == milestone),
             "no {}",
