@@ -104,8 +104,8 @@ const fails = (code, name, ...args) => new Promise((resolve, reject) => {
     else resolve(error);
   });
 });
-const login = (password, extensionNumber) => new Promise((resolve, reject) => {
-  pega.login(agent, password, extensionNumber, {}, {}, resolve, reject, forwardEvent);
+const login = (password, extensionNumber, agentId = agent) => new Promise((resolve, reject) => {
+  pega.login(agentId, password, extensionNumber, {}, {}, resolve, reject, forwardEvent);
 });
 const expect = (what, ok) => {
   if (!ok) throw new Error(what);
@@ -118,6 +118,13 @@ try {
   expect(`a wrong token is refused as OPENCTI_HTTP_ERROR_401, not ${JSON.stringify(refused)}`,
     refused && refused.errCode === "OPENCTI_HTTP_ERROR_401");
   check(validError, refused, "login's error");
+  // The token names the agent and extension: Pega's must be the same.
+  for (const [otherAgent, otherExtension] of [["bob", extension], [agent, "1002"]]) {
+    const mismatch = await login(token, otherExtension, otherAgent).then(() => null, (error) => error);
+    expect(`${otherAgent} at ${otherExtension} is refused as OPENCTI_HTTP_ERROR_401, not ${JSON.stringify(mismatch)}`,
+      mismatch && mismatch.errCode === "OPENCTI_HTTP_ERROR_401");
+  }
+  expect("no event before a successful login", events.length === 0);
 
   await login(token, extension);
   await next({ pyEventType: "AgentStateEvent", pyEventName: "NotReady", pyWorkMode: "AUX_WORK" });
