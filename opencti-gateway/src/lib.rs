@@ -6,6 +6,7 @@
 mod auth;
 mod crm;
 mod limits;
+mod pega;
 mod router;
 mod security;
 mod serve;

@@ -33,7 +33,8 @@ pub(crate) struct Shared {
 /// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
 /// `GET /panel.css`; with [`Gateway::with_sign_in`], `GET /sign-in` (the page),
-/// `GET /sign-in.js`, `POST /api/sign-in`, `POST /api/sign-out`.
+/// `GET /sign-in.js`, `POST /api/sign-in`, `POST /api/sign-out`; under `/pega/`, the
+/// Pega Call Desktop Implementation (`adapters/pega`).
 ///
 /// The WebSocket is open to pages of the gateway's own origin and to native clients that
 /// send no `Origin`; [`Gateway::with_security`] lists more origins.
@@ -175,6 +176,7 @@ impl Gateway {
                     )
                 }),
             )
+            .merge(crate::pega::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.shared.security.clone(),
                 security_headers,

@@ -1,0 +1,176 @@
+//! The Pega Call Desktop Implementation (`adapters/pega`), driven by a stub Pega desktop
+//! in Node (`e2e/pega.mjs`) against the gateway on a simulated centre: login, ready, an
+//! inbound call answered, held, retrieved, DTMF and a blind transfer; a second one
+//! transferred after a consultation; a third abandoned while ringing; an outbound call
+//! made a conference, a party dropped, hung up; the link to the switch dropping and
+//! coming back; the connection to the gateway cut and made again; not
+//! ready with a reason; logout; and failing commands with Pega's error codes. Every event handed to Pega must validate against the JSON Schemas
+//! in `adapters/pega/schemas`, and every failure against `Error.json`.
+//!
+//! Needs `node` and `e2e/node_modules` (`npm ci` in `opencti-gateway/e2e`). Without them
+//! the test is skipped with the reason printed, except under `CI=true`, where it fails.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opencti_core::{AgentId, DeviceId};
+use opencti_gateway::{Gateway, SimSessions, TokenTable};
+use opencti_sim::{FarEnd, SimSwitch};
+use tokio::sync::watch;
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+/// Why the test cannot run here, if it cannot.
+fn missing_peer() -> Option<String> {
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("no node on the PATH".into());
+    }
+    if !e2e_dir().join("node_modules/ajv").exists() {
+        return Some("ajv is not installed (npm ci in opencti-gateway/e2e)".into());
+    }
+    None
+}
+
+/// The flag Node needs for a global `WebSocket`: none from Node 22, one on Node 20.
+fn websocket_flag() -> Option<&'static str> {
+    let global = Command::new("node")
+        .args([
+            "-e",
+            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
+        ])
+        .status()
+        .is_ok_and(|status| status.success());
+    (!global).then_some("--experimental-websocket")
+}
+
+/// A TCP relay to the gateway, as a network between the desktop and the gateway: each
+/// increment of the returned counter cuts the connections open through it, as a network
+/// failure would; new ones go through.
+async fn relay_to(gateway: SocketAddr) -> (SocketAddr, watch::Sender<u64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (cut, cuts) = watch::channel(0);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut cuts = cuts.clone();
+            cuts.borrow_and_update();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(gateway).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cuts.changed() => {}
+                }
+            });
+        }
+    });
+    (address, cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
+    if let Some(why) = missing_peer() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the Pega test must run in CI, but {}",
+            why
+        );
+        println!("skipping the Pega test: {}", why);
+        return;
+    }
+
+    let switch = SimSwitch::builder()
+        .queue("support")
+        .agent("alice", "1001", &["support"])
+        .extension(
+            "1900",
+            FarEnd::Answer {
+                after: Duration::from_millis(300),
+            },
+        )
+        .extension(
+            "1901",
+            FarEnd::Answer {
+                after: Duration::from_millis(300),
+            },
+        )
+        .build()
+        .unwrap();
+    let device = DeviceId::new("1001").unwrap();
+    let control = switch.control();
+    let tokens = TokenTable::new();
+    let token = tokens
+        .issue(AgentId::new("alice").unwrap(), device.clone())
+        .unwrap();
+    let gateway = Gateway::new(Arc::new(tokens), Arc::new(SimSessions::new(switch.clone())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (relay, cut) = relay_to(listener.local_addr().unwrap()).await;
+    let base = format!("http://{}", relay);
+    tokio::spawn(async move { gateway.serve(listener).await });
+
+    let mut node = Command::new("node");
+    node.args(websocket_flag());
+    let mut node = node
+        .arg(e2e_dir().join("pega.mjs"))
+        .args([base.as_str(), token.expose(), "alice", "1001"])
+        .current_dir(e2e_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = node.stdout.take().unwrap();
+    let (tx, mut milestones) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+
+    let mut seen = Vec::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(90), milestones.recv())
+            .await
+            .expect("the stub desktop reported within 90 s");
+        let Some(line) = line else { break };
+        println!("{}", line);
+        seen.push(line.clone());
+        match line.as_str() {
+            "READY" => control
+                .customer_calls("support", "+441632960003")
+                .call()
+                .unwrap(),
+            "NEXT" => control
+                .customer_calls("support", "+441632960001")
+                .call()
+                .unwrap(),
+            "ABANDON" => control
+                .customer_calls("support", "+441632960002")
+                .patience(Duration::from_millis(500))
+                .call()
+                .unwrap(),
+            "LINK DOWN" => control.drop_link(&device).unwrap(),
+            "LINK UP" => control.restore_link(&device).unwrap(),
+            "CUT" => cut.send_modify(|cuts| *cuts += 1),
+            "DONE" => break,
+            _ => {}
+        }
+    }
+    let status = node.wait().unwrap();
+    assert!(status.success(), "the stub desktop failed after {:?}", seen);
+    assert_eq!(seen.first().map(String::as_str), Some("READY"));
+    assert_eq!(seen.last().map(String::as_str), Some("DONE"));
+    for milestone in ["NEXT", "ABANDON", "LINK DOWN", "LINK UP", "CUT"] {
+        assert!(
+            seen.iter().any(|line| line == milestone),
+            "no {}",
+            milestone
+        );
+    }
+}
