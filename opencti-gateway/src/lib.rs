@@ -5,6 +5,7 @@
 
 mod auth;
 mod crm;
+mod desk;
 mod limits;
 mod router;
 mod security;

@@ -32,7 +32,7 @@ pub(crate) struct Shared {
 /// Routes: `GET /ws` (the WebSocket; the first message authenticates), `GET /` (the
 /// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
-/// `GET /panel.css`; with [`Gateway::with_sign_in`], `GET /sign-in` (the page),
+/// `GET /panel-view.js`, `GET /panel.css`, `GET /sign-in-request.js`; with [`Gateway::with_sign_in`], `GET /sign-in` (the page),
 /// `GET /sign-in.js`, `POST /api/sign-in`, `POST /api/sign-out`.
 ///
 /// The WebSocket is open to pages of the gateway's own origin and to native clients that
@@ -120,12 +120,7 @@ impl Gateway {
             .route("/ws", get(upgrade))
             .route(
                 "/",
-                get(|| {
-                    file(
-                        "text/html; charset=utf-8",
-                        include_str!("../static/index.html"),
-                    )
-                }),
+                get(|| file("text/html; charset=utf-8", crate::desk::PANEL_PAGE.as_str())),
             )
             .route(
                 "/opencti-client.js",
@@ -142,6 +137,24 @@ impl Gateway {
                     file(
                         "text/javascript; charset=utf-8",
                         include_str!("../static/panel.js"),
+                    )
+                }),
+            )
+            .route(
+                "/panel-view.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/panel-view.js"),
+                    )
+                }),
+            )
+            .route(
+                "/sign-in-request.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/sign-in-request.js"),
                     )
                 }),
             )

@@ -65,7 +65,9 @@ async fn the_panel_and_its_assets_carry_the_security_headers() {
     for path in [
         "/",
         "/panel.js",
+        "/panel-view.js",
         "/panel.css",
+        "/sign-in-request.js",
         "/opencti-client.js",
         "/schema.json",
     ] {
