@@ -8,6 +8,7 @@ mod crm;
 mod desk;
 mod limits;
 mod router;
+mod salesforce;
 mod security;
 mod serve;
 mod sessions;

@@ -12,7 +12,7 @@ use axum::Router;
 use crate::auth::{Authenticator, TokenTable};
 use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
-use crate::security::Security;
+use crate::security::{CrmScripts, Security};
 use crate::sessions::{SessionFactory, Sessions};
 use crate::sign_in::{Failures, SignIn, SignInSettings};
 use crate::tls::{ServedOverTls, Tls, STRICT_TRANSPORT_SECURITY};
@@ -32,7 +32,8 @@ pub(crate) struct Shared {
 /// Routes: `GET /ws` (the WebSocket; the first message authenticates), `GET /` (the
 /// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
-/// `GET /panel-view.js`, `GET /panel.css`, `GET /sign-in-request.js`; with [`Gateway::with_sign_in`], `GET /sign-in` (the page),
+/// `GET /panel-view.js`, `GET /panel.css`, `GET /sign-in-request.js`, the Salesforce Open CTI
+/// softphone under `GET /salesforce/` (see the adapter's README); with [`Gateway::with_sign_in`], `GET /sign-in` (the page),
 /// `GET /sign-in.js`, `POST /api/sign-in`, `POST /api/sign-out`.
 ///
 /// The WebSocket is open to pages of the gateway's own origin and to native clients that
@@ -188,6 +189,7 @@ impl Gateway {
                     )
                 }),
             )
+            .merge(crate::salesforce::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.shared.security.clone(),
                 security_headers,
@@ -239,10 +241,17 @@ async fn security_headers(
     } else {
         "'none'".to_string()
     };
+    // A page that loads its CRM's own library (the Salesforce softphone) may take scripts
+    // from the origins that may frame it, and from no other.
+    let scripts = if html && response.extensions().get::<CrmScripts>().is_some() {
+        security.script_sources()
+    } else {
+        "'self'".to_string()
+    };
     let policy = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+        "default-src 'none'; script-src {}; style-src 'self'; connect-src 'self'; \
          img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
-        ancestors
+        scripts, ancestors
     );
     let headers = response.headers_mut();
     // The origins were checked when configured; a value that still is not a header
@@ -271,7 +280,7 @@ async fn security_headers(
     response
 }
 
-async fn file(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) async fn file(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

@@ -126,3 +126,38 @@ async fn only_the_panel_page_may_be_framed_by_a_configured_crm() {
     let csp = header(&headers, "content-security-policy");
     assert!(csp.contains("frame-ancestors 'none'"), "{}", csp);
 }
+
+#[tokio::test]
+async fn the_salesforce_softphone_alone_runs_scripts_of_the_crm_that_frames_it() {
+    let security = Security::default()
+        .frame_ancestor("https://*.lightning.force.com")
+        .unwrap();
+    let address = start(security).await;
+    let (status, headers) = head(&address, "/salesforce/softphone").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{}", status);
+    let csp = header(&headers, "content-security-policy");
+    assert!(
+        csp.contains("script-src 'self' https://*.lightning.force.com;"),
+        "{}",
+        csp
+    );
+    assert!(
+        csp.contains("frame-ancestors https://*.lightning.force.com"),
+        "{}",
+        csp
+    );
+    assert!(csp.contains("connect-src 'self'"), "{}", csp);
+    for path in ["/", "/salesforce/softphone.js", "/salesforce/call-center.xml"] {
+        let (status, headers) = head(&address, path).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{}: {}", path, status);
+        let csp = header(&headers, "content-security-policy");
+        assert!(csp.contains("script-src 'self';"), "{}: {}", path, csp);
+    }
+    // With no CRM configured, the softphone runs the gateway's scripts alone, and no
+    // page may frame it.
+    let address = start(Security::default()).await;
+    let (_, headers) = head(&address, "/salesforce/softphone").await;
+    let csp = header(&headers, "content-security-policy");
+    assert!(csp.contains("script-src 'self';"), "{}", csp);
+    assert!(csp.contains("frame-ancestors 'none'"), "{}", csp);
+}
