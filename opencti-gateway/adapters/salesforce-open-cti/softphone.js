@@ -131,7 +131,8 @@ function onAgentState(state) {
 }
 
 function setClickToDial(on) {
-  if (on === clickToDial) return;
+  // Before the library is loaded there is no one to tell; it is told once loaded.
+  if (!api || on === clickToDial) return;
   clickToDial = on;
   call(api, on ? "enableClickToDial" : "disableClickToDial").catch((refusal) => status(refusal.message));
 }
@@ -193,6 +194,7 @@ try {
     .catch((refusal) => status(refusal.message));
   await call(api, "notifyInitializationComplete");
   status("Connected to Salesforce.");
+  if (client && client.snapshot) setClickToDial(client.snapshot.agent_state.state !== "logged_out");
 } catch (error) {
   status(`Salesforce is not reachable: ${error.message}`);
 }
