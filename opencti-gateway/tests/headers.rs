@@ -147,7 +147,11 @@ async fn the_salesforce_softphone_alone_runs_scripts_of_the_crm_that_frames_it()
         csp
     );
     assert!(csp.contains("connect-src 'self'"), "{}", csp);
-    for path in ["/", "/salesforce/softphone.js", "/salesforce/call-center.xml"] {
+    for path in [
+        "/",
+        "/salesforce/softphone.js",
+        "/salesforce/call-center.xml",
+    ] {
         let (status, headers) = head(&address, path).await;
         assert!(status.starts_with("HTTP/1.1 200"), "{}: {}", path, status);
         let csp = header(&headers, "content-security-policy");
