@@ -45,7 +45,9 @@ impl Security {
         Ok(self)
     }
 
-    /// Lets pages of `origin` show the panel in a frame.
+    /// Lets pages of `origin` show the panel in a frame, and the Salesforce softphone
+    /// (`/salesforce/softphone`), which also runs scripts from `origin`: Salesforce's
+    /// `opencti_min.js` comes from the page that frames it.
     pub fn frame_ancestor(mut self, origin: impl AsRef<str>) -> Result<Self> {
         self.frame_ancestors.push(checked(origin.as_ref())?);
         Ok(self)

@@ -142,6 +142,10 @@ function onClickToDial(payload) {
     status("Sign in to place calls.");
     return;
   }
+  if (!payload || payload.number === undefined || payload.number === null || payload.number === "") {
+    status("Salesforce sent a click-to-dial with no number.");
+    return;
+  }
   const data = {};
   if (payload.recordId) data[RECORD_ID] = String(payload.recordId);
   if (payload.objectType) data[OBJECT_TYPE] = String(payload.objectType);
