@@ -13,9 +13,11 @@ export function showError(error) {
 
 async function send(command) {
   showError(null);
-  onCommand(command);
+  const outcome = client.command(command);
+  // Told at once: the events the command causes arrive after this.
+  onCommand(command, outcome);
   try {
-    await client.command(command);
+    await outcome;
   } catch (error) {
     showError(error);
   }
@@ -159,7 +161,8 @@ function wireAgentButtons() {
  * that no event is missed, then `open()` once connected.
  * @param {OpenCtiClient} deskClient
  * @param {object} [hooks]
- * @param {(command: object) => void} [hooks.onCommand]  told of each command the agent sends
+ * @param {(command: object, outcome: Promise) => void} [hooks.onCommand]  told of each
+ *   command the agent sends, with the promise of its confirmation
  */
 export function attachDesk(deskClient, hooks = {}) {
   client = deskClient;

@@ -157,8 +157,14 @@ async function startDesk(token) {
   wsUrl.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   client = new OpenCtiClient(wsUrl.href, token);
   const desk = attachDesk(client, {
-    onCommand: (command) => {
-      if (command.type === "complete_wrap_up") disposition = command.disposition || null;
+    onCommand: (command, outcome) => {
+      if (command.type !== "complete_wrap_up") return;
+      disposition = command.disposition || null;
+      // Refused, the wrap-up goes on: its end (by a later command, or its timeout) must
+      // not carry this disposition.
+      outcome.catch(() => {
+        if (disposition === command.disposition) disposition = null;
+      });
     },
   });
   client.on("event", onEvent);
