@@ -134,6 +134,24 @@ try {
   await phone.locator("#unsaved").waitFor({ state: "hidden" });
   await openCtiCalls("refreshView", 3);
 
+  // A caller with two matches: Salesforce shows them, the agent opens the lead.
+  say("MORE");
+  await callState("offered");
+  say(`CALL ${await callId()}`);
+  await openCtiCalls("searchAndScreenPop", 3);
+  await click(callCard().locator('[data-call="answer"]'));
+  await callState("connected");
+  await page.evaluate(() => window.navigateTo({
+    url: "/lightning/r/Lead/00Q000000000001AAA/view", recordId: "00Q000000000001AAA", recordName: "Alan Turing", objectType: "Lead",
+  }));
+  await click(callCard().locator('[data-call="hangup"]'));
+  await noCalls();
+  await agentState("wrap_up");
+  await phone.locator("#disposition").selectOption("escalated");
+  await click(phone.locator('[data-agent="complete_wrap_up"]'));
+  await agentState("ready");
+  await openCtiCalls("refreshView", 4);
+
   await click(phone.locator('[data-agent="logout"]'));
   await agentState("logged_out");
   await openCtiCalls("disableClickToDial", 1);

@@ -2,8 +2,9 @@
 //! Salesforce page (its own server, another origin) that frames the gateway's softphone
 //! and plays `sforce.opencti` from the documented method shapes, recording every call.
 //! Over the simulated centre, a click-to-dial call, an inbound call (pop, answer, hold,
-//! retrieve, hang up, wrap-up, log) and one whose log Salesforce refuses must make exactly
-//! the documented Open CTI calls with exactly the documented payloads.
+//! retrieve, hang up, wrap-up, log), one whose log Salesforce refuses and one with two
+//! matches must make exactly the documented Open CTI calls with exactly the documented
+//! payloads.
 //!
 //! Needs `chromium`, `node` and `e2e/node_modules`, like the panel's browser test: without
 //! them the test is skipped with the reason printed, except under `CI=true`.
@@ -187,6 +188,10 @@ async fn the_softphone_makes_the_documented_open_cti_calls() {
                 .customer_calls("support", "+441632960999")
                 .call()
                 .unwrap(),
+            "MORE" => control
+                .customer_calls("support", "+441632960005")
+                .call()
+                .unwrap(),
             "DONE" => break,
             _ => {}
         }
@@ -197,8 +202,8 @@ async fn the_softphone_makes_the_documented_open_cti_calls() {
         "the browser script failed after {:?}",
         seen
     );
-    assert_eq!(seen, ["READY", "NEXT", "DONE"]);
-    assert_eq!(call_ids.len(), 3, "{call_ids:?}");
+    assert_eq!(seen, ["READY", "NEXT", "MORE", "DONE"]);
+    assert_eq!(call_ids.len(), 4, "{call_ids:?}");
 
     // Durations depend on the machine's speed: each must be a whole number of seconds,
     // short here; the rest of each payload is exact.
@@ -278,6 +283,21 @@ async fn the_softphone_makes_the_documented_open_cti_calls() {
         } }),
         refused.clone(),
         refused,
+        plain("refreshView"),
+        // Two matches: no record of its own; the agent opened the lead.
+        json!({ "method": "setSoftphonePanelVisibility", "args": { "visible": true } }),
+        json!({ "method": "searchAndScreenPop", "args": {
+            "searchParams": "+441632960005",
+            "callType": "inbound",
+            "defaultFieldValues": { "Phone": "+441632960005" },
+            "deferred": false,
+        } }),
+        task(
+            &call_ids[3],
+            "Call from +441632960005",
+            "Inbound",
+            json!({ "CallDisposition": "escalated", "WhoId": "00Q000000000001AAA" }),
+        ),
         plain("refreshView"),
         // Logged out: click-to-dial off.
         plain("disableClickToDial"),
