@@ -64,6 +64,7 @@ function recordFromData(data) {
 }
 
 async function popCaller(entry) {
+  if (!api) return;
   await call(api, "setSoftphonePanelVisibility", { visible: true }).catch((refusal) => status(refusal.message));
   if (!entry.number) return;
   const callType = (api.CALL_TYPE && api.CALL_TYPE.INBOUND) || CALL_TYPE.INBOUND;
