@@ -59,7 +59,7 @@ pub struct Listen {
     #[serde(default)]
     pub allowed_origins: Vec<Spanned<String>>,
     /// CRM origins allowed to frame the panel (a softphone inside the CRM); empty for
-    /// none.
+    /// none. The Salesforce softphone also runs Salesforce's library from them.
     #[serde(default)]
     pub frame_ancestors: Vec<Spanned<String>>,
 }

@@ -5,9 +5,11 @@
 
 mod auth;
 mod crm;
+mod desk;
 mod limits;
 mod pega;
 mod router;
+mod salesforce;
 mod security;
 mod serve;
 mod sessions;

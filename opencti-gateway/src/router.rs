@@ -12,7 +12,7 @@ use axum::Router;
 use crate::auth::{Authenticator, TokenTable};
 use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
-use crate::security::Security;
+use crate::security::{CrmScripts, Security};
 use crate::sessions::{SessionFactory, Sessions};
 use crate::sign_in::{Failures, SignIn, SignInSettings};
 use crate::tls::{ServedOverTls, Tls, STRICT_TRANSPORT_SECURITY};
@@ -32,9 +32,11 @@ pub(crate) struct Shared {
 /// Routes: `GET /ws` (the WebSocket; the first message authenticates), `GET /` (the
 /// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
-/// `GET /panel.css`; with [`Gateway::with_sign_in`], `GET /sign-in` (the page),
-/// `GET /sign-in.js`, `POST /api/sign-in`, `POST /api/sign-out`; under `/pega/`, the
-/// Pega Call Desktop Implementation (`adapters/pega`).
+/// `GET /panel-view.js`, `GET /panel.css`, `GET /sign-in-request.js`; the Salesforce
+/// Open CTI softphone under `GET /salesforce/` and the Pega Call Desktop Implementation
+/// under `/pega/` (see each adapter's README in `adapters/`); with
+/// [`Gateway::with_sign_in`], `GET /sign-in` (the page), `GET /sign-in.js`,
+/// `POST /api/sign-in`, `POST /api/sign-out`.
 ///
 /// The WebSocket is open to pages of the gateway's own origin and to native clients that
 /// send no `Origin`; [`Gateway::with_security`] lists more origins.
@@ -121,12 +123,7 @@ impl Gateway {
             .route("/ws", get(upgrade))
             .route(
                 "/",
-                get(|| {
-                    file(
-                        "text/html; charset=utf-8",
-                        include_str!("../static/index.html"),
-                    )
-                }),
+                get(|| file("text/html; charset=utf-8", crate::desk::PANEL_PAGE.as_str())),
             )
             .route(
                 "/opencti-client.js",
@@ -143,6 +140,24 @@ impl Gateway {
                     file(
                         "text/javascript; charset=utf-8",
                         include_str!("../static/panel.js"),
+                    )
+                }),
+            )
+            .route(
+                "/panel-view.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/panel-view.js"),
+                    )
+                }),
+            )
+            .route(
+                "/sign-in-request.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/sign-in-request.js"),
                     )
                 }),
             )
@@ -177,6 +192,7 @@ impl Gateway {
                 }),
             )
             .merge(crate::pega::routes())
+            .merge(crate::salesforce::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.shared.security.clone(),
                 security_headers,
@@ -228,10 +244,17 @@ async fn security_headers(
     } else {
         "'none'".to_string()
     };
+    // A page that loads its CRM's own library (the Salesforce softphone) may take scripts
+    // from the origins that may frame it, and from no other.
+    let scripts = if html && response.extensions().get::<CrmScripts>().is_some() {
+        security.script_sources()
+    } else {
+        "'self'".to_string()
+    };
     let policy = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+        "default-src 'none'; script-src {}; style-src 'self'; connect-src 'self'; \
          img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
-        ancestors
+        scripts, ancestors
     );
     let headers = response.headers_mut();
     // The origins were checked when configured; a value that still is not a header
@@ -260,7 +283,7 @@ async fn security_headers(
     response
 }
 
-async fn file(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) async fn file(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

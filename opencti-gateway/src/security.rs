@@ -45,7 +45,9 @@ impl Security {
         Ok(self)
     }
 
-    /// Lets pages of `origin` show the panel in a frame.
+    /// Lets pages of `origin` show the panel in a frame, and the Salesforce softphone
+    /// (`/salesforce/softphone`), which also runs scripts from `origin`: Salesforce's
+    /// `opencti_min.js` comes from the page that frames it.
     pub fn frame_ancestor(mut self, origin: impl AsRef<str>) -> Result<Self> {
         self.frame_ancestors.push(checked(origin.as_ref())?);
         Ok(self)
@@ -82,6 +84,15 @@ impl Security {
             .any(|allowed| matches(allowed, &origin))
     }
 
+    /// The `script-src` sources for a page that loads its CRM's library: its own origin
+    /// and the origins that may frame it.
+    pub(crate) fn script_sources(&self) -> String {
+        std::iter::once("'self'")
+            .chain(self.frame_ancestors.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The `frame-ancestors` sources for the panel page.
     pub(crate) fn frame_sources(&self) -> String {
         if self.frame_ancestors.is_empty() {
@@ -91,6 +102,12 @@ impl Security {
         }
     }
 }
+
+/// Marks a response (in its extensions) as a page that loads its CRM's library from the
+/// CRM's origin, which is also the origin that frames it: the Salesforce softphone loads
+/// `opencti_min.js` from the Salesforce page that shows it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CrmScripts;
 
 /// Whether `origin` (lower case) is `pattern` or, for a `*.` pattern, one of its
 /// subdomains.

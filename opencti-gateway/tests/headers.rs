@@ -65,7 +65,9 @@ async fn the_panel_and_its_assets_carry_the_security_headers() {
     for path in [
         "/",
         "/panel.js",
+        "/panel-view.js",
         "/panel.css",
+        "/sign-in-request.js",
         "/opencti-client.js",
         "/schema.json",
     ] {
@@ -122,5 +124,44 @@ async fn only_the_panel_page_may_be_framed_by_a_configured_crm() {
     assert!(!headers.iter().any(|(n, _)| n == "x-frame-options"));
     let (_, headers) = head(&address, "/panel.js").await;
     let csp = header(&headers, "content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{}", csp);
+}
+
+#[tokio::test]
+async fn the_salesforce_softphone_alone_runs_scripts_of_the_crm_that_frames_it() {
+    let security = Security::default()
+        .frame_ancestor("https://*.lightning.force.com")
+        .unwrap();
+    let address = start(security).await;
+    let (status, headers) = head(&address, "/salesforce/softphone").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{}", status);
+    let csp = header(&headers, "content-security-policy");
+    assert!(
+        csp.contains("script-src 'self' https://*.lightning.force.com;"),
+        "{}",
+        csp
+    );
+    assert!(
+        csp.contains("frame-ancestors https://*.lightning.force.com"),
+        "{}",
+        csp
+    );
+    assert!(csp.contains("connect-src 'self'"), "{}", csp);
+    for path in [
+        "/",
+        "/salesforce/softphone.js",
+        "/salesforce/call-center.xml",
+    ] {
+        let (status, headers) = head(&address, path).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{}: {}", path, status);
+        let csp = header(&headers, "content-security-policy");
+        assert!(csp.contains("script-src 'self';"), "{}: {}", path, csp);
+    }
+    // With no CRM configured, the softphone runs the gateway's scripts alone, and no
+    // page may frame it.
+    let address = start(Security::default()).await;
+    let (_, headers) = head(&address, "/salesforce/softphone").await;
+    let csp = header(&headers, "content-security-policy");
+    assert!(csp.contains("script-src 'self';"), "{}", csp);
     assert!(csp.contains("frame-ancestors 'none'"), "{}", csp);
 }
