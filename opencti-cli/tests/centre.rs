@@ -11,6 +11,8 @@
 //! except under `CI=true`, where that is a failure.
 
 mod common;
+#[path = "../../opencti-gateway/tests/e2e/mod.rs"]
+mod e2e;
 #[path = "../../opencti-asterisk-ami/tests/live/pbx.rs"]
 mod pbx;
 #[path = "../../opencti-asterisk-ami/tests/live/phone.rs"]
@@ -40,27 +42,6 @@ const CUSTOMER_NAME: &str = "Customer";
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn e2e_dir() -> PathBuf {
-    repository().join("opencti-gateway/e2e")
-}
-
-/// Why the browser half cannot run here, if it cannot.
-fn missing_browser() -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!(
-            "no Chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("no node on the PATH".into());
-    }
-    if !e2e_dir().join("node_modules/playwright-core").exists() {
-        return Some("playwright-core is not installed (npm ci in opencti-gateway/e2e)".into());
-    }
-    None
 }
 
 /// The example deployment, copied beside its secret file, listening on a free port.
@@ -116,8 +97,7 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
     if !baresip_installed() {
         return;
     }
-    if let Some(why) = missing_browser() {
-        pbx::skip(&why);
+    if !e2e::can_run("the panels of the centre", true, &["playwright-core"]) {
         return;
     }
     // The example's four agents, each at an auto-answering desk phone that rings for a
@@ -145,7 +125,7 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
     let (_served, url) = common::serve(&example_deployment(&dir), &["--log", "debug"], Some(&log));
 
     let mut browser = Command::new("node")
-        .current_dir(e2e_dir())
+        .current_dir(e2e::e2e_dir())
         .args([
             "centre.mjs",
             &url,

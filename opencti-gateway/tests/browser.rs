@@ -6,9 +6,6 @@
 //! except under `CI=true`, where a missing browser is a failure.
 //! `OPENCTI_SCREENSHOTS=<dir>` keeps the screenshots there (the docs' come from this).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,37 +13,13 @@ use opencti_core::{AgentId, DeviceId};
 use opencti_gateway::{Gateway, Limits, SimSessions, SqliteCrm, TokenTable};
 use opencti_sim::{FarEnd, SimSwitch};
 
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
+mod e2e;
 
-/// Why the browser test cannot run here, if it cannot.
-fn missing_peer() -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!(
-            "no Chromium at {} (apt-get install chromium)",
-            chromium
-        ));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("no node on the PATH".into());
-    }
-    if !e2e_dir().join("node_modules/playwright-core").exists() {
-        return Some("playwright-core is not installed (npm ci in opencti-gateway/e2e)".into());
-    }
-    None
-}
+use e2e::Driver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_works_two_calls_in_the_panel_and_they_are_logged() {
-    if let Some(why) = missing_peer() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the browser test must run in CI, but {}",
-            why
-        );
-        println!("skipping the browser test: {}", why);
+    if !e2e::can_run("the browser test", true, &["playwright-core"]) {
         return;
     }
 
@@ -88,35 +61,14 @@ async fn an_agent_works_two_calls_in_the_panel_and_they_are_logged() {
     );
     tokio::spawn(async move { gateway.serve(listener).await });
 
-    let shots = std::env::var("OPENCTI_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::env::temp_dir().join(format!("opencti-e2e-shots-{}", std::process::id()))
-        });
-    std::fs::create_dir_all(&shots).unwrap();
-    let mut node = Command::new("node")
-        .arg(e2e_dir().join("panel.mjs"))
-        .arg(&url)
-        .arg(&shots)
-        .current_dir(e2e_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = node.stdout.take().unwrap();
-    let (tx, mut milestones) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let shots = e2e::screenshots("opencti-e2e-shots");
+    let mut driver = Driver::start(&[], "panel.mjs", &[&url, &shots.display().to_string()]);
 
     let mut seen = Vec::new();
     loop {
-        let line = tokio::time::timeout(Duration::from_secs(90), milestones.recv())
-            .await
-            .expect("the browser reported within 90 s");
-        let Some(line) = line else { break };
+        let Some(line) = driver.next().await else {
+            break;
+        };
         seen.push(line.clone());
         match line.as_str() {
             "READY" => control
@@ -131,9 +83,8 @@ async fn an_agent_works_two_calls_in_the_panel_and_they_are_logged() {
             _ => {}
         }
     }
-    let status = node.wait().unwrap();
     assert!(
-        status.success(),
+        driver.succeeded(),
         "the browser script failed after {:?}",
         seen
     );

@@ -10,10 +10,8 @@
 //! Needs `node` and `e2e/node_modules` (`npm ci` in `opencti-gateway/e2e`). Without them
 //! the test is skipped with the reason printed, except under `CI=true`, where it fails.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,22 +20,10 @@ use opencti_gateway::{Gateway, SimSessions, TokenTable};
 use opencti_sim::{FarEnd, SimSwitch};
 use tokio::sync::watch;
 
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
+mod e2e;
 
-/// Why the test cannot run here, if it cannot.
-fn missing_peer() -> Option<String> {
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("no node on the PATH".into());
-    }
-    if !e2e_dir().join("node_modules/ajv").exists() {
-        return Some("ajv is not installed (npm ci in opencti-gateway/e2e)".into());
-    }
-    None
-}
+use e2e::Driver;
 
-/// The flag Node needs for a global `WebSocket`: none from Node 22, one on Node 20.
 fn websocket_flag() -> Option<&'static str> {
     let global = Command::new("node")
         .args([
@@ -76,13 +62,7 @@ async fn relay_to(gateway: SocketAddr) -> (SocketAddr, watch::Sender<u64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
-    if let Some(why) = missing_peer() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the Pega test must run in CI, but {}",
-            why
-        );
-        println!("skipping the Pega test: {}", why);
+    if !e2e::can_run("the Pega test", false, &["ajv"]) {
         return;
     }
 
@@ -115,30 +95,18 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
     let base = format!("http://{}", relay);
     tokio::spawn(async move { gateway.serve(listener).await });
 
-    let mut node = Command::new("node");
-    node.args(websocket_flag());
-    let mut node = node
-        .arg(e2e_dir().join("pega.mjs"))
-        .args([base.as_str(), token.expose(), "alice", "1001"])
-        .current_dir(e2e_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = node.stdout.take().unwrap();
-    let (tx, mut milestones) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let flags: Vec<&str> = websocket_flag().into_iter().collect();
+    let mut driver = Driver::start(
+        &flags,
+        "pega.mjs",
+        &[base.as_str(), token.expose(), "alice", "1001"],
+    );
 
     let mut seen = Vec::new();
     loop {
-        let line = tokio::time::timeout(Duration::from_secs(90), milestones.recv())
-            .await
-            .expect("the stub desktop reported within 90 s");
-        let Some(line) = line else { break };
+        let Some(line) = driver.next().await else {
+            break;
+        };
         println!("{}", line);
         seen.push(line.clone());
         match line.as_str() {
@@ -162,8 +130,11 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
             _ => {}
         }
     }
-    let status = node.wait().unwrap();
-    assert!(status.success(), "the stub desktop failed after {:?}", seen);
+    assert!(
+        driver.succeeded(),
+        "the stub desktop failed after {:?}",
+        seen
+    );
     assert_eq!(seen.first().map(String::as_str), Some("READY"));
     assert_eq!(seen.last().map(String::as_str), Some("DONE"));
     for milestone in ["NEXT", "ABANDON", "LINK DOWN", "LINK UP", "CUT"] {

@@ -11,9 +11,6 @@
 //! `OPENCTI_SCREENSHOTS=<dir>` keeps the screenshots there (the docs' come from this).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,29 +21,10 @@ use opencti_gateway::{Gateway, Grant, Security, SignIn, SimSessions, TokenTable}
 use opencti_sim::{FarEnd, SimSwitch};
 use serde_json::{json, Value};
 
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
+mod e2e;
 
-/// Why the browser test cannot run here, if it cannot.
-fn missing_peer() -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!(
-            "no Chromium at {} (apt-get install chromium)",
-            chromium
-        ));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("no node on the PATH".into());
-    }
-    if !e2e_dir().join("node_modules/playwright-core").exists() {
-        return Some("playwright-core is not installed (npm ci in opencti-gateway/e2e)".into());
-    }
-    None
-}
+use e2e::Driver;
 
-/// Passwords in clear, for the test (a deployment checks hashes).
 struct Passwords(HashMap<&'static str, (&'static str, &'static str)>);
 
 impl SignIn for Passwords {
@@ -85,13 +63,7 @@ async fn stand_in_salesforce() -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_softphone_makes_the_documented_open_cti_calls() {
-    if let Some(why) = missing_peer() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the browser test must run in CI, but {}",
-            why
-        );
-        println!("skipping the browser test: {}", why);
+    if !e2e::can_run("the Salesforce softphone test", true, &["playwright-core"]) {
         return;
     }
 
@@ -134,38 +106,17 @@ async fn the_softphone_makes_the_documented_open_cti_calls() {
         softphone.replace(':', "%3A").replace('/', "%2F")
     );
 
-    let shots = std::env::var("OPENCTI_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::env::temp_dir().join(format!("opencti-sf-shots-{}", std::process::id()))
-        });
-    std::fs::create_dir_all(&shots).unwrap();
-    let mut node = Command::new("node")
-        .arg(e2e_dir().join("salesforce.mjs"))
-        .arg(&url)
-        .arg(&shots)
-        .current_dir(e2e_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = node.stdout.take().unwrap();
-    let (tx, mut milestones) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let shots = e2e::screenshots("opencti-sf-shots");
+    let mut driver = Driver::start(&[], "salesforce.mjs", &[&url, &shots.display().to_string()]);
 
     let mut seen = Vec::new();
     let mut call_ids = Vec::new();
     let mut today = String::new();
     let mut recorded = Value::Null;
     loop {
-        let line = tokio::time::timeout(Duration::from_secs(90), milestones.recv())
-            .await
-            .expect("the browser reported within 90 s");
-        let Some(line) = line else { break };
+        let Some(line) = driver.next().await else {
+            break;
+        };
         if let Some(id) = line.strip_prefix("CALL ") {
             call_ids.push(id.to_string());
             continue;
@@ -196,9 +147,8 @@ async fn the_softphone_makes_the_documented_open_cti_calls() {
             _ => {}
         }
     }
-    let status = node.wait().unwrap();
     assert!(
-        status.success(),
+        driver.succeeded(),
         "the browser script failed after {:?}",
         seen
     );
