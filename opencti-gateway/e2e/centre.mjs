@@ -7,10 +7,10 @@
 //   node centre.mjs <gateway URL> <first agent>:<password> <first's extension>
 //                   <second agent>:<password> <second's extension> <customer's name>
 //
-// Uses playwright-core with the system's Chromium (CHROMIUM, default /usr/bin/chromium).
+// Runs in the Chromium of chromium.mjs.
 
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const input = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const nextLine = async () => {
@@ -25,18 +25,7 @@ const timeout = 20000;
 // A restart of the phone system: the link drops, Asterisk boots, the link reconnects.
 const restartTimeout = 90000;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 // One agent's page, with the helpers the steps below use.
 async function desk(credentials) {

@@ -5,26 +5,15 @@
 //
 //   node salesforce.mjs <stand-in Salesforce page URL> <screenshot dir>
 //
-// Uses playwright-core with the system's Chromium (CHROMIUM, default /usr/bin/chromium).
+// Runs in the Chromium of chromium.mjs.
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, shots] = process.argv.slice(2);
 const say = (line) => console.log(line);
 const timeout = 15000;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
 page.setDefaultTimeout(timeout);
 page.on("pageerror", (error) => console.error("page error:", error.message));
