@@ -10,6 +10,7 @@ mod limits;
 mod pega;
 mod router;
 mod salesforce;
+mod salesforce_voice;
 mod security;
 mod serve;
 mod sessions;

@@ -33,8 +33,8 @@ pub(crate) struct Shared {
 /// panel), `GET /opencti-client.js` (the client module), `GET /schema.json` (the JSON
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
 /// `GET /panel-view.js`, `GET /panel.css`, `GET /sign-in-request.js`; the Salesforce
-/// Open CTI softphone under `GET /salesforce/` and the Pega Call Desktop Implementation
-/// under `/pega/` (see each adapter's README in `adapters/`); with
+/// Open CTI softphone under `GET /salesforce/`, the Salesforce Voice connector under
+/// `/salesforce-voice/` and the Pega Call Desktop Implementation under `/pega/` (see each adapter's README in `adapters/`); with
 /// [`Gateway::with_sign_in`], `GET /sign-in` (the page), `GET /sign-in.js`,
 /// `POST /api/sign-in`, `POST /api/sign-out`.
 ///
@@ -193,6 +193,7 @@ impl Gateway {
             )
             .merge(crate::pega::routes())
             .merge(crate::salesforce::routes())
+            .merge(crate::salesforce_voice::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.shared.security.clone(),
                 security_headers,
