@@ -1,0 +1,117 @@
+//! The Salesforce Voice connector (`adapters/salesforce-voice`) on the real
+//! `@salesforce/scv-connector-base` 3.6.2, driven in Node by a harness playing
+//! Salesforce's side of the message channel (`e2e/salesforce-voice.mjs`) against the
+//! gateway on a simulated centre: the setup message, agent statuses, an inbound call
+//! accepted, held, resumed, sent digits, refused a mute, ended and wrapped up; one
+//! declined, offered again and ended by the caller; an outbound call dialled, a participant consulted who
+//! hangs up, the call resumed and ended by the far end; logout. Every message the
+//! connector sends Salesforce is checked, and every request's effect at the gateway.
+//!
+//! Needs `node` and `e2e/node_modules` (`npm ci` in `opencti-gateway/e2e`). Without them
+//! the test is skipped with the reason printed, except under `CI=true`, where it fails.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opencti_core::{AgentId, CallId, DeviceId};
+use opencti_gateway::{Gateway, SimSessions, TokenTable};
+use opencti_sim::{FarEnd, SimSwitch};
+
+mod e2e;
+
+use e2e::Driver;
+
+fn websocket_flag() -> Option<&'static str> {
+    let global = Command::new("node")
+        .args([
+            "-e",
+            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
+        ])
+        .status()
+        .is_ok_and(|status| status.success());
+    (!global).then_some("--experimental-websocket")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_works_calls_through_the_voice_connector() {
+    if !e2e::can_run(
+        "the Salesforce Voice test",
+        false,
+        &["@salesforce/scv-connector-base"],
+    ) {
+        return;
+    }
+
+    let answers = FarEnd::Answer {
+        after: Duration::from_millis(300),
+    };
+    let switch = SimSwitch::builder()
+        .queue("support")
+        .wrap_up("support", Duration::from_secs(60))
+        .agent("alice", "1001", &["support"])
+        .extension("1900", answers.clone())
+        .extension("1901", answers)
+        .build()
+        .unwrap();
+    let device = DeviceId::new("1001").unwrap();
+    let control = switch.control();
+    let tokens = TokenTable::new();
+    let token = tokens
+        .issue(AgentId::new("alice").unwrap(), device.clone())
+        .unwrap();
+    let gateway = Gateway::new(Arc::new(tokens), Arc::new(SimSessions::new(switch.clone())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { gateway.serve(listener).await });
+
+    let flags: Vec<&str> = websocket_flag().into_iter().collect();
+    let mut driver = Driver::start(
+        &flags,
+        "salesforce-voice.mjs",
+        &[base.as_str(), token.expose(), "1001"],
+    );
+
+    let mut seen = Vec::new();
+    while let Some(line) = driver.next().await {
+        println!("{}", line);
+        seen.push(line.clone());
+        let hangs_up = |prefix: &str| {
+            line.strip_prefix(prefix)
+                .map(|call| CallId::new(call).unwrap())
+        };
+        if let Some(call) =
+            hangs_up("PARTICIPANT HANGS UP ").or_else(|| hangs_up("FAR END HANGS UP "))
+        {
+            control.far_end_hangs_up(&device, &call).unwrap();
+            continue;
+        }
+        match line.as_str() {
+            "READY" => control
+                .customer_calls("support", "+441632960003")
+                .call()
+                .unwrap(),
+            "DECLINE" => control
+                .customer_calls("support", "+441632960001")
+                .talk_for(Duration::from_millis(500))
+                .call()
+                .unwrap(),
+            "DONE" => break,
+            _ => {}
+        }
+    }
+    assert!(
+        driver.succeeded(),
+        "the Salesforce harness failed after {:?}",
+        seen
+    );
+    assert_eq!(seen.first().map(String::as_str), Some("READY"));
+    assert_eq!(seen.last().map(String::as_str), Some("DONE"));
+    for milestone in ["DECLINE", "PARTICIPANT HANGS UP", "FAR END HANGS UP"] {
+        assert!(
+            seen.iter().any(|line| line.starts_with(milestone)),
+            "no {}",
+            milestone
+        );
+    }
+}
