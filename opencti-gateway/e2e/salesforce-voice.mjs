@@ -109,14 +109,24 @@ const checkCall = (call, callType, state, number) => {
 };
 
 try {
-  initializeConnector(new OpenCtiVoiceConnector({ gatewayUrl, token: () => token }));
-
+  // No token yet: Salesforce is asked to show the page's sign-in; a refused token is
+  // reported as a failed login, the right one as a login and then the connector ready.
+  const connector = new OpenCtiVoiceConnector({ gatewayUrl });
+  initializeConnector(connector);
   window.dispatchEvent(new MessageEvent("message", {
     data: { type: "SETUP_CONNECTOR", connectorConfig: { "/reqGeneralInfo/reqAdapterUrl": `${base}/salesforce-voice/connector.html` } },
     origin: "https://acme.lightning.force.com",
     ports: [channel.port2],
   }));
   await next("LOG SETUP_CONNECTOR");
+  expect("Salesforce shows the sign-in", (await event("SHOW_LOGIN")).loginFrameHeight > 0);
+  await quiet();
+  const refused = await connector.signIn("not-a-token").then(() => null, (error) => error);
+  expect("a wrong token is refused", refused && refused.kind === "unauthorized");
+  expect("the failed login is reported", (await event("LOGIN_RESULT")).success === false);
+  await quiet();
+  await connector.signIn(token);
+  expect("the login is reported", (await event("LOGIN_RESULT")).success === true);
   const ready = (await next("CONNECTOR_READY")).payload;
   const caps = ready.capabilities || {};
   expect(`capabilities say no mute, record, merge or swap, blind transfer yes: ${JSON.stringify(caps)}`,

@@ -1,26 +1,37 @@
 // Starts the connector in the page Salesforce loads: the library first (its UMD build
 // sets the global the connector's modules read), then the connector, registered with the
-// library so that it answers Salesforce's SETUP_CONNECTOR.
+// library so that it answers Salesforce's SETUP_CONNECTOR. The agent signs in with the
+// gateway's own sign-in (`api/sign-in`), as in the Open CTI softphone.
 
-const page = document.body.dataset;
+import { requestToken } from "../sign-in-request.js";
+
+const $ = (selector) => document.querySelector(selector);
 
 await new Promise((resolve, reject) => {
   const script = document.createElement("script");
-  script.src = page.library;
+  script.src = document.body.dataset.library;
   script.onload = resolve;
-  script.onerror = () => reject(new Error(`could not load ${page.library}`));
+  script.onerror = () => reject(new Error(`could not load ${script.src}`));
   document.head.appendChild(script);
 });
 
 const { initializeConnector } = await import("./scv-library.js");
 const { OpenCtiVoiceConnector } = await import("./connector.js");
 
-// The agent's gateway token comes from the integrator's token service, which knows the
-// signed-in user (by its own session cookie).
-const token = async () => {
-  const response = await fetch(page.tokenUrl, { credentials: "include" });
-  if (!response.ok) throw new Error(`token service: ${response.status}`);
-  return (await response.text()).trim();
-};
+const gatewayUrl = new URL("../ws", location.href);
+gatewayUrl.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+const connector = new OpenCtiVoiceConnector({ gatewayUrl: gatewayUrl.href });
+initializeConnector(connector);
 
-initializeConnector(new OpenCtiVoiceConnector({ token }));
+$("#sign-in").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("#sign-in-error").textContent = "";
+  try {
+    const token = await requestToken(new URL("../api/sign-in", location.href), $("#sign-in-agent").value, $("#sign-in-password").value);
+    await connector.signIn(token);
+    $("#sign-in").hidden = true;
+  } catch (error) {
+    // Shown as text, never as markup.
+    $("#sign-in-error").textContent = error.message;
+  }
+});

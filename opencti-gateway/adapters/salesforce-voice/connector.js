@@ -31,7 +31,7 @@ import {
   VendorConnector,
   publishEvent,
 } from "./scv-library.js";
-import { CALL_CONTROLS, GATEWAY_URL_KEY, gatewayState } from "./scv-unconfirmed.js";
+import { CALL_CONTROLS, LOGIN_FRAME_HEIGHT, gatewayState } from "./scv-unconfirmed.js";
 import { NoVoiceCallRecords } from "./voice-call-records.js";
 
 const text = (value) => (value === undefined || value === null ? "" : String(value));
@@ -42,10 +42,9 @@ const NEW_CALL_TIMEOUT_MS = 10000;
 export class OpenCtiVoiceConnector extends VendorConnector {
   /**
    * @param {object} settings
-   * @param {() => string|Promise<string>} settings.token  the agent's gateway token
-   *   (issued by the integrator's code, as for every gateway client)
-   * @param {string} [settings.gatewayUrl]  the gateway's WebSocket URL; otherwise read
-   *   from the connector configuration Salesforce passes to `init`
+   * @param {string} settings.gatewayUrl  the gateway's WebSocket URL
+   * @param {string} [settings.token]  the agent's gateway token, where the page already
+   *   has one; otherwise Salesforce shows the page's sign-in and the page calls `signIn`
    * @param {import("./voice-call-records.js").VoiceCallRecords} [settings.records]
    *   where VoiceCall records come from (default: none are made)
    */
@@ -64,24 +63,48 @@ export class OpenCtiVoiceConnector extends VendorConnector {
     this.newCalls = [];
   }
 
-  /** Connects to the gateway and logs the agent in to the switch if needed; Salesforce
-   * is then told the connector is ready. */
-  async init(config = {}) {
-    const url = this.settings.gatewayUrl || text(config[GATEWAY_URL_KEY]);
-    if (!url) throw new Error(`no gateway address (${GATEWAY_URL_KEY} in the contact center)`);
-    const token = text(await this.settings.token());
-    if (!token) throw new Error("no gateway token for this agent");
-    const client = new OpenCtiClient(url, token);
+  /** With a token, connects at once and Salesforce is told the connector is ready;
+   * without, asks Salesforce to show the page's sign-in (`showLogin`), after which the
+   * page calls `signIn`. */
+  async init() {
+    if (!this.settings.gatewayUrl) throw new Error("no gateway address");
+    if (!this.settings.token) return new InitResult({ showLogin: true, loginFrameHeight: LOGIN_FRAME_HEIGHT });
+    await this._connect(this.settings.token);
+    return new InitResult({});
+  }
+
+  /** Connects with the token the agent's sign-in gave and tells Salesforce the outcome
+   * (`LOGIN_RESULT`; on success the library then reports the connector ready). Resolves
+   * once Salesforce has been told; rejects with the reason the sign-in failed. */
+  async signIn(token) {
+    try {
+      await this._connect(token);
+    } catch (error) {
+      await publishEvent({ eventType: Constants.EVENT_TYPE.LOGIN_RESULT, payload: new GenericResult({ success: false }) });
+      throw error;
+    }
+    await publishEvent({ eventType: Constants.EVENT_TYPE.LOGIN_RESULT, payload: new GenericResult({ success: true }) });
+  }
+
+  /** Opens the gateway connection and logs the agent in to the switch if needed. */
+  async _connect(token) {
+    if (this.client) this.client.close();
+    const client = new OpenCtiClient(this.settings.gatewayUrl, text(token));
     client.on("event", (event) => {
       this._onEvent(event).catch((error) => console.error("could not tell Salesforce about", event.type, error));
     });
     client.on("snapshot", (snapshot) => this._onSnapshot(snapshot));
     this.client = client;
-    const snapshot = await client.connect();
-    if (snapshot.agent_state && snapshot.agent_state.state === "logged_out") {
-      await client.command({ type: "login" });
+    try {
+      const snapshot = await client.connect();
+      if (snapshot.agent_state && snapshot.agent_state.state === "logged_out") {
+        await client.command({ type: "login" });
+      }
+    } catch (error) {
+      client.close();
+      this.client = null;
+      throw error;
     }
-    return new InitResult({});
   }
 
   getAgentConfig() {

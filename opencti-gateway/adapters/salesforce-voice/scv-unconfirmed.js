@@ -2,12 +2,11 @@
 // documentation or by running the library: kept here, apart, so that each can be changed
 // in one place once checked against a live org. The README lists them.
 
-/** Where the gateway's WebSocket address is read from the connector configuration that
- * Salesforce passes to `init`. The keys of a vendor's own section of the contact center
- * definition are the vendor's choice; how Salesforce spells them in `connectorConfig`
- * (with the section as a path prefix, like the documented `/reqGeneralInfo/reqAdapterUrl`)
- * is an assumption. */
-export const GATEWAY_URL_KEY = "/reqOpenCti/reqGatewayUrl";
+/** The height Salesforce gives the connector page while it shows its sign-in
+ * (`InitResult.loginFrameHeight`, in pixels; the library's default is 350). That
+ * Salesforce shows the page itself at this height is read from the library's names, not
+ * seen in an org. */
+export const LOGIN_FRAME_HEIGHT = 320;
 
 /** Omni-Channel's agent statuses in 3.x are `Online`, `Offline` and `AfterCallWork`, with
  * the chosen presence status in `statusInfo` (`statusId`, `statusApiName`,
