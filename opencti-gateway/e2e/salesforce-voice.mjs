@@ -254,6 +254,18 @@ try {
   const ended = await event("HANGUP");
   expect(`the far end's hangup reached Salesforce: ${JSON.stringify(ended)}`, ended.length === 1 && ended[0].callId === dialled.callId);
 
+  // Another outbound call, handed to 1901 in a blind transfer: the agent's call ends.
+  post({ type: "DIAL", contact: { phoneNumber: "1900" } });
+  const second = await event("CALL_STARTED");
+  checkCall(second, "Outbound", "ringing", "1900");
+  const secondUp = await event("CALL_CONNECTED");
+  post({ type: "ADD_PARTICIPANT", contact: { phoneNumber: "1901" }, call: secondUp, isBlindTransfer: true });
+  const handed = await event("PARTICIPANT_ADDED");
+  expect(`handed to 1901: ${JSON.stringify(handed)}`, handed.phoneNumber === "1901" && handed.initialCallHasEnded === true && handed.callId === second.callId);
+  expect("the agent's call ended", (await event("HANGUP")).callId === second.callId);
+  await gateway("call_ended", (e) => e.call === second.callId);
+  await quiet();
+
   // Lunch, then logout.
   post({ type: "SET_AGENT_STATUS", agentStatus: "Offline", statusInfo: { statusId: "0N5xx3", statusApiName: "Lunch", statusName: "Lunch" } });
   await event("SET_AGENT_STATUS_RESULT");

@@ -1,11 +1,13 @@
 //! The Salesforce Voice connector (`adapters/salesforce-voice`) on the real
 //! `@salesforce/scv-connector-base` 3.6.2, driven in Node by a harness playing
 //! Salesforce's side of the message channel (`e2e/salesforce-voice.mjs`) against the
-//! gateway on a simulated centre: the setup message, agent statuses, an inbound call
-//! accepted, held, resumed, sent digits, refused a mute, ended and wrapped up; one
-//! declined, offered again and ended by the caller; an outbound call dialled, a participant consulted who
-//! hangs up, the call resumed and ended by the far end; logout. Every message the
-//! connector sends Salesforce is checked, and every request's effect at the gateway.
+//! gateway on a simulated centre: the setup message and the sign-in (a wrong token, then
+//! the right one), agent statuses, an inbound call accepted, held, resumed, sent digits,
+//! refused a mute, ended and wrapped up; one declined, offered again and ended by the
+//! caller; an outbound call dialled, a participant consulted who hangs up, the call
+//! resumed and ended by the far end; another handed on in a blind transfer; not ready
+//! for lunch; logout. Every message the connector sends Salesforce is checked, and every
+//! request's effect at the gateway.
 //!
 //! Needs `node` and `e2e/node_modules` (`npm ci` in `opencti-gateway/e2e`). Without them
 //! the test is skipped with the reason printed, except under `CI=true`, where it fails.
