@@ -52,7 +52,7 @@ async fn salesforce_works_calls_through_the_voice_connector() {
         .queue("support")
         .wrap_up("support", Duration::from_secs(60))
         .agent("alice", "1001", &["support"])
-        .extension("1900", answers.clone())
+        .extension("1900", answers)
         .extension("1901", answers)
         .build()
         .unwrap();
