@@ -188,9 +188,7 @@ export class OpenCtiVoiceConnector extends VendorConnector {
   async dial(contact) {
     const to = text(contact && contact.phoneNumber).trim();
     if (!to) throw { type: Constants.ERROR_TYPE.INVALID_DESTINATION, message: "no number to call" };
-    const started = this._nextNewCall(false);
-    await this.client.command({ type: "make_call", to });
-    const call = await started;
+    const call = await this._newCall(false, () => this.client.command({ type: "make_call", to }));
     return new CallResult({ call: this._phoneCall(call) });
   }
 
@@ -218,11 +216,8 @@ export class OpenCtiVoiceConnector extends VendorConnector {
       this.calls.delete(known.id);
       return new ParticipantResult({ initialCallHasEnded: true, callInfo: this._callInfo(known), phoneNumber: to, callId: known.id });
     }
-    const started = this._nextNewCall(true);
-    this._expect("call_held", known.id);
-    await this.client.command({ type: "consult", call: known.id, to });
+    const leg = await this._newCall(true, () => this._send({ type: "consult", call: known.id, to }, "call_held"));
     known.onHold = true;
-    const leg = await started;
     return new ParticipantResult({ initialCallHasEnded: false, callInfo: this._callInfo(leg), phoneNumber: to, callId: leg.id });
   }
 
@@ -370,18 +365,33 @@ export class OpenCtiVoiceConnector extends VendorConnector {
     }
   }
 
-  _nextNewCall(consult) {
-    return new Promise((resolve, reject) => {
-      const waiter = { consult, resolve };
+  /** Sends a command that makes a call (`consult`: a consultation leg) and resolves
+   * with that call once the gateway reports it. */
+  async _newCall(consult, send) {
+    let waiter;
+    const started = new Promise((resolve, reject) => {
+      waiter = { consult, resolve, reject };
       this.newCalls.push(waiter);
-      setTimeout(() => {
-        const index = this.newCalls.indexOf(waiter);
-        if (index >= 0) {
-          this.newCalls.splice(index, 1);
-          reject(new Error("the gateway reported no new call"));
-        }
-      }, NEW_CALL_TIMEOUT_MS);
     });
+    const forget = () => {
+      const index = this.newCalls.indexOf(waiter);
+      if (index >= 0) this.newCalls.splice(index, 1);
+    };
+    try {
+      await send();
+    } catch (error) {
+      forget();
+      throw error;
+    }
+    const timer = setTimeout(() => {
+      forget();
+      waiter.reject(new Error("the gateway reported no new call"));
+    }, NEW_CALL_TIMEOUT_MS);
+    try {
+      return await started;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   // --- requests from Salesforce → gateway ---
