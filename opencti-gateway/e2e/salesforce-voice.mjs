@@ -224,6 +224,11 @@ try {
   post({ type: "DIAL", contact: { phoneNumber: " " } });
   await event("CALL_FAILED");
   await next("EVENT ERROR", (m) => m.payload.telephonyEventPayload.message === "INVALID_DESTINATION");
+  post({ type: "DIAL", contact: { phoneNumber: "19\n00" } });
+  await event("CALL_FAILED");
+  await next("EVENT ERROR");
+  await next("LOG DIAL", (m) => m.payload.isError === true);
+  await quiet();
   post({ type: "DIAL", contact: { phoneNumber: "1900" } });
   const dialled = await event("CALL_STARTED");
   checkCall(dialled, "Outbound", "ringing", "1900");
@@ -247,6 +252,15 @@ try {
   post({ type: "RESUME", call: connected });
   expect("the customer is back", (await event("HOLD_TOGGLE")).isCustomerOnHold === false);
   await gateway("call_retrieved", (e) => e.call === dialled.callId);
+  // Held and retrieved from another desktop of the agent's (as from the desk phone):
+  // Salesforce is told.
+  await observer.command({ type: "hold", call: dialled.callId });
+  const deskHeld = await event("HOLD_TOGGLE");
+  expect(`held elsewhere: ${JSON.stringify(deskHeld)}`, deskHeld.isCustomerOnHold === true && deskHeld.calls[dialled.callId].callAttributes.isOnHold === true);
+  await observer.command({ type: "retrieve", call: dialled.callId });
+  expect("retrieved elsewhere", (await event("HOLD_TOGGLE")).isCustomerOnHold === false);
+  await quiet();
+
   post({ type: "SEND_DIGITS", digits: "4" });
   await gateway("dtmf_sent", (e) => e.call === dialled.callId && e.digits === "4");
   await quiet();

@@ -4,8 +4,9 @@
 //! gateway on a simulated centre: the setup message and the sign-in (a wrong token, then
 //! the right one), agent statuses, an inbound call accepted, held, resumed, sent digits,
 //! refused a mute, ended and wrapped up; one declined, offered again and ended by the
-//! caller; an outbound call dialled, a participant consulted who hangs up, the call
-//! resumed and ended by the far end; another handed on in a blind transfer; not ready
+//! caller; dials refused (a blank number, one the gateway refuses); an outbound call
+//! dialled, a participant consulted who hangs up, the call resumed, held and retrieved
+//! from another desktop, ended by the far end; another handed on in a blind transfer; not ready
 //! for lunch; logout. Every message the connector sends Salesforce is checked, and every
 //! request's effect at the gateway.
 //!
