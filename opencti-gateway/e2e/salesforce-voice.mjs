@@ -260,6 +260,17 @@ try {
   await observer.command({ type: "retrieve", call: dialled.callId });
   expect("retrieved elsewhere", (await event("HOLD_TOGGLE")).isCustomerOnHold === false);
   await quiet();
+  // A consultation started there too: Salesforce sees the participant come and go.
+  await observer.command({ type: "consult", call: dialled.callId, to: "1901" });
+  expect("held for the consultation", (await event("HOLD_TOGGLE")).isCustomerOnHold === true);
+  const other = await event("PARTICIPANT_ADDED");
+  expect(`1901 consulted elsewhere: ${JSON.stringify(other)}`, other.phoneNumber === "1901" && other.initialCallHasEnded === false && other.callId !== dialled.callId);
+  expect("1901 answered", (await event("PARTICIPANT_CONNECTED")).callId === other.callId);
+  say(`PARTICIPANT HANGS UP ${other.callId}`);
+  await event("PARTICIPANT_REMOVED");
+  post({ type: "RESUME", call: connected });
+  expect("the customer is back again", (await event("HOLD_TOGGLE")).isCustomerOnHold === false);
+  await quiet();
 
   post({ type: "SEND_DIGITS", digits: "4" });
   await gateway("dtmf_sent", (e) => e.call === dialled.callId && e.digits === "4");

@@ -5,10 +5,10 @@
 //! the right one), agent statuses, an inbound call accepted, held, resumed, sent digits,
 //! refused a mute, ended and wrapped up; one declined, offered again and ended by the
 //! caller; dials refused (a blank number, one the gateway refuses); an outbound call
-//! dialled, a participant consulted who hangs up, the call resumed, held and retrieved
-//! from another desktop, ended by the far end; another handed on in a blind transfer; not ready
-//! for lunch; logout. Every message the connector sends Salesforce is checked, and every
-//! request's effect at the gateway.
+//! dialled, a participant consulted who hangs up, the call resumed, then held, retrieved
+//! and consulted about from another desktop, ended by the far end; another handed on in
+//! a blind transfer; not ready for lunch; logout. Every message the connector sends
+//! Salesforce is checked, and every request's effect at the gateway.
 //!
 //! Needs `node` and `e2e/node_modules` (`npm ci` in `opencti-gateway/e2e`). Without them
 //! the test is skipped with the reason printed, except under `CI=true`, where it fails.

@@ -283,8 +283,11 @@ export class OpenCtiVoiceConnector extends VendorConnector {
           this.newCalls.splice(waiter, 1)[0].resolve(call);
           return;
         }
-        if (!parent) return this._publish(Constants.EVENT_TYPE.CALL_STARTED, new CallResult({ call: this._phoneCall(call) }));
-        return;
+        if (parent) {
+          // A consultation started elsewhere (another desktop, the desk phone).
+          return this._publish(Constants.EVENT_TYPE.PARTICIPANT_ADDED, this._participant(call));
+        }
+        return this._publish(Constants.EVENT_TYPE.CALL_STARTED, new CallResult({ call: this._phoneCall(call) }));
       }
       case "call_connected":
         return this._known(id, (call) => {
