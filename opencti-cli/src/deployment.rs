@@ -34,6 +34,9 @@ pub struct Deployment {
     /// The CRM's call log.
     #[serde(default)]
     pub crm: Crm,
+    /// The Salesforce Voice connector's library, when agents work in Salesforce Voice.
+    #[serde(default)]
+    pub salesforce_voice: SalesforceVoice,
     /// The agents, each signing in with an id and a password.
     #[serde(rename = "agent")]
     pub agents: Vec<Agent>,
@@ -149,6 +152,16 @@ pub struct Crm {
     pub sqlite: Option<PathBuf>,
 }
 
+/// `[salesforce_voice]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceVoice {
+    /// `@salesforce/scv-connector-base` 3.6.2's `dist/scv-connector-base.js` (from npm:
+    /// it is Salesforce's, not part of opencti), served where the connector page loads it.
+    #[serde(default)]
+    pub library: Option<PathBuf>,
+}
+
 /// One `[[agent]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +269,9 @@ impl Deployment {
         }
         if let Some(f) = &self.listen.tls_key {
             files.push(("listen.tls_key", f));
+        }
+        if let Some(f) = &self.salesforce_voice.library {
+            files.push(("salesforce_voice.library", f));
         }
         if let PhoneSystem::Asterisk {
             secret_file,
@@ -599,6 +615,26 @@ mod tests {
                 PathBuf::from("/keys/key.pem")
             ))
         );
+    }
+
+    #[test]
+    fn a_salesforce_voice_library_that_is_not_there_is_named() {
+        let hash = hash_password("pw").unwrap_or_default();
+        let text = centre(&agent("a", "PJSIP/1", &hash))
+            + "[salesforce_voice]\nlibrary = \"no-such-dir/scv-connector-base.js\"\n";
+        let d = Deployment::parse(Path::new("/nonexistent/centre.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let problems = d.unreadable_files();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("salesforce_voice.library")
+                    && p.contains("/nonexistent/no-such-dir/scv-connector-base.js")),
+            "{problems:?}"
+        );
+        let bad = text.replace("library =", "libary =");
+        let e = parse(&bad).map(|_| ()).unwrap_err();
+        assert!(e.message.contains("unknown field `libary`"), "{e}");
     }
 
     #[test]

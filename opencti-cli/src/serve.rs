@@ -192,13 +192,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let agents = deployment.agents.len();
     let phone_system = deployment.phone_system.to_string();
     let tokens = TokenTable::new();
-    let gateway = Gateway::with_crm(Arc::new(tokens.clone()), sessions, Limits::default(), crm)
-        .with_security(security)
-        .with_sign_in(
-            Arc::new(Agents(Arc::new(deployment))),
-            tokens,
-            TOKEN_LIFETIME,
-        );
+    let mut gateway = Gateway::with_crm(Arc::new(tokens.clone()), sessions, Limits::default(), crm)
+        .with_security(security);
+    if let Some(library) = &deployment.salesforce_voice.library {
+        gateway = gateway.with_salesforce_voice_library(deployment.resolve(library))?;
+    }
+    let gateway = gateway.with_sign_in(
+        Arc::new(Agents(Arc::new(deployment))),
+        tokens,
+        TOKEN_LIFETIME,
+    );
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("opencti serve: {agents} agents on {phone_system}");
     println!("Sign in at {scheme}://{address}/sign-in. Ctrl-C stops.");

@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) security: Arc<Security>,
     pub(crate) sign_in: Option<SignInSettings>,
+    /// The Salesforce Voice library to serve, if the deployment gave it.
+    pub(crate) salesforce_voice_library: Option<axum::body::Bytes>,
 }
 
 /// Serves the Desktop Interface to browsers: the WebSocket endpoint, the browser client,
@@ -84,8 +86,24 @@ impl Gateway {
                 limits,
                 security: Arc::new(Security::default()),
                 sign_in: None,
+                salesforce_voice_library: None,
             },
         }
+    }
+
+    /// The same gateway, serving the Salesforce Voice library its connector page loads
+    /// (`/salesforce-voice/scv-connector-base.js`) from `path`: the npm package
+    /// `@salesforce/scv-connector-base` 3.6.2's `dist/scv-connector-base.js`. Without it
+    /// that address answers `404`, saying what to give.
+    ///
+    /// Fails with `config`, naming the file, when it cannot be read or is not a script.
+    pub fn with_salesforce_voice_library(
+        mut self,
+        path: impl AsRef<std::path::Path>,
+    ) -> opencti_core::Result<Self> {
+        self.shared.salesforce_voice_library =
+            Some(crate::salesforce_voice::read_library(path.as_ref())?);
+        Ok(self)
     }
 
     /// The same gateway, trusting the origins in `security` besides its own (by default
@@ -193,7 +211,9 @@ impl Gateway {
             )
             .merge(crate::pega::routes())
             .merge(crate::salesforce::routes())
-            .merge(crate::salesforce_voice::routes())
+            .merge(crate::salesforce_voice::routes(
+                self.shared.salesforce_voice_library.clone(),
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 self.shared.security.clone(),
                 security_headers,

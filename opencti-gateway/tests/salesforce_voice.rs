@@ -118,3 +118,80 @@ async fn salesforce_works_calls_through_the_voice_connector() {
         );
     }
 }
+
+/// `GET path` on `address`: the status and the body.
+async fn get_status_and_body(address: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a whole head");
+    let status = String::from_utf8_lossy(&response[9..12]).parse().unwrap();
+    (status, response[head_end + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn the_gateway_serves_the_library_the_deployment_gives_it() {
+    if !e2e::can_run(
+        "the Salesforce Voice library test",
+        false,
+        &["@salesforce/scv-connector-base"],
+    ) {
+        return;
+    }
+    let library = e2e::e2e_dir()
+        .join("node_modules/@salesforce/scv-connector-base/dist/scv-connector-base.js");
+    let serve = |gateway: Gateway| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { gateway.serve(listener).await });
+        address
+    };
+    let switch = SimSwitch::builder().build().unwrap();
+    let plain = || {
+        Gateway::new(
+            Arc::new(TokenTable::new()),
+            Arc::new(SimSessions::new(switch.clone())),
+        )
+    };
+    let path = "/salesforce-voice/scv-connector-base.js";
+
+    let given = serve(plain().with_salesforce_voice_library(&library).unwrap()).await;
+    let (status, body) = get_status_and_body(given, path).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read(&library).unwrap(), "the file, as it is");
+
+    let without = serve(plain()).await;
+    let (status, body) = get_status_and_body(without, path).await;
+    assert_eq!(status, 404);
+    assert!(
+        String::from_utf8_lossy(&body).contains("[salesforce_voice] library"),
+        "says what to give"
+    );
+
+    let missing = plain()
+        .with_salesforce_voice_library("/nonexistent/scv-connector-base.js")
+        .unwrap_err();
+    assert_eq!(missing.kind(), opencti_core::ErrorKind::Config);
+    assert!(
+        missing
+            .message()
+            .contains("/nonexistent/scv-connector-base.js"),
+        "{missing}"
+    );
+    let not_a_script = std::env::temp_dir().join(format!("opencti-scv-{}.bin", std::process::id()));
+    std::fs::write(&not_a_script, [0xff, 0xfe, 0x00]).unwrap();
+    let refused = plain()
+        .with_salesforce_voice_library(&not_a_script)
+        .unwrap_err();
+    assert!(refused.message().contains("not UTF-8"), "{refused}");
+    let _ = std::fs::remove_file(&not_a_script);
+}
