@@ -173,17 +173,7 @@ async fn post_tls(
         .expect("a response within 10 s")
         .unwrap();
     let response = String::from_utf8(response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
+    common::status_and_body(&response)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

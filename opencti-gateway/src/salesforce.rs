@@ -89,6 +89,9 @@ async fn softphone() -> Response {
 
 #[cfg(test)]
 mod tests {
+    // These tests read the call center file shipped in this repository, not outside
+    // input: a malformed line there should fail the test loudly, hence the unwraps.
+
     /// `(section, sortOrder, name, value)` of each `<item>` line of the call center file.
     fn items() -> Vec<(String, u32, String, String)> {
         let attribute = |line: &str, name: &str| -> String {

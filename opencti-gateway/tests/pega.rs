@@ -11,7 +11,6 @@
 //! the test is skipped with the reason printed, except under `CI=true`, where it fails.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,17 +22,6 @@ use tokio::sync::watch;
 mod e2e;
 
 use e2e::Driver;
-
-fn websocket_flag() -> Option<&'static str> {
-    let global = Command::new("node")
-        .args([
-            "-e",
-            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
-        ])
-        .status()
-        .is_ok_and(|status| status.success());
-    (!global).then_some("--experimental-websocket")
-}
 
 /// A TCP relay to the gateway, as a network between the desktop and the gateway: each
 /// increment of the returned counter cuts the connections open through it, as a network
@@ -95,7 +83,7 @@ async fn a_stub_pega_desktop_works_calls_through_the_desktop_implementation() {
     let base = format!("http://{}", relay);
     tokio::spawn(async move { gateway.serve(listener).await });
 
-    let flags: Vec<&str> = websocket_flag().into_iter().collect();
+    let flags = e2e::websocket_flags();
     let mut driver = Driver::start(
         &flags,
         "pega.mjs",

@@ -13,7 +13,6 @@
 //! Needs `node` and `e2e/node_modules` (`npm ci` in `opencti-gateway/e2e`). Without them
 //! the test is skipped with the reason printed, except under `CI=true`, where it fails.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,17 +23,6 @@ use opencti_sim::{FarEnd, SimSwitch};
 mod e2e;
 
 use e2e::Driver;
-
-fn websocket_flag() -> Option<&'static str> {
-    let global = Command::new("node")
-        .args([
-            "-e",
-            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
-        ])
-        .status()
-        .is_ok_and(|status| status.success());
-    (!global).then_some("--experimental-websocket")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn salesforce_works_calls_through_the_voice_connector() {
@@ -68,7 +56,7 @@ async fn salesforce_works_calls_through_the_voice_connector() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { gateway.serve(listener).await });
 
-    let flags: Vec<&str> = websocket_flag().into_iter().collect();
+    let flags = e2e::websocket_flags();
     let mut driver = Driver::start(
         &flags,
         "salesforce-voice.mjs",

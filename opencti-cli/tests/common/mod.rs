@@ -84,6 +84,11 @@ pub fn post(address: &str, path: &str, body: &str) -> (u16, String) {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
+    status_and_body(&response)
+}
+
+/// The status code and the body of a whole HTTP/1.1 response.
+pub fn status_and_body(response: &str) -> (u16, String) {
     let status = response
         .split_whitespace()
         .nth(1)

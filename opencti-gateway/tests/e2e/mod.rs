@@ -50,6 +50,23 @@ pub fn can_run(what: &str, browser: bool, packages: &[&str]) -> bool {
     false
 }
 
+/// The flags a Node driver needs for the global `WebSocket` the browser client uses:
+/// `--experimental-websocket` on a Node that does not have it by default.
+pub fn websocket_flags() -> Vec<&'static str> {
+    let global = Command::new("node")
+        .args([
+            "-e",
+            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
+        ])
+        .status()
+        .is_ok_and(|status| status.success());
+    if global {
+        Vec::new()
+    } else {
+        vec!["--experimental-websocket"]
+    }
+}
+
 /// Where screenshots go: `OPENCTI_SCREENSHOTS`, or a temporary folder named `name`.
 pub fn screenshots(name: &str) -> PathBuf {
     let dir = std::env::var("OPENCTI_SCREENSHOTS")
