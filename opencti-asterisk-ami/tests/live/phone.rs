@@ -118,54 +118,71 @@ impl Phone {
         // A fresh registration replaces the AoR's contact (max_contacts=1): wait for it
         // to differ from what a phone of an earlier test left.
         let before = contact_of(ext);
-        let rtp = 20_000 + fastrand::u16(..10_000) * 2;
-        let (sip, ctrl, cons) = (free_port(), free_port(), free_port());
-        let vars = [
-            ("@EXT@", ext.to_owned()),
-            (
-                "@ANSWERMODE@",
-                match answer {
-                    Answer::Auto => "auto".to_owned(),
-                    Answer::AfterRing(_) | Answer::Manual => "manual".to_owned(),
-                },
-            ),
-            ("@SIP_PORT@", sip.to_string()),
-            ("@CTRL_PORT@", ctrl.to_string()),
-            ("@CONS_PORT@", cons.to_string()),
-            ("@RTP_FROM@", rtp.to_string()),
-            ("@RTP_TO@", (rtp + 19).to_string()),
-            ("@WAV@", wav.display().to_string()),
-        ];
-        render(&kit().join("baresip/config"), &dir.join("config"), &vars);
-        render(
-            &kit().join("baresip/accounts"),
-            &dir.join("accounts"),
-            &vars,
-        );
-        let log = std::fs::File::create(dir.join("baresip.log")).unwrap_or_else(|e| panic!("{e}"));
-        let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(&dir)
-            .args(["-n", "127.0.0.1", "-t", "600"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("baresip: {e}"));
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let ctrl = loop {
-            match tokio::net::TcpStream::connect(("127.0.0.1", ctrl)).await {
-                Ok(stream) => break stream,
-                Err(e) => {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "baresip {ext} ctrl_tcp: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut attempt = 0;
+        let (child, ctrl) = loop {
+            let rtp = 20_000 + fastrand::u16(..10_000) * 2;
+            let (sip, ctrl, cons) = (free_port(), free_port(), free_port());
+            let vars = [
+                ("@EXT@", ext.to_owned()),
+                (
+                    "@ANSWERMODE@",
+                    match answer {
+                        Answer::Auto => "auto".to_owned(),
+                        Answer::AfterRing(_) | Answer::Manual => "manual".to_owned(),
+                    },
+                ),
+                ("@SIP_PORT@", sip.to_string()),
+                ("@CTRL_PORT@", ctrl.to_string()),
+                ("@CONS_PORT@", cons.to_string()),
+                ("@RTP_FROM@", rtp.to_string()),
+                ("@RTP_TO@", (rtp + 19).to_string()),
+                ("@WAV@", wav.display().to_string()),
+            ];
+            render(&kit().join("baresip/config"), &dir.join("config"), &vars);
+            render(
+                &kit().join("baresip/accounts"),
+                &dir.join("accounts"),
+                &vars,
+            );
+            let log =
+                std::fs::File::create(dir.join("baresip.log")).unwrap_or_else(|e| panic!("{e}"));
+            let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
+            let mut child = Command::new("baresip")
+                .arg("-f")
+                .arg(&dir)
+                .args(["-n", "127.0.0.1", "-t", "600"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(err))
+                .spawn()
+                .unwrap_or_else(|e| panic!("baresip: {e}"));
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let connected = loop {
+                match tokio::net::TcpStream::connect(("127.0.0.1", ctrl)).await {
+                    Ok(stream) => break Some(stream),
+                    // Gone at start (a port picked free was taken meanwhile): start again
+                    // with other ports.
+                    Err(_) if matches!(child.try_wait(), Ok(Some(_))) => break None,
+                    Err(e) => {
+                        assert!(
+                            tokio::time::Instant::now() < deadline,
+                            "baresip {ext} ctrl_tcp: {e}\n{}",
+                            std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default()
+                        );
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
+            };
+            match connected {
+                Some(stream) => break (child, stream),
+                None if attempt < 2 => attempt += 1,
+                None => panic!(
+                    "baresip {ext} exited at start three times:\n{}",
+                    std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default()
+                ),
             }
         };
+        let deadline = tokio::time::Instant::now() + WAIT;
         let (keys, key_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = broadcast::channel(256);
         let answer_after = match answer {
