@@ -129,8 +129,8 @@ try {
   expect("the login is reported", (await event("LOGIN_RESULT")).success === true);
   const ready = (await next("CONNECTOR_READY")).payload;
   const caps = ready.capabilities || {};
-  expect(`capabilities say no mute, record, merge or swap, blind transfer yes: ${JSON.stringify(caps)}`,
-    caps.MUTE === false && caps.RECORD === false && caps.MERGE === false && caps.SWAP === false && caps.BLIND_TRANSFER === true && caps.PHONEBOOK === false);
+  expect(`capabilities say no mute, record, merge or swap, blind transfer, a searchable phone book yes: ${JSON.stringify(caps)}`,
+    caps.MUTE === false && caps.RECORD === false && caps.MERGE === false && caps.SWAP === false && caps.BLIND_TRANSFER === true && caps.PHONEBOOK === true && caps.CONTACT_SEARCH === true);
   expect(`the agent's phone is the desk phone ${extension}: ${JSON.stringify(ready.agentConfig)}`,
     ready.agentConfig.SELECTED_PHONE.type === "DESK_PHONE" && ready.agentConfig.SELECTED_PHONE.number === extension);
   expect("no call in progress", ready.callInProgress === null);
@@ -141,8 +141,8 @@ try {
   await agentState("ready");
   say("READY");
 
-  // An inbound call: offered, accepted, held, resumed, digits, a mute refused, no
-  // contacts, ended by the agent; after-call work wrapped up.
+  // An inbound call: offered, accepted, held, resumed, digits, a mute refused, the
+  // phone book searched, ended by the agent; after-call work wrapped up.
   const offered = await event("CALL_STARTED");
   checkCall(offered, "Inbound", "ringing", "+441632960003");
   expect("no VoiceCall id without the server half", !offered.callAttributes.voiceCallId);
@@ -173,9 +173,21 @@ try {
   await next("EVENT ERROR");
   await next("LOG UNMUTE", (m) => m.payload.isError === true);
 
+  // The phone book, from the gateway's CRM (the test seeds the demo's six contacts).
+  post({ type: "GET_PHONE_CONTACTS", filter: { contains: "turing", limit: 50, offset: 0, types: [] } });
+  const found = await event("PHONE_CONTACTS");
+  expect(`one contact for "turing": ${JSON.stringify(found)}`, found.contacts.length === 1);
+  const turing = found.contacts[0];
+  expect(
+    `Alan Turing as a phone-book contact: ${JSON.stringify(turing)}`,
+    turing.name === "Alan Turing" && turing.phoneNumber === "+441632960004" && turing.id === "+441632960004" && turing.type === "PhoneBook" && turing.description === "Bletchley Systems",
+  );
+  expect(`the contact types: ${JSON.stringify(found.contactTypes)}`, JSON.stringify(found.contactTypes) === '["PhoneBook"]');
   post({ type: "GET_PHONE_CONTACTS", filter: { contains: "", limit: 50, offset: 0, types: [] } });
-  const contacts = await event("PHONE_CONTACTS");
-  expect(`no contacts: ${JSON.stringify(contacts)}`, Array.isArray(contacts.contacts) && contacts.contacts.length === 0);
+  const everyone = await event("PHONE_CONTACTS");
+  expect(`the whole phone book: ${JSON.stringify(everyone)}`, everyone.contacts.length === 6);
+  post({ type: "GET_PHONE_CONTACTS", filter: { contains: "nobody by this name", limit: 50, offset: 0, types: [] } });
+  expect("no contacts for an unknown name", (await event("PHONE_CONTACTS")).contacts.length === 0);
 
   post({ type: "END_CALL", call: offered, agentStatus: "AfterCallWork" });
   const hangup = await event("HANGUP");

@@ -35,6 +35,15 @@ pub struct Contact {
     pub notes: Option<String>,
 }
 
+/// A contact with the number to call them on: one entry of the agent's phone book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PhoneContact {
+    /// The number to call.
+    pub number: String,
+    /// Who answers it.
+    pub contact: Contact,
+}
+
 /// What the browser gets when a call is offered: `{"screen_pop":{"call":..,"number":..,"contact":..}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScreenPop {
@@ -89,6 +98,14 @@ pub trait Crm: Send + Sync {
         calls: &[CallId],
         disposition: &str,
     ) -> Result<()>;
+
+    /// Up to `limit` contacts whose name, number or company contains `text` (any case),
+    /// for the agent to call or transfer to; an empty `text` lists the first `limit`.
+    /// A CRM without a phone book keeps the default, which finds nobody.
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<PhoneContact>> {
+        let _ = (text, limit);
+        Ok(Vec::new())
+    }
 }
 
 struct Open {

@@ -4,6 +4,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod auth;
+mod contacts;
 mod crm;
 mod desk;
 mod limits;
@@ -21,7 +22,8 @@ mod sqlite;
 mod tls;
 
 pub use auth::{Authenticator, Grant, Token, TokenTable};
-pub use crm::{CallLogEntry, Contact, Crm, NoCrm, ScreenPop};
+pub use contacts::{MAX_CONTACTS, MAX_SEARCH_CHARS};
+pub use crm::{CallLogEntry, Contact, Crm, NoCrm, PhoneContact, ScreenPop};
 pub use limits::Limits;
 pub use router::Gateway;
 pub use security::Security;
@@ -35,8 +37,9 @@ pub use tls::Tls;
 
 /// The JSON Schema of everything a browser exchanges with the gateway: the desktop
 /// protocol (`client_to_server`, `server_to_client`), the first message that
-/// authenticates (`auth`), and the screen pops the gateway adds (`screen_pop`). Generated
-/// from the Rust types; served at `/schema.json`.
+/// authenticates (`auth`), and what the gateway adds: screen pops (`screen_pop`) and the
+/// contact search (`contacts_request`, `contacts_reply`). Generated from the Rust types;
+/// served at `/schema.json`.
 pub fn schema() -> serde_json::Value {
     let mut schema = opencti_core::protocol::json_schema();
     schema["auth"] = serde_json::json!({
@@ -52,6 +55,9 @@ pub fn schema() -> serde_json::Value {
         "required": ["auth"],
         "additionalProperties": false
     });
+    schema["contacts_request"] =
+        serde_json::json!(schemars::schema_for!(contacts::ContactsRequest));
+    schema["contacts_reply"] = serde_json::json!(schemars::schema_for!(contacts::ContactsReply));
     schema["screen_pop"] = serde_json::json!({
         "type": "object",
         "properties": { "screen_pop": schemars::schema_for!(ScreenPop) },

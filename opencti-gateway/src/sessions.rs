@@ -29,7 +29,7 @@ pub(crate) struct AgentSession {
 /// state and its pending commands survive a page reload.
 pub(crate) struct Sessions {
     factory: Arc<dyn SessionFactory>,
-    crm: Arc<dyn Crm>,
+    pub(crate) crm: Arc<dyn Crm>,
     started: Mutex<HashMap<Grant, AgentSession>>,
 }
 

@@ -13,6 +13,7 @@ use opencti_core::{Error, ErrorKind};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::contacts::{is_contacts_request, ContactsReply, Searcher};
 use crate::limits::{Bucket, Limits};
 use crate::router::Shared;
 
@@ -116,6 +117,8 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
     let (outbox, mut inbox) = mpsc::channel::<ServerMessage>(protocol::OUTBOX);
     let (closing, mut close_with) = tokio::sync::oneshot::channel::<CloseFrame>();
     let mut pops = desk.pops.subscribe();
+    let (found, mut contacts) = mpsc::channel::<ContactsReply>(4);
+    let searcher = Searcher::start(shared.sessions.crm.clone(), found);
     let writer = tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
@@ -123,6 +126,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
                     Some(message) => frame(&message),
                     None => break,
                 },
+                Some(reply) = contacts.recv() => Message::Text(Utf8Bytes::from(reply.to_json())),
                 pop = pops.recv() => match pop {
                     Ok(pop) => {
                         let text = serde_json::json!({ "screen_pop": &*pop }).to_string();
@@ -186,6 +190,10 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
                             limits.requests_per_second
                         ),
                     ))
+                } else if is_contacts_request(&text) {
+                    // The gateway's own request: answered beside the desktop protocol.
+                    searcher.ask(text.to_string());
+                    Ok(None)
                 } else {
                     Ok(Some(text.to_string()))
                 }

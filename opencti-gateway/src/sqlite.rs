@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use opencti_core::{AgentId, CallId, Error, ErrorKind, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::crm::{CallLogEntry, Contact, Crm};
+use crate::crm::{CallLogEntry, Contact, Crm, PhoneContact};
 
 /// The main columns of one `call_log` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +221,39 @@ impl Crm for SqliteCrm {
                 },
             )
             .optional()
+        })
+        .await
+    }
+
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<PhoneContact>> {
+        // `%` and `_` in the search are letters, not wildcards.
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.blocking(move |db| {
+            let mut statement = db.prepare(
+                "SELECT number, name, company, account, tier, notes FROM contacts
+                 WHERE name LIKE ?1 ESCAPE '\\' OR number LIKE ?1 ESCAPE '\\'
+                    OR company LIKE ?1 ESCAPE '\\'
+                 ORDER BY name, number LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![pattern, limit], |r| {
+                Ok(PhoneContact {
+                    number: r.get(0)?,
+                    contact: Contact {
+                        name: r.get(1)?,
+                        company: r.get(2)?,
+                        account: r.get(3)?,
+                        tier: r.get(4)?,
+                        notes: r.get(5)?,
+                    },
+                })
+            })?;
+            rows.collect()
         })
         .await
     }

@@ -186,6 +186,14 @@ export class OpenCtiClient {
     return reply.capabilities;
   }
 
+  /** The agent's phone book from the gateway's CRM: up to 50 entries
+   * `{number, contact: {name, company, ...}}` whose name, number or company contains
+   * `search` (any case); an empty search lists the first 50. */
+  async contacts(search = "") {
+    const reply = await this._request({ contacts: { search: String(search) } });
+    return reply.contacts;
+  }
+
   /** Closes the connection for good. */
   close() {
     this._closedByUser = true;

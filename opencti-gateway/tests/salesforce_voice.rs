@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opencti_core::{AgentId, CallId, DeviceId};
-use opencti_gateway::{Gateway, SimSessions, TokenTable};
+use opencti_gateway::{Gateway, Limits, SimSessions, SqliteCrm, TokenTable};
 use opencti_sim::{FarEnd, SimSwitch};
 
 mod e2e;
@@ -51,7 +51,14 @@ async fn salesforce_works_calls_through_the_voice_connector() {
     let token = tokens
         .issue(AgentId::new("alice").unwrap(), device.clone())
         .unwrap();
-    let gateway = Gateway::new(Arc::new(tokens), Arc::new(SimSessions::new(switch.clone())));
+    let crm = SqliteCrm::in_memory().unwrap();
+    crm.seed_demo().unwrap();
+    let gateway = Gateway::with_crm(
+        Arc::new(tokens),
+        Arc::new(SimSessions::new(switch.clone())),
+        Limits::default(),
+        Arc::new(crm),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { gateway.serve(listener).await });

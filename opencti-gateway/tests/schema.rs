@@ -30,6 +30,8 @@ fn the_schema_describes_every_command_and_event() {
         );
     }
     assert!(schema.contains("\"screen_pop\""));
+    assert!(schema.contains("\"contacts_request\""));
+    assert!(schema.contains("\"contacts_reply\""));
     assert!(schema.contains("\"auth\""));
     for event in [
         "call_offered",

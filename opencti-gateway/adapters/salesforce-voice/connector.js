@@ -31,7 +31,7 @@ import {
   VendorConnector,
   publishEvent,
 } from "./scv-library.js";
-import { CALL_CONTROLS, LOGIN_FRAME_HEIGHT, gatewayState } from "./scv-unconfirmed.js";
+import { CALL_CONTROLS, LOGIN_FRAME_HEIGHT, contactSearch, gatewayState } from "./scv-unconfirmed.js";
 import { NoVoiceCallRecords } from "./voice-call-records.js";
 
 const text = (value) => (value === undefined || value === null ? "" : String(value));
@@ -120,8 +120,8 @@ export class OpenCtiVoiceConnector extends VendorConnector {
         hasMerge: false,
         hasSwap: false,
         hasBlindTransfer: true,
-        hasContactSearch: false,
-        hasPhoneBook: false,
+        hasContactSearch: true,
+        hasPhoneBook: true,
       }),
     );
   }
@@ -198,11 +198,21 @@ export class OpenCtiVoiceConnector extends VendorConnector {
     await this.client.command({ type: "send_dtmf", call: call.id, digits: text(digits) });
   }
 
-  /** The gateway's protocol offers no contact search or phone book (its CRM is used for
-   * screen pops only), so there are never contacts: an empty result, as the library
-   * defines for none. */
-  getPhoneContacts() {
-    return Promise.resolve(new PhoneContactsResult({ contacts: [] }));
+  /** The agent's phone book, searched in the gateway's CRM by the text Salesforce's
+   * filter holds (see `contactSearch`), as the library's phone-book contacts. */
+  async getPhoneContacts(filter) {
+    const found = await this.client.contacts(contactSearch(filter));
+    const contacts = found.map(
+      (entry) =>
+        new Contact({
+          id: text(entry.number),
+          type: Constants.CONTACT_TYPE.PHONEBOOK,
+          name: text(entry.contact && entry.contact.name),
+          phoneNumber: text(entry.number),
+          description: text(entry.contact && entry.contact.company) || undefined,
+        }),
+    );
+    return new PhoneContactsResult({ contacts, contactTypes: [Constants.CONTACT_TYPE.PHONEBOOK] });
   }
 
   /** A blind transfer hands `call` to the contact; otherwise the call is held and the

@@ -35,3 +35,14 @@ export const CALL_CONTROLS = {
   showAddCallerButton: true,
   showAddBlindTransferButton: false,
 };
+
+/** The text to search the phone book for, from `getPhoneContacts(filter)`. Version 3.6.2
+ * of the library passes Salesforce's `filter` through without defining it; the text is
+ * read from `filter.contains`, as the later `ContactsFilter` (`contains`, `limit`,
+ * `offset`, `types`) names it, and a bare string is taken as the text itself. Whether
+ * Salesforce sends either shape to a 3.x connector is not confirmed. */
+export function contactSearch(filter) {
+  if (typeof filter === "string") return filter;
+  if (filter && typeof filter.contains === "string") return filter.contains;
+  return "";
+}
