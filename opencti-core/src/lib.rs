@@ -19,6 +19,7 @@ mod values;
 
 pub mod machine;
 pub mod protocol;
+pub mod queue;
 pub mod record;
 pub mod session;
 
