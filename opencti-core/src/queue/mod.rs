@@ -16,5 +16,5 @@ mod tests;
 
 pub use event::{QueueEnvelope, QueueEvent};
 pub use figures::{AgentCounts, QueueFigures, QueueSnapshot};
-pub use report::{QueueReport, ReportedCaller, ReportedQueue};
+pub use report::{ReportedQueues, ReportedCaller, ReportedQueue};
 pub use stats::{QueueStats, DEFAULT_THRESHOLD};

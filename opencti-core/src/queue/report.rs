@@ -6,7 +6,7 @@ use crate::time::Timestamp;
 
 /// Every queue the switch reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueReport {
+pub struct ReportedQueues {
     /// The queues.
     pub queues: Vec<ReportedQueue>,
 }

@@ -12,7 +12,7 @@ use crate::time::Timestamp;
 
 use super::event::{QueueEnvelope, QueueEvent};
 use super::figures::{AgentCounts, QueueFigures, QueueSnapshot};
-use super::report::QueueReport;
+use super::report::ReportedQueues;
 
 /// The service-level threshold of a queue nobody configured: 20 seconds, the common
 /// "80/20" target's.
@@ -288,7 +288,7 @@ impl QueueStats {
     /// the switch tells them. Callers the figures knew that are gone count as
     /// `left_unseen`; callers they did not know joined while the link was down. The
     /// counts since the start are kept. Answers `resynced`, with every queue.
-    pub fn restore(&mut self, at: Timestamp, report: QueueReport) -> QueueEnvelope {
+    pub fn restore(&mut self, at: Timestamp, report: ReportedQueues) -> QueueEnvelope {
         for reported in report.queues {
             let id = reported.queue;
             let q = self.queue(&id);

@@ -440,7 +440,7 @@ fn after_the_link_returns_the_switch_report_replaces_callers_and_members() {
     assert_eq!(stats.snapshot(secs(3)).link, crate::LinkState::Down);
     let resynced = stats.restore(
         secs(10),
-        QueueReport {
+        ReportedQueues {
             queues: vec![ReportedQueue {
                 queue: sales.clone(),
                 callers: vec![
@@ -645,7 +645,7 @@ proptest! {
                         }
                         naive.callers.insert(key, ringing);
                     }
-                    stats.restore(at, QueueReport {
+                    stats.restore(at, ReportedQueues {
                         queues: vec![ReportedQueue { queue: qid(qi), callers: reported, members: None }],
                     })
                 }
