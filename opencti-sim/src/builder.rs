@@ -97,6 +97,11 @@ impl CentreBuilder {
         self.with_queue(id, |q| q.wrap_up = wrap_up)
     }
 
+    /// Sets a queue's service-level threshold.
+    pub fn service_level(self, id: &str, threshold: Duration) -> Self {
+        self.with_queue(id, |q| q.service_level = threshold)
+    }
+
     /// Sets a queue's priority (higher first).
     pub fn priority(self, id: &str, priority: u8) -> Self {
         self.with_queue(id, |q| q.priority = priority)

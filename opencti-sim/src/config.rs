@@ -30,10 +30,14 @@ pub struct QueueConfig {
     pub ring_timeout: Duration,
     /// After-call work imposed on the agent after each call from this queue.
     pub wrap_up: Duration,
+    /// The service-level threshold: a caller answered within it counts as answered in
+    /// time.
+    pub service_level: Duration,
 }
 
 impl QueueConfig {
-    /// A queue with no number, priority 0, 15 s ring timeout and no wrap-up.
+    /// A queue with no number, priority 0, 15 s ring timeout, no wrap-up and a 20 s
+    /// service-level threshold.
     pub fn new(id: QueueId) -> Self {
         QueueConfig {
             id,
@@ -41,6 +45,7 @@ impl QueueConfig {
             priority: 0,
             ring_timeout: Duration::from_secs(15),
             wrap_up: Duration::ZERO,
+            service_level: opencti_core::queue::DEFAULT_THRESHOLD,
         }
     }
 }

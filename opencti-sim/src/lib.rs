@@ -19,4 +19,4 @@ pub use config::{AgentConfig, CentreConfig, FarEnd, QueueConfig};
 pub use connector::SimConnector;
 pub use control::{CallerBuilder, Control};
 pub use link::SimLink;
-pub use switch::{SimSwitch, SwitchStats};
+pub use switch::{QueueCounts, SimSwitch, SwitchStats};

@@ -7,6 +7,7 @@
 //! place the figures are computed from them. Followers read a [`QueueSnapshot`], then the
 //! [`QueueEnvelope`]s after its `seq`, as they do an agent's session.
 
+mod board;
 mod event;
 mod figures;
 mod report;
@@ -14,7 +15,8 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use board::{QueueBoard, QueueStream};
 pub use event::{QueueEnvelope, QueueEvent};
 pub use figures::{AgentCounts, QueueFigures, QueueSnapshot};
-pub use report::{ReportedQueues, ReportedCaller, ReportedQueue};
+pub use report::{ReportedCaller, ReportedQueue, ReportedQueues};
 pub use stats::{QueueStats, DEFAULT_THRESHOLD};

@@ -9,7 +9,7 @@
 mod engine;
 mod resync;
 mod sink;
-mod stream;
+pub(crate) mod stream;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -23,26 +23,33 @@ pub struct EventStream {
 
 impl EventStream {
     pub(crate) fn new(receiver: broadcast::Receiver<Arc<EventEnvelope>>) -> Self {
-        let inner = futures::stream::unfold(receiver, |mut receiver| async move {
-            match receiver.recv().await {
-                Ok(event) => Some((Ok(event), receiver)),
-                Err(broadcast::error::RecvError::Lagged(skipped)) => Some((
-                    Err(Error::new(
-                        ErrorKind::Lagged,
-                        format!(
-                            "this subscriber fell behind and {} events were skipped; re-read the snapshot",
-                            skipped
-                        ),
-                    )),
-                    receiver,
-                )),
-                Err(broadcast::error::RecvError::Closed) => None,
-            }
-        });
         EventStream {
-            inner: inner.boxed(),
+            inner: following(receiver),
         }
     }
+}
+
+/// A broadcast receiver as a stream that says how much it skipped when it fell behind.
+pub(crate) fn following<T: Send + Sync + 'static>(
+    receiver: broadcast::Receiver<Arc<T>>,
+) -> BoxStream<'static, Result<Arc<T>>> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        match receiver.recv().await {
+            Ok(item) => Some((Ok(item), receiver)),
+            Err(broadcast::error::RecvError::Lagged(skipped)) => Some((
+                Err(Error::new(
+                    ErrorKind::Lagged,
+                    format!(
+                        "this subscriber fell behind and {} events were skipped; re-read the snapshot",
+                        skipped
+                    ),
+                )),
+                receiver,
+            )),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    })
+    .boxed()
 }
 
 impl Stream for EventStream {

@@ -11,11 +11,14 @@ mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use opencti_core::{DeviceId, Result};
+use futures::StreamExt;
+use opencti_core::queue::QueueEvent;
+use opencti_core::{DeviceId, QueueId, Result};
+use tokio::sync::broadcast;
 
 use crate::config::CentreConfig;
 pub(crate) use line::Line;
-pub use world::SwitchStats;
+pub use world::{QueueCounts, SwitchStats};
 use world::{Timer, World};
 
 /// A simulated phone switch and contact centre. Cheap to clone.
@@ -57,6 +60,39 @@ impl SimSwitch {
     /// Counters of queued, answered and abandoned calls.
     pub fn stats(&self) -> SwitchStats {
         self.inner.lock().stats
+    }
+
+    /// The switch's queue events for a [`QueueBoard`](opencti_core::queue::QueueBoard):
+    /// first what describes the queues now (members, callers waiting or ringing), then
+    /// every caller joining, ringing at an agent, going back to wait, answered, giving up
+    /// and completed. Feed them to a board with
+    /// [`QueueBoard::feed`](opencti_core::queue::QueueBoard::feed); the agents' states
+    /// come from their sessions ([`QueueBoard::follow`](opencti_core::queue::QueueBoard::follow)).
+    pub fn queue_events(&self) -> impl futures::Stream<Item = QueueEvent> + Send + 'static {
+        let (now, receiver) = self.inner.lock().follow_queues();
+        let after = futures::stream::unfold(receiver, |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) => return Some((event, receiver)),
+                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                        tracing::warn!(
+                            skipped,
+                            "a queue follower fell behind the simulated switch"
+                        );
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        futures::stream::iter(now).chain(after)
+    }
+
+    /// The switch's own counts for `queue`, to check a board against; `None` for a queue
+    /// it does not have.
+    pub fn queue_counts(&self, queue: &QueueId) -> Option<QueueCounts> {
+        let world = self.inner.lock();
+        let q = world.queue_by_id(queue)?;
+        world.queue_counts(q)
     }
 
     /// Runs `f` on the world, then starts the timers it asked for.

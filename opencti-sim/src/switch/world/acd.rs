@@ -1,7 +1,9 @@
 //! Agents and the ACD: wrap-up, availability, and routing waiting calls to the
 //! longest-idle agent.
 
+use super::queues::caller_id;
 use super::*;
+use opencti_core::queue::QueueEvent;
 
 impl World {
     /// After one of a device's legs ended: once the device is idle, wrap-up starts (after
@@ -14,6 +16,19 @@ impl World {
             return;
         }
         if let Some(q) = self.agents[a].acd_queue.take() {
+            if let Some((conv, answered)) = self.agents[a].acd_call.take() {
+                let now = Instant::now();
+                let queue = &mut self.queues[q];
+                queue.completed += 1;
+                queue.handle_sum += now.duration_since(answered);
+                self.agents[a].wrapping_for = Some((q, now));
+                let agent = self.agents[a].id.clone();
+                self.announce(QueueEvent::CallerCompleted {
+                    queue: self.queues[q].id.clone(),
+                    call: caller_id(conv),
+                    agent,
+                });
+            }
             let wrap = self.queues[q].wrap_up;
             if wrap.is_zero() {
                 self.end_wrap_up(a);
@@ -41,6 +56,9 @@ impl World {
     }
 
     pub(super) fn end_wrap_up(&mut self, a: usize) {
+        if let Some((q, since)) = self.agents[a].wrapping_for.take() {
+            self.queues[q].handle_sum += Instant::now().duration_since(since);
+        }
         let agent = &mut self.agents[a];
         agent.in_wrap_up = None;
         if let Some(next) = agent.pending.take() {
@@ -105,6 +123,11 @@ impl World {
         if let Some(conv) = self.convs.get_mut(&conv_id) {
             conv.waiting = false;
         }
+        self.announce(QueueEvent::CallerOffered {
+            queue: queue_id.clone(),
+            call: caller_id(conv_id),
+            agent: self.agents[a].id.clone(),
+        });
         let to = self.queues[q]
             .number
             .as_ref()
@@ -168,9 +191,19 @@ impl World {
         if let Some(conv) = self.convs.get_mut(&conv_id) {
             conv.queue = Some(q);
             conv.waiting = true;
-            if conv.enqueued_at.is_none() {
+            let joined = conv.enqueued_at.is_none();
+            let answered = conv.answered;
+            if joined {
                 conv.enqueued_at = Some(Instant::now());
                 self.stats.queued += 1;
+                self.queues[q].offered += 1;
+            }
+            let queue = self.queues[q].id.clone();
+            let call = caller_id(conv_id);
+            if joined {
+                self.announce(QueueEvent::CallerJoined { queue, call });
+            } else if !answered {
+                self.announce(QueueEvent::CallerReturned { queue, call });
             }
         }
         if front {

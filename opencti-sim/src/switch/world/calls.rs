@@ -318,9 +318,11 @@ impl World {
             }
         }
         let queue = self.convs.get(&conv_id).and_then(|c| c.queue);
+        let mut first_answer = false;
         if let Some(conv) = self.convs.get_mut(&conv_id) {
             if queue.is_some() && !conv.answered {
                 conv.answered = true;
+                first_answer = true;
                 self.stats.answered += 1;
             }
         }
@@ -329,6 +331,23 @@ impl World {
         {
             if let Some(a) = self.agent_of(&device) {
                 self.agents[a].acd_queue = Some(q);
+                if first_answer {
+                    let now = Instant::now();
+                    self.agents[a].acd_call = Some((conv_id, now));
+                    let joined = self.convs.get(&conv_id).and_then(|c| c.enqueued_at);
+                    let wait = joined.map_or(Duration::ZERO, |j| now.duration_since(j));
+                    let queue = &mut self.queues[q];
+                    queue.answered += 1;
+                    queue.wait_sum += wait;
+                    if wait <= queue.service_level {
+                        queue.answered_within += 1;
+                    }
+                    self.announce(opencti_core::queue::QueueEvent::CallerAnswered {
+                        queue: self.queues[q].id.clone(),
+                        call: super::queues::caller_id(conv_id),
+                        agent: self.agents[a].id.clone(),
+                    });
+                }
             }
         }
         // Outside callers who talk for a set time hang up afterwards.

@@ -128,6 +128,14 @@ impl World {
         if let Some(conv) = self.convs.remove(&conv_id) {
             if let Some(q) = conv.queue {
                 self.queues[q].waiting.retain(|c| *c != conv_id);
+                // A caller who joined the queue and goes unanswered gave up.
+                if conv.enqueued_at.is_some() && !conv.answered {
+                    self.queues[q].abandoned += 1;
+                    self.announce(opencti_core::queue::QueueEvent::CallerAbandoned {
+                        queue: self.queues[q].id.clone(),
+                        call: super::queues::caller_id(conv_id),
+                    });
+                }
             }
         }
     }

@@ -88,6 +88,10 @@ struct AgentRec {
     in_wrap_up: Option<u64>,
     wrap_gen: u64,
     acd_queue: Option<usize>,
+    /// The queue call the agent answered and when, until the device is idle again.
+    acd_call: Option<(ConvId, Instant)>,
+    /// The queue whose call the agent's after-call work follows, and since when.
+    wrapping_for: Option<(usize, Instant)>,
     idle_since: Instant,
 }
 
@@ -99,6 +103,15 @@ struct QueueRec {
     ring_timeout: Duration,
     wrap_up: Duration,
     waiting: VecDeque<ConvId>,
+    service_level: Duration,
+    /// The switch's own counts, for checking a queue board against.
+    offered: u64,
+    answered: u64,
+    abandoned: u64,
+    answered_within: u64,
+    wait_sum: Duration,
+    completed: u64,
+    handle_sum: Duration,
 }
 
 /// Counters a test or a demo can read.
@@ -133,12 +146,16 @@ pub(crate) struct World {
     far_ends: HashMap<String, FarEnd>,
     pub(crate) timers: Vec<(Duration, Timer)>,
     pub(crate) stats: SwitchStats,
+    queue_events: tokio::sync::broadcast::Sender<opencti_core::queue::QueueEvent>,
 }
 
 mod acd;
 mod calls;
 mod legs;
 mod outside;
+mod queues;
+
+pub use queues::QueueCounts;
 
 impl World {
     pub(crate) fn new(config: CentreConfig) -> Result<Self> {
@@ -154,6 +171,14 @@ impl World {
                 ring_timeout: q.ring_timeout,
                 wrap_up: q.wrap_up,
                 waiting: VecDeque::new(),
+                service_level: q.service_level,
+                offered: 0,
+                answered: 0,
+                abandoned: 0,
+                answered_within: 0,
+                wait_sum: Duration::ZERO,
+                completed: 0,
+                handle_sum: Duration::ZERO,
             })
             .collect();
         let agents = config
@@ -172,6 +197,8 @@ impl World {
                 in_wrap_up: None,
                 wrap_gen: 0,
                 acd_queue: None,
+                acd_call: None,
+                wrapping_for: None,
                 idle_since: now,
             })
             .collect();
@@ -191,6 +218,7 @@ impl World {
             far_ends,
             timers: Vec::new(),
             stats: SwitchStats::default(),
+            queue_events: tokio::sync::broadcast::channel(queues::QUEUE_EVENT_BUFFER).0,
         })
     }
 
