@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CallId, PartyId, QueueId};
+use crate::time::Timestamp;
 use crate::values::{Address, CallData, DisplayName};
 
 /// Why a call failed or ended.
@@ -248,6 +249,10 @@ pub struct Call {
     /// Data attached to the call.
     #[serde(default)]
     pub data: CallData,
+    /// When the call entered its state, as the session saw it: the start of a call
+    /// timer. Set by the session; a connector leaves it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_since: Option<Timestamp>,
 }
 
 impl Call {
@@ -269,6 +274,19 @@ impl Call {
             to: None,
             parties: Vec::new(),
             data: CallData::new(),
+            state_since: None,
+        }
+    }
+
+    /// Whether `other` is the same call in the same state with the same details, whatever
+    /// the times the session noted.
+    pub fn same_as(&self, other: &Call) -> bool {
+        Call {
+            state_since: None,
+            ..self.clone()
+        } == Call {
+            state_since: None,
+            ..other.clone()
         }
     }
 

@@ -220,6 +220,7 @@ pub fn replay(mut input: impl BufRead) -> Result<ReplayReport> {
                         ),
                     )
                 })?;
+                desk.stamp(&envelope.event, envelope.at);
                 events += 1;
             }
         }

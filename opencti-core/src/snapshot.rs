@@ -6,6 +6,7 @@ use crate::agent::AgentState;
 use crate::call::Call;
 use crate::command::CommandKind;
 use crate::ids::{AgentId, CallId, DeviceId};
+use crate::time::Timestamp;
 
 /// Whether the connector's link to the switch is up.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -32,6 +33,10 @@ pub struct Snapshot {
     pub link: LinkState,
     /// The agent's effective state.
     pub agent_state: AgentState,
+    /// When the agent entered that state, as the session saw it (none before the first
+    /// change): the start of a time-in-state clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_state_since: Option<Timestamp>,
     /// The calls on the device that have not ended, oldest first.
     pub calls: Vec<Call>,
 }

@@ -663,3 +663,62 @@ async fn commands_the_switch_withholds_are_refused_with_its_reason_until_it_allo
     assert!(session.allowed_commands(None).contains(CommandKind::Logout));
     session.logout(None).await.unwrap();
 }
+
+/// When the next event named `name` happened.
+async fn at_of(events: &mut opencti_core::EventStream, name: &str) -> Timestamp {
+    loop {
+        let e = events.next().await.unwrap().unwrap();
+        if e.event.name() == name {
+            return e.at;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_snapshot_says_since_when_the_agent_and_each_call_are_in_their_state() {
+    let slot = SinkSlot::default();
+    let view = SwitchView::default();
+    let mock = scripted_switch(Capabilities::all(), &slot, &view, |_, _| Ok(()));
+    let session = Session::builder(Arc::new(mock), agent(), device())
+        .start()
+        .await
+        .unwrap();
+    let mut events = session.subscribe();
+    slot.emit(Event::AgentStateChanged {
+        state: AgentState::Ready,
+    });
+    let ready_at = at_of(&mut events, "agent_state_changed").await;
+    assert_eq!(session.snapshot().agent_state_since, Some(ready_at));
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    slot.emit(offered("c1", None));
+    let offered_at = at_of(&mut events, "call_offered").await;
+    let reserved_at = at_of(&mut events, "agent_state_changed").await;
+    assert!(offered_at.as_micros() >= ready_at.as_micros() + 5_000_000);
+    let snap = session.snapshot();
+    assert_eq!(snap.calls[0].state_since, Some(offered_at));
+    assert_eq!(snap.agent_state_since, Some(reserved_at));
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    slot.emit(Event::CallConnected { call: call("c1") });
+    let connected_at = at_of(&mut events, "call_connected").await;
+    assert_eq!(session.snapshot().calls[0].state_since, Some(connected_at));
+
+    // A resynchronisation that finds the call unchanged keeps its timer.
+    let mut same = Call::new(call("c1"), CallState::Connected, Direction::Inbound);
+    same.from = session.snapshot().calls[0].from.clone();
+    view.set(SwitchState {
+        agent: AgentState::Ready,
+        calls: vec![same],
+        withheld: Vec::new(),
+    });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    slot.emit(Event::LinkDown {
+        reason: "cut".into(),
+    });
+    slot.emit(Event::LinkUp);
+    at_of(&mut events, "resynced").await;
+    let snap = session.snapshot();
+    assert_eq!(snap.calls[0].state_since, Some(connected_at));
+    assert_eq!(snap.agent_state.name(), "busy");
+}

@@ -8,6 +8,7 @@ use crate::capabilities::Capabilities;
 use crate::event::{Event, ResyncChanges};
 use crate::ids::{AgentId, CallId, DeviceId};
 use crate::snapshot::{LinkState, Snapshot, SwitchState, Withheld};
+use crate::time::Timestamp;
 use crate::{Error, ErrorKind, Result};
 
 use super::agent::{self, Activity};
@@ -55,6 +56,7 @@ pub struct Desk {
     pub(super) withheld: Vec<Withheld>,
     pub(super) link: LinkState,
     pub(super) agent: AgentState,
+    pub(super) agent_since: Option<Timestamp>,
     pub(super) calls: Vec<Call>,
     pub(super) ended: VecDeque<CallId>,
     pub(super) acd_in_period: bool,
@@ -74,6 +76,7 @@ impl Desk {
             withheld: Vec::new(),
             link: LinkState::Down,
             agent: AgentState::LoggedOut,
+            agent_since: None,
             calls: Vec::new(),
             ended: VecDeque::new(),
             acd_in_period: false,
@@ -134,7 +137,40 @@ impl Desk {
             device: self.device.clone(),
             link: self.link,
             agent_state: self.agent.clone(),
+            agent_state_since: self.agent_since,
             calls: self.calls.clone(),
+        }
+    }
+
+    /// Notes when an applied event happened: the agent's state or a call's state began
+    /// `at`.
+    pub fn stamp(&mut self, event: &Event, at: Timestamp) {
+        match event {
+            Event::AgentStateChanged { .. } => self.agent_since = Some(at),
+            Event::CallOffered { call, .. }
+            | Event::CallInitiated { call, .. }
+            | Event::CallRingback { call }
+            | Event::CallQueued { call, .. }
+            | Event::CallConnected { call }
+            | Event::CallHeld { call }
+            | Event::CallRetrieved { call }
+            | Event::CallFailed { call, .. } => {
+                if let Some(c) = self.calls.iter_mut().find(|c| &c.id == call) {
+                    c.state_since = Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// After a resynchronisation: what has no time yet (a call found at the switch, an
+    /// agent state that changed) begins `at`.
+    pub fn stamp_resync(&mut self, agent_changed: bool, at: Timestamp) {
+        if agent_changed || self.agent_since.is_none() {
+            self.agent_since = Some(at);
+        }
+        for call in &mut self.calls {
+            call.state_since.get_or_insert(at);
         }
     }
 
@@ -151,6 +187,7 @@ impl Desk {
                 let snap = &changes.snapshot;
                 self.link = snap.link;
                 self.agent = snap.agent_state.clone();
+                self.agent_since = snap.agent_state_since;
                 self.calls = snap.calls.clone();
                 self.acd_in_period = self.calls.iter().any(Call::is_acd);
                 Ok(changed(None))
@@ -343,10 +380,12 @@ impl Desk {
             if call.state.is_ended() || calls.iter().any(|c: &Call| c.id == call.id) {
                 continue;
             }
+            let mut call = call;
             match self.call(&call.id) {
                 None => added.push(call.id.clone()),
-                Some(known) if known != &call => changed_calls.push(call.id.clone()),
-                Some(_) => {}
+                Some(known) if !known.same_as(&call) => changed_calls.push(call.id.clone()),
+                // Unchanged: its timer goes on.
+                Some(known) => call.state_since = known.state_since,
             }
             calls.push(call);
         }

@@ -273,6 +273,7 @@ impl Engine {
             command,
             event,
         });
+        self.desk.stamp(&envelope.event, envelope.at);
         if let Some(recorder) = &mut self.recorder {
             recorder.event(&envelope);
         }
@@ -348,6 +349,10 @@ impl Engine {
         }
         let mut changes = self.desk.resync(state, self.seq + 1);
         changes.removed = vanished;
+        // The snapshot in `resynced` carries the times that event starts.
+        self.desk
+            .stamp_resync(changes.agent_changed, self.clock.now());
+        changes.snapshot = self.desk.snapshot(self.seq + 1);
         let changed = !changes.added.is_empty()
             || !changes.removed.is_empty()
             || !changes.changed.is_empty()
