@@ -171,10 +171,10 @@ impl ConnectArgs {
 impl ConnectArgs {
     /// The agent and device these options name.
     pub(crate) fn grant(&self) -> Result<opencti_gateway::Grant> {
-        Ok(opencti_gateway::Grant {
-            agent: AgentId::new(self.agent.clone())?,
-            device: DeviceId::new(self.device.clone())?,
-        })
+        Ok(opencti_gateway::Grant::agent(
+            AgentId::new(self.agent.clone())?,
+            DeviceId::new(self.device.clone())?,
+        ))
     }
 }
 

@@ -34,10 +34,10 @@ struct Agents(Arc<Deployment>);
 impl SignIn for Agents {
     fn sign_in(&self, agent: &str, password: &str) -> Option<Grant> {
         let found = self.0.sign_in(agent, password)?;
-        Some(Grant {
-            agent: AgentId::new(found.id.get_ref()).ok()?,
-            device: DeviceId::new(found.device.get_ref()).ok()?,
-        })
+        Some(Grant::agent(
+            AgentId::new(found.id.get_ref()).ok()?,
+            DeviceId::new(found.device.get_ref()).ok()?,
+        ))
     }
 }
 

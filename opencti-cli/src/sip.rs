@@ -166,10 +166,7 @@ impl SipArgs {
 
     /// The agent and device these options name.
     pub(crate) fn grant(&self) -> Result<opencti_gateway::Grant> {
-        Ok(opencti_gateway::Grant {
-            agent: self.agent()?,
-            device: self.device()?,
-        })
+        Ok(opencti_gateway::Grant::agent(self.agent()?, self.device()?))
     }
 }
 

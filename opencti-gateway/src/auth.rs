@@ -8,13 +8,58 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result};
 
-/// What an authenticated connection may do: act as one agent at one device, nothing else.
+/// What an authenticated connection may do: act as one agent at one device, or
+/// supervise, nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Grant {
-    /// The agent.
+    /// The agent, or the supervisor's own id.
     pub agent: AgentId,
-    /// The agent's device.
+    /// The agent's device, or the supervisor's (where listening in rings).
     pub device: DeviceId,
+    /// Agent or supervisor.
+    pub role: Role,
+}
+
+impl Grant {
+    /// An agent at a device: their own desk and nothing else.
+    pub fn agent(agent: AgentId, device: DeviceId) -> Self {
+        Grant {
+            agent,
+            device,
+            role: Role::Agent,
+        }
+    }
+
+    /// A supervisor, with the device they listen in on: every agent's state and calls,
+    /// every queue, and the supervisor commands; no desk of their own.
+    pub fn supervisor(id: AgentId, device: DeviceId) -> Self {
+        Grant {
+            agent: id,
+            device,
+            role: Role::Supervisor,
+        }
+    }
+}
+
+/// What a signed-in person is to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Role {
+    /// Works calls at their desk.
+    Agent,
+    /// Watches the centre and steps in.
+    Supervisor,
+}
+
+impl Role {
+    /// `agent` or `supervisor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+        }
+    }
 }
 
 /// Checks the token a browser presents. Implement it over your own sign-on (a JWT, a
@@ -94,14 +139,20 @@ impl TokenTable {
 
     /// Issues a new token for `agent` at `device`, good until revoked.
     pub fn issue(&self, agent: AgentId, device: DeviceId) -> Result<Token> {
-        self.insert(Grant { agent, device }, None)
+        self.insert(Grant::agent(agent, device), None)
     }
 
     /// Issues a new token for `agent` at `device` that stops working after `lifetime`
     /// (a sign-in's). Expired tokens are forgotten as new ones are issued.
     pub fn issue_for(&self, agent: AgentId, device: DeviceId, lifetime: Duration) -> Result<Token> {
-        let expires = Instant::now().checked_add(lifetime);
-        self.insert(Grant { agent, device }, expires)
+        self.issue_grant(Grant::agent(agent, device), Some(lifetime))
+    }
+
+    /// Issues a new token for `grant` (an agent's or a supervisor's), good until revoked
+    /// (`None`) or for `lifetime`.
+    pub fn issue_grant(&self, grant: Grant, lifetime: Option<Duration>) -> Result<Token> {
+        let expires = lifetime.and_then(|l| Instant::now().checked_add(l));
+        self.insert(grant, expires)
     }
 
     fn insert(&self, grant: Grant, expires: Option<Instant>) -> Result<Token> {

@@ -215,16 +215,16 @@ pub(crate) async fn sign_in(
         );
     };
     settings.failures.succeeded(&agent);
-    let issued =
-        settings
-            .tokens
-            .issue_for(grant.agent.clone(), grant.device.clone(), settings.lifetime);
+    let issued = settings
+        .tokens
+        .issue_grant(grant.clone(), Some(settings.lifetime));
     match issued {
         Ok(token) => {
             tracing::info!(agent = %grant.agent, device = %grant.device, "gateway: signed in");
             let body = serde_json::json!({
                 "token": token.expose(),
                 "agent": grant.agent.as_str(),
+                "role": grant.role.as_str(),
                 "expires_in": settings.lifetime.as_secs(),
             });
             (

@@ -17,9 +17,11 @@ struct Passwords(HashMap<&'static str, (&'static str, &'static str)>);
 impl SignIn for Passwords {
     fn sign_in(&self, agent: &str, password: &str) -> Option<Grant> {
         let (device, expected) = self.0.get(agent)?;
-        (password == *expected).then(|| Grant {
-            agent: AgentId::new(agent).unwrap(),
-            device: DeviceId::new(*device).unwrap(),
+        (password == *expected).then(|| {
+            Grant::agent(
+                AgentId::new(agent).unwrap(),
+                DeviceId::new(*device).unwrap(),
+            )
         })
     }
 }
