@@ -15,6 +15,9 @@
 //! the core's [`Desk`](opencti_core::machine::Desk) state machine (the tests). Callers who
 //! abandon never reach an agent and produce no event; they are counted.
 //!
+//! [`StaffingChart`] draws service levels against agents as a self-contained SVG
+//! picture.
+//!
 //! The run is pure, synchronous and single-threaded; the same configuration and seed give
 //! the same report bit for bit (apart from the wall time).
 //!
@@ -37,6 +40,7 @@
 //! ```
 
 mod calendar;
+mod chart;
 mod config;
 mod desk_check;
 mod engine;
@@ -51,6 +55,7 @@ use std::time::Instant;
 
 use opencti_core::Result;
 
+pub use chart::{ChartPoint, StaffingChart};
 pub use config::{AgentGroup, PlannerConfig, PlannerQueue, RunLength, Skills};
 pub use desk_check::DeskCheckSink;
 pub use progress::Progress;
