@@ -20,6 +20,8 @@ pub struct ChartPoint {
 
 /// What a staffing chart shows: service level (y, 0–100 %) against agents (x), the
 /// formula's curve as a line and the simulated points as markers.
+///
+/// [`Staffing::chart`](super::Staffing::chart) makes one from a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StaffingChart {
     /// The title above the chart (plain text, escaped when drawn).
