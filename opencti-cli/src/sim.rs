@@ -1,5 +1,5 @@
 //! `opencti sim run`: a contact-centre day as fast as the machine allows, with the
-//! figures a planner knows.
+//! figures a planner knows; the options `sim staffing` shares.
 
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroU64;
@@ -13,11 +13,17 @@ use opencti_sim::planner::{
 };
 use opencti_sim::scenario::Scenario;
 
+use crate::staffing::StaffingArgs;
+
 /// `opencti sim ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum SimCommand {
     /// Simulate a day and print the planner's figures.
     Run(RunArgs),
+    /// Simulate the same traffic with each of a range of agent counts: a table of the
+    /// figures with Erlang C or A beside them, and an SVG chart of service level against
+    /// agents.
+    Staffing(StaffingArgs),
 }
 
 /// The planner's parameters: one queue served by identical agents, or a scenario file.
@@ -71,7 +77,7 @@ pub(crate) struct TrafficArgs {
 
 impl TrafficArgs {
     /// One queue with this traffic, served by `agents` agents.
-    fn single_queue(&self, agents: u32) -> PlannerConfig {
+    pub(crate) fn single_queue(&self, agents: u32) -> PlannerConfig {
         let mut config = PlannerConfig::single_queue(agents, self.calls_per_hour, self.aht);
         if let Some(p) = self.patience {
             config = config.with_patience(p);
@@ -84,11 +90,15 @@ impl TrafficArgs {
 
     /// `config` with this length (or `default_length` when neither `--calls` nor
     /// `--hours` is given; `None` keeps the configuration's), warm-up, threshold and seed.
-    fn measured(&self, config: PlannerConfig, default_length: Option<RunLength>) -> PlannerConfig {
+    pub(crate) fn measured(
+        &self,
+        config: PlannerConfig,
+        default_length: Option<RunLength>,
+    ) -> PlannerConfig {
         let length = if let Some(calls) = self.calls {
             Some(RunLength::Calls(calls))
         } else if let Some(hours) = self.hours {
-            Some(RunLength::Secs(self.warm_up + hours * 3600.0))
+            Some(self.hours_of_arrivals(hours))
         } else {
             default_length
         };
@@ -101,11 +111,17 @@ impl TrafficArgs {
             .with_service_level_secs(self.service_level)
             .with_seed(self.seed)
     }
+
+    /// A run taking calls for `hours` after the warm-up.
+    pub(crate) fn hours_of_arrivals(&self, hours: f64) -> RunLength {
+        RunLength::Secs(self.warm_up + hours * 3600.0)
+    }
 }
 
 pub(crate) fn run(command: SimCommand) -> Result<()> {
     match command {
         SimCommand::Run(args) => run_day(args),
+        SimCommand::Staffing(args) => crate::staffing::run(args),
     }
 }
 
