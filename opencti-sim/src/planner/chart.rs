@@ -1,7 +1,7 @@
 //! The staffing chart: service level against agents, as a self-contained SVG document.
 //!
 //! Pure: figures in, SVG text out; writing the file is the caller's business. The
-//! document is hand-written SVG 1.1 (no scripts, no styles or fonts from elsewhere), and
+//! document is hand-written SVG (no scripts, no styles or fonts from elsewhere), and
 //! every piece of text in it (the title, the labels) is XML-escaped, so a title holding
 //! `<` or `&` stays text.
 
@@ -85,7 +85,7 @@ impl StaffingChart {
         let mut svg = String::with_capacity(8_192);
         svg.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         svg.push_str(&format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n"
         ));
         let title = escape(&self.title);
         svg.push_str(&format!("<title>{title}</title>\n"));
