@@ -12,6 +12,7 @@ mod panel;
 mod serve;
 mod sim;
 mod sip;
+mod staffing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +39,8 @@ enum Top {
     /// Serve a whole contact centre from a deployment file: every agent signs in with
     /// an id and a password, on one link to the phone system.
     Serve(serve::ServeArgs),
-    /// The simulated contact centre: planner figures for a whole day.
+    /// The simulated contact centre: planner figures for a whole day, and staffing
+    /// over a range of agent counts.
     Sim {
         #[command(subcommand)]
         command: sim::SimCommand,

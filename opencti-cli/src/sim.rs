@@ -1,5 +1,5 @@
 //! `opencti sim run`: a contact-centre day as fast as the machine allows, with the
-//! figures a planner knows.
+//! figures a planner knows; the options `sim staffing` shares.
 
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroU64;
@@ -13,11 +13,17 @@ use opencti_sim::planner::{
 };
 use opencti_sim::scenario::Scenario;
 
+use crate::staffing::StaffingArgs;
+
 /// `opencti sim ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum SimCommand {
     /// Simulate a day and print the planner's figures.
     Run(RunArgs),
+    /// Simulate the same traffic with each of a range of agent counts: a table of the
+    /// figures with Erlang C or A beside them, and an SVG chart of service level against
+    /// agents.
+    Staffing(StaffingArgs),
 }
 
 /// The planner's parameters: one queue served by identical agents, or a scenario file.
@@ -26,6 +32,20 @@ pub(crate) struct RunArgs {
     /// Agents logged in and ready.
     #[arg(long, default_value_t = 100)]
     agents: u32,
+    #[command(flatten)]
+    traffic: TrafficArgs,
+    /// Take queues, agents and arrivals from a scenario file instead.
+    #[arg(long, conflicts_with_all = ["agents", "calls_per_hour", "aht", "patience", "wrap_up"])]
+    scenario: Option<PathBuf>,
+    /// Print one JSON object instead of the human-readable figures.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One queue's traffic and how long to simulate it: the options `sim run` and
+/// `sim staffing` share.
+#[derive(Debug, Args)]
+pub(crate) struct TrafficArgs {
     /// Calls an hour (Poisson arrivals).
     #[arg(long, default_value_t = 1800.0)]
     calls_per_hour: f64,
@@ -53,54 +73,75 @@ pub(crate) struct RunArgs {
     /// Random seed: the same seed gives the same figures.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Take queues, agents and arrivals from a scenario file instead.
-    #[arg(long, conflicts_with_all = ["agents", "calls_per_hour", "aht", "patience", "wrap_up"])]
-    scenario: Option<PathBuf>,
-    /// Print one JSON object instead of the human-readable figures.
-    #[arg(long)]
-    json: bool,
+}
+
+impl TrafficArgs {
+    /// One queue with this traffic, served by `agents` agents.
+    pub(crate) fn single_queue(&self, agents: u32) -> PlannerConfig {
+        let mut config = PlannerConfig::single_queue(agents, self.calls_per_hour, self.aht);
+        if let Some(p) = self.patience {
+            config = config.with_patience(p);
+        }
+        if let Some(w) = self.wrap_up {
+            config = config.with_wrap_up(w);
+        }
+        config
+    }
+
+    /// `config` with this length (or `default_length` when neither `--calls` nor
+    /// `--hours` is given; `None` keeps the configuration's), warm-up, threshold and seed.
+    pub(crate) fn measured(
+        &self,
+        config: PlannerConfig,
+        default_length: Option<RunLength>,
+    ) -> PlannerConfig {
+        let length = if let Some(calls) = self.calls {
+            Some(RunLength::Calls(calls))
+        } else if let Some(hours) = self.hours {
+            Some(self.hours_of_arrivals(hours))
+        } else {
+            default_length
+        };
+        let config = match length {
+            Some(length) => config.with_length(length),
+            None => config,
+        };
+        config
+            .with_warm_up_secs(self.warm_up)
+            .with_service_level_secs(self.service_level)
+            .with_seed(self.seed)
+    }
+
+    /// A run taking calls for `hours` after the warm-up.
+    pub(crate) fn hours_of_arrivals(&self, hours: f64) -> RunLength {
+        RunLength::Secs(self.warm_up + hours * 3600.0)
+    }
 }
 
 pub(crate) fn run(command: SimCommand) -> Result<()> {
     match command {
         SimCommand::Run(args) => run_day(args),
+        SimCommand::Staffing(args) => crate::staffing::run(args),
     }
 }
 
 fn config_from(args: &RunArgs) -> Result<PlannerConfig> {
-    let mut config = match &args.scenario {
-        Some(path) => Scenario::from_path(path)?.planner_config()?,
-        None => {
-            let mut config =
-                PlannerConfig::single_queue(args.agents, args.calls_per_hour, args.aht);
-            if let Some(p) = args.patience {
-                config = config.with_patience(p);
-            }
-            if let Some(w) = args.wrap_up {
-                config = config.with_wrap_up(w);
-            }
-            config
-        }
+    let (config, default_length) = match &args.scenario {
+        Some(path) => (Scenario::from_path(path)?.planner_config()?, None),
+        None => (
+            args.traffic.single_queue(args.agents),
+            Some(RunLength::Calls(100_000)),
+        ),
     };
-    if let Some(calls) = args.calls {
-        config = config.with_length(RunLength::Calls(calls));
-    } else if let Some(hours) = args.hours {
-        config = config.with_length(RunLength::Secs(args.warm_up + hours * 3600.0));
-    } else if args.scenario.is_none() {
-        config = config.with_length(RunLength::Calls(100_000));
-    }
-    config = config
-        .with_warm_up_secs(args.warm_up)
-        .with_service_level_secs(args.service_level)
-        .with_seed(args.seed);
+    let config = args.traffic.measured(config, default_length);
     config.validate()?;
     Ok(config)
 }
 
 fn run_day(args: RunArgs) -> Result<()> {
     let mut config = config_from(&args)?;
-    if args.scenario.is_some() && args.seed != 0 {
-        config = config.with_seed(args.seed);
+    if args.scenario.is_some() && args.traffic.seed != 0 {
+        config = config.with_seed(args.traffic.seed);
     }
     let show_progress = std::io::stderr().is_terminal();
     let every = NonZeroU64::new(10_000).unwrap_or(NonZeroU64::MIN);

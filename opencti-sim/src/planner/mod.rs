@@ -15,6 +15,10 @@
 //! the core's [`Desk`](opencti_core::machine::Desk) state machine (the tests). Callers who
 //! abandon never reach an agent and produce no event; they are counted.
 //!
+//! [`sweep`] runs one queue's traffic with each of a range of agent counts (a
+//! [`Staffing`] table, the formula's figures beside each), and [`StaffingChart`] draws
+//! its service levels as a self-contained SVG picture.
+//!
 //! The run is pure, synchronous and single-threaded; the same configuration and seed give
 //! the same report bit for bit (apart from the wall time).
 //!
@@ -37,6 +41,7 @@
 //! ```
 
 mod calendar;
+mod chart;
 mod config;
 mod desk_check;
 mod engine;
@@ -44,6 +49,7 @@ pub mod erlang;
 mod progress;
 mod report;
 mod sink;
+mod staffing;
 mod tally;
 
 use std::num::NonZeroU64;
@@ -51,6 +57,7 @@ use std::time::Instant;
 
 use opencti_core::Result;
 
+pub use chart::{ChartPoint, StaffingChart};
 pub use config::{AgentGroup, PlannerConfig, PlannerQueue, RunLength, Skills};
 pub use desk_check::DeskCheckSink;
 pub use progress::Progress;
@@ -58,6 +65,7 @@ pub use report::{
     AgentReport, CallFigures, EventCounts, OverallFigures, PlannerReport, QueueReport,
 };
 pub use sink::{AgentEventSink, CountingSink};
+pub use staffing::{sweep, Formula, Staffing, StaffingPoint};
 
 /// Simulates the day `config` describes, handing every canonical event to `sink`.
 ///
