@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::crm::{Crm, PhoneContact};
+use crate::request_text::{has_member, request_id};
 
 /// The longest search text, in characters.
 pub const MAX_SEARCH_CHARS: usize = 100;
@@ -93,11 +94,7 @@ impl ContactsReply {
 /// Whether `text` is a contact search rather than a desktop request: only the gateway's
 /// own request has a top-level `contacts` member.
 pub(crate) fn is_contacts_request(text: &str) -> bool {
-    // Cheap first: most frames are commands and queries.
-    text.contains("\"contacts\"")
-        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
-            .map(|object| object.contains_key("contacts"))
-            .unwrap_or(false)
+    has_member(text, "contacts")
 }
 
 /// One connection's searcher: takes requests in order and answers each on `replies`.
@@ -125,7 +122,7 @@ impl Searcher {
     /// Queues the search in `text`, or answers at once that too many wait.
     pub(crate) fn ask(&self, text: String) {
         if let Err(mpsc::error::TrySendError::Full(text)) = self.requests.try_send(text) {
-            let id = read_id(&text);
+            let id = request_id(&text);
             let busy = Error::new(
                 ErrorKind::RateLimited,
                 "a contact search is already running and more wait; ask again when they end",
@@ -133,11 +130,6 @@ impl Searcher {
             let _ = self.replies.try_send(ContactsReply::failed(id, busy));
         }
     }
-}
-
-fn read_id(text: &str) -> Option<RequestId> {
-    let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).ok()?;
-    RequestId::new(object.get("id")?.as_str()?).ok()
 }
 
 async fn answer(crm: &dyn Crm, text: &str) -> ContactsReply {
@@ -151,7 +143,7 @@ async fn answer(crm: &dyn Crm, text: &str) -> ContactsReply {
                     error
                 ),
             );
-            return ContactsReply::failed(read_id(text), refusal);
+            return ContactsReply::failed(request_id(text), refusal);
         }
     };
     let id = match RequestId::new(&request.id) {

@@ -4,11 +4,13 @@
 #![warn(clippy::unwrap_used)]
 
 mod auth;
+mod centre;
 mod contacts;
 mod crm;
 mod desk;
 mod limits;
 mod pega;
+mod request_text;
 mod router;
 mod salesforce;
 mod salesforce_voice;
@@ -19,15 +21,17 @@ mod sign_in;
 mod socket;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod supervisor;
 mod tls;
 
-pub use auth::{Authenticator, Grant, Token, TokenTable};
+pub use auth::{Authenticator, Grant, Role, Token, TokenTable};
+pub use centre::{SAMPLE_EVERY, UPDATE_EVERY};
 pub use contacts::{MAX_CONTACTS, MAX_SEARCH_CHARS};
 pub use crm::{CallLogEntry, Contact, Crm, NoCrm, PhoneContact, ScreenPop};
 pub use limits::Limits;
 pub use router::Gateway;
 pub use security::Security;
-pub use sessions::{SessionFactory, SimSessions};
+pub use sessions::{MonitorMode, SessionFactory, SimSessions};
 pub use sign_in::{
     SignIn, FAILURE_WINDOW, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_ADDRESS, MAX_SIGN_IN_BYTES,
 };
@@ -38,8 +42,9 @@ pub use tls::Tls;
 /// The JSON Schema of everything a browser exchanges with the gateway: the desktop
 /// protocol (`client_to_server`, `server_to_client`), the first message that
 /// authenticates (`auth`), and what the gateway adds: screen pops (`screen_pop`) and the
-/// contact search (`contacts_request`, `contacts_reply`). Generated from the Rust types;
-/// served at `/schema.json`.
+/// contact search (`contacts_request`, `contacts_reply`); and a supervisor's messages
+/// (`centre`, `centre_update`, `supervisor_request`, `supervisor_reply`). Generated from
+/// the Rust types; served at `/schema.json`.
 pub fn schema() -> serde_json::Value {
     let mut schema = opencti_core::protocol::json_schema();
     schema["auth"] = serde_json::json!({
@@ -58,6 +63,12 @@ pub fn schema() -> serde_json::Value {
     schema["contacts_request"] =
         serde_json::json!(schemars::schema_for!(contacts::ContactsRequest));
     schema["contacts_reply"] = serde_json::json!(schemars::schema_for!(contacts::ContactsReply));
+    schema["supervisor_request"] =
+        serde_json::json!(schemars::schema_for!(supervisor::SupervisorRequest));
+    schema["supervisor_reply"] =
+        serde_json::json!(schemars::schema_for!(supervisor::SupervisorReply));
+    schema["centre"] = serde_json::json!(schemars::schema_for!(centre::Whole));
+    schema["centre_update"] = serde_json::json!(schemars::schema_for!(centre::Update));
     schema["screen_pop"] = serde_json::json!({
         "type": "object",
         "properties": { "screen_pop": schemars::schema_for!(ScreenPop) },

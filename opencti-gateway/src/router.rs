@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::auth::{Authenticator, TokenTable};
+use crate::auth::{Authenticator, Grant, Role, TokenTable};
 use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
 use crate::security::{CrmScripts, Security};
@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) sign_in: Option<SignInSettings>,
     /// The Salesforce Voice library to serve, if the deployment gave it.
     pub(crate) salesforce_voice_library: Option<axum::body::Bytes>,
+    /// The supervisors' feed, started by the first supervisor.
+    pub(crate) centre: Arc<std::sync::OnceLock<Arc<crate::centre::Centre>>>,
 }
 
 /// Serves the Desktop Interface to browsers: the WebSocket endpoint, the browser client,
@@ -82,11 +84,12 @@ impl Gateway {
         Gateway {
             shared: Shared {
                 authenticator,
-                sessions: Arc::new(Sessions::new(sessions, crm)),
+                sessions: Arc::new(Sessions::new(sessions, crm, None)),
                 limits,
                 security: Arc::new(Security::default()),
                 sign_in: None,
                 salesforce_voice_library: None,
+                centre: Arc::default(),
             },
         }
     }
@@ -104,6 +107,21 @@ impl Gateway {
         self.shared.salesforce_voice_library =
             Some(crate::salesforce_voice::read_library(path.as_ref())?);
         Ok(self)
+    }
+
+    /// The same gateway, with live queue figures for supervisors and the wallboard
+    /// (`/wallboard`): every agent's session follows into `board`, and supervisors get its
+    /// figures. The board's queue events come from the phone system (the simulator's
+    /// `SimSwitch::queue_events`, for one). Call it before any agent connects.
+    #[must_use]
+    pub fn with_queue_board(mut self, board: opencti_core::queue::QueueBoard) -> Self {
+        let sessions = &self.shared.sessions;
+        self.shared.sessions = Arc::new(Sessions::new(
+            sessions.factory.clone(),
+            sessions.crm.clone(),
+            Some(board),
+        ));
+        self
     }
 
     /// The same gateway, trusting the origins in `security` besides its own (by default
@@ -133,6 +151,20 @@ impl Gateway {
             failures_by_address: Failures::by_address(),
         });
         self
+    }
+
+    /// The agent's session (the one their browsers share), started now if it was not:
+    /// to start every agent's session before anyone signs in, so that supervisors see
+    /// them all, or to drive an agent from code. Refused as `unauthorized` for a
+    /// supervisor's grant, which has no desk.
+    pub async fn session(&self, grant: &Grant) -> opencti_core::Result<opencti_core::Session> {
+        if grant.role != Role::Agent {
+            return Err(opencti_core::Error::new(
+                opencti_core::ErrorKind::Unauthorized,
+                "a supervisor has no desk of their own",
+            ));
+        }
+        Ok(self.shared.sessions.for_grant(grant).await?.session)
     }
 
     /// The routes, to mount (with `Router::nest` or `merge`) or serve.

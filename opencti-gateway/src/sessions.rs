@@ -4,11 +4,50 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use opencti_core::{Result, Session};
-use tokio::sync::Mutex;
+use opencti_core::queue::QueueBoard;
+use opencti_core::{AgentId, Error, ErrorKind, Result, Session, Snapshot};
+use tokio::sync::{broadcast, Mutex};
 
 use crate::auth::Grant;
 use crate::crm::{Crm, ScreenPop};
+
+/// How far a supervisor's view may fall behind the agents' changes before it reads
+/// everything again.
+const ROSTER_BUFFER: usize = 4096;
+
+/// How a supervisor joins an agent's call.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MonitorMode {
+    /// Hears both sides; nobody hears the supervisor.
+    Listen,
+    /// Hears both sides; only the agent hears the supervisor.
+    Whisper,
+    /// Joins the call: everyone hears everyone.
+    Barge,
+}
+
+impl MonitorMode {
+    /// `listen`, `whisper` or `barge`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorMode::Listen => "listen",
+            MonitorMode::Whisper => "whisper",
+            MonitorMode::Barge => "barge",
+        }
+    }
+}
 
 /// Starts the session for a grant: whatever connector the integrator chose (the
 /// simulator, Asterisk, SIP, their own).
@@ -16,6 +55,20 @@ use crate::crm::{Crm, ScreenPop};
 pub trait SessionFactory: Send + Sync {
     /// A started session for `grant`'s agent at its device.
     async fn start(&self, grant: &Grant) -> Result<Session>;
+
+    /// Rings `supervisor`'s device and joins it to the call on `agent`'s device, as
+    /// `mode` says. Phone systems that cannot keep the default, which refuses as
+    /// `unsupported`.
+    async fn monitor(&self, supervisor: &Grant, agent: &Snapshot, mode: MonitorMode) -> Result<()> {
+        let _ = (supervisor, agent);
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "this phone system cannot {} on an agent's call",
+                mode.as_str()
+            ),
+        ))
+    }
 }
 
 /// One agent's session, and the screen pops for its browsers.
@@ -28,18 +81,58 @@ pub(crate) struct AgentSession {
 /// Sessions started so far, by grant. Browser reconnects get the same session, so its
 /// state and its pending commands survive a page reload.
 pub(crate) struct Sessions {
-    factory: Arc<dyn SessionFactory>,
+    pub(crate) factory: Arc<dyn SessionFactory>,
     pub(crate) crm: Arc<dyn Crm>,
     started: Mutex<HashMap<Grant, AgentSession>>,
+    /// Every session's snapshot after each of its events, for supervisors.
+    roster: broadcast::Sender<Arc<Snapshot>>,
+    /// The queue board every session's agent state goes to, if there is one.
+    board: Option<QueueBoard>,
 }
 
 impl Sessions {
-    pub(crate) fn new(factory: Arc<dyn SessionFactory>, crm: Arc<dyn Crm>) -> Self {
+    pub(crate) fn new(
+        factory: Arc<dyn SessionFactory>,
+        crm: Arc<dyn Crm>,
+        board: Option<QueueBoard>,
+    ) -> Self {
         Sessions {
             factory,
             crm,
             started: Mutex::new(HashMap::new()),
+            roster: broadcast::channel(ROSTER_BUFFER).0,
+            board,
         }
+    }
+
+    /// The queue board, if the gateway has one.
+    pub(crate) fn board(&self) -> Option<&QueueBoard> {
+        self.board.as_ref()
+    }
+
+    /// Every agent's session now, by agent id.
+    pub(crate) async fn snapshots(&self) -> Vec<Snapshot> {
+        let started = self.started.lock().await;
+        let mut all: Vec<Snapshot> = started
+            .values()
+            .map(|desk| opencti_core::DesktopInterface::snapshot(&desk.session))
+            .collect();
+        all.sort_by(|a, b| a.agent.cmp(&b.agent));
+        all
+    }
+
+    /// The session of `agent`, if it has one here.
+    pub(crate) async fn of_agent(&self, agent: &AgentId) -> Option<Session> {
+        let started = self.started.lock().await;
+        started
+            .iter()
+            .find(|(grant, _)| &grant.agent == agent)
+            .map(|(_, desk)| desk.session.clone())
+    }
+
+    /// Each session's snapshot after every change, from now on.
+    pub(crate) fn follow_roster(&self) -> broadcast::Receiver<Arc<Snapshot>> {
+        self.roster.subscribe()
     }
 
     pub(crate) async fn for_grant(&self, grant: &Grant) -> Result<AgentSession> {
@@ -58,10 +151,30 @@ impl Sessions {
         let (pops, _) = tokio::sync::broadcast::channel(64);
         crate::crm::watch(session.clone(), self.crm.clone(), pops.clone());
         log_links(&session, grant.clone());
+        publish_changes(&session, self.roster.clone());
+        if let Some(board) = &self.board {
+            board.follow(session.clone());
+        }
         let desk = AgentSession { session, pops };
         started.insert(grant.clone(), desk.clone());
         Ok(desk)
     }
+}
+
+/// Publishes the session's snapshot after each of its events (and once now).
+fn publish_changes(session: &Session, roster: broadcast::Sender<Arc<Snapshot>>) {
+    use futures::StreamExt;
+    let mut events = opencti_core::DesktopInterface::subscribe(session);
+    let session = session.clone();
+    let _ = roster.send(Arc::new(opencti_core::DesktopInterface::snapshot(&session)));
+    tokio::spawn(async move {
+        // After a lag the snapshot is whole all the same; with nobody watching, the next
+        // change is published all the same.
+        while events.next().await.is_some() {
+            let snapshot = opencti_core::DesktopInterface::snapshot(&session);
+            let _ = roster.send(Arc::new(snapshot));
+        }
+    });
 }
 
 /// Logs the session's link going down, coming up and the resync after it.

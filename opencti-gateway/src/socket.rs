@@ -13,9 +13,11 @@ use opencti_core::{Error, ErrorKind};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::auth::Role;
 use crate::contacts::{is_contacts_request, ContactsReply, Searcher};
 use crate::limits::{Bucket, Limits};
 use crate::router::Shared;
+use crate::supervisor::is_supervisor_request;
 
 /// The first message a browser sends: `{"auth":{"token":"..."}}`.
 #[derive(Deserialize)]
@@ -102,6 +104,9 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
             return;
         }
     };
+    if grant.role == Role::Supervisor {
+        return crate::supervisor::serve(sink, stream, shared, grant, peer).await;
+    }
     let desk = match shared.sessions.for_grant(&grant).await {
         Ok(desk) => desk,
         Err(error) => {
@@ -189,6 +194,11 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
                             "more than {} requests a second; this one was dropped",
                             limits.requests_per_second
                         ),
+                    ))
+                } else if is_supervisor_request(&text) {
+                    Err(Error::new(
+                        ErrorKind::Unauthorized,
+                        "supervisor commands need a supervisor's sign-in",
                     ))
                 } else if is_contacts_request(&text) {
                     // The gateway's own request: answered beside the desktop protocol.
