@@ -38,7 +38,9 @@ pub(crate) struct Shared {
 /// Schema of every message, generated from the Rust types), `GET /panel.js`,
 /// `GET /panel-view.js`, `GET /panel.css`, `GET /sign-in-request.js`; the Salesforce
 /// Open CTI softphone under `GET /salesforce/`, the Salesforce Voice connector under
-/// `/salesforce-voice/` and the Pega Call Desktop Implementation under `/pega/` (see each adapter's README in `adapters/`); with
+/// `/salesforce-voice/` and the Pega Call Desktop Implementation under `/pega/` (see each adapter's README in `adapters/`); the
+/// supervisors' wallboard, `GET /wallboard` (with `/wallboard.js`,
+/// `/wallboard-charts.js`, `/wallboard.css`); with
 /// [`Gateway::with_sign_in`], `GET /sign-in` (the page), `GET /sign-in.js`,
 /// `POST /api/sign-in`, `POST /api/sign-out`.
 ///
@@ -208,6 +210,42 @@ impl Gateway {
                     file(
                         "text/javascript; charset=utf-8",
                         include_str!("../static/sign-in-request.js"),
+                    )
+                }),
+            )
+            .route(
+                "/wallboard",
+                get(|| {
+                    file(
+                        "text/html; charset=utf-8",
+                        include_str!("../static/wallboard.html"),
+                    )
+                }),
+            )
+            .route(
+                "/wallboard.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/wallboard.js"),
+                    )
+                }),
+            )
+            .route(
+                "/wallboard-charts.js",
+                get(|| {
+                    file(
+                        "text/javascript; charset=utf-8",
+                        include_str!("../static/wallboard-charts.js"),
+                    )
+                }),
+            )
+            .route(
+                "/wallboard.css",
+                get(|| {
+                    file(
+                        "text/css; charset=utf-8",
+                        include_str!("../static/wallboard.css"),
                     )
                 }),
             )

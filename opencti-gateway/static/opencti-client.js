@@ -44,7 +44,7 @@ export class OpenCtiClient {
   }
 
   /** Registers a handler: "event", "snapshot", "link" ("up" | "down" | "reconnecting"),
-   * "screen_pop", "error". */
+   * "screen_pop", "error"; for a supervisor, "centre" and "update". */
   on(type, handler) {
     (this._handlers[type] = this._handlers[type] || []).push(handler);
     return this;
@@ -104,6 +104,17 @@ export class OpenCtiClient {
           this._reply(message.reply, first ? reject : null);
         } else if (message.screen_pop) {
           this._emit("screen_pop", message.screen_pop);
+        } else if (message.centre) {
+          // A supervisor's connection: the whole centre, first and after falling behind.
+          this._attempt = 0;
+          this._setLink("up");
+          this._emit("centre", message.centre);
+          if (first) {
+            first = false;
+            resolve(message.centre);
+          }
+        } else if (message.update) {
+          this._emit("update", message.update);
         }
       };
       socket.onclose = () => {
@@ -192,6 +203,13 @@ export class OpenCtiClient {
   async contacts(search = "") {
     const reply = await this._request({ contacts: { search: String(search) } });
     return reply.contacts;
+  }
+
+  /** A supervisor command (`{type: "force_not_ready", agent, reason}`,
+   * `{type: "force_log_out", agent}`, `{type: "monitor", agent, mode}`); resolves once
+   * the agent's session confirmed it. Only a supervisor's token may. */
+  async supervise(command) {
+    await this._request({ supervise: command });
   }
 
   /** Closes the connection for good. */

@@ -8,6 +8,17 @@
  * @returns {Promise<string>} the agent's token
  */
 export async function requestToken(url, agent, password) {
+  return (await signIn(url, agent, password)).token;
+}
+
+/**
+ * The same, answering what the gateway said: `{token, agent, role, expires_in}`, where
+ * `role` is "agent" or "supervisor".
+ * @param {string|URL} url
+ * @param {string} agent
+ * @param {string} password
+ */
+export async function signIn(url, agent, password) {
   let answer;
   try {
     const response = await fetch(url, {
@@ -19,6 +30,6 @@ export async function requestToken(url, agent, password) {
   } catch (e) {
     throw new Error("The gateway did not answer: " + e);
   }
-  if (answer && typeof answer.token === "string") return answer.token;
+  if (answer && typeof answer.token === "string") return answer;
   throw new Error((answer && answer.error && answer.error.message) || "Sign-in refused");
 }

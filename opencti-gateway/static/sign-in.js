@@ -1,7 +1,8 @@
 // The sign-in page: the agent's id and password go to POST /api/sign-in; the token it
-// answers opens the panel (which takes it out of the address bar at once).
+// answers opens the panel, or a supervisor's wallboard (which take it out of the address
+// bar at once).
 
-import { requestToken } from "./sign-in-request.js";
+import { signIn } from "./sign-in-request.js";
 
 const form = document.getElementById("sign-in");
 const problem = document.getElementById("sign-in-error");
@@ -10,12 +11,14 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   problem.textContent = "";
   try {
-    const token = await requestToken(
+    const answer = await signIn(
       "api/sign-in",
       document.getElementById("agent").value,
       document.getElementById("password").value,
     );
-    location.replace("./#token=" + encodeURIComponent(token));
+    // A supervisor goes to the wallboard, an agent to their desk.
+    const page = answer.role === "supervisor" ? "./wallboard" : "./";
+    location.replace(page + "#token=" + encodeURIComponent(answer.token));
   } catch (error) {
     // Shown as text, never as markup.
     problem.textContent = error.message;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use opencti_core::queue::{QueueBoard, QueueStats};
-use opencti_core::{AgentId, DesktopInterface, DesktopInterfaceExt, DeviceId, QueueId, Timestamp};
+use opencti_core::{AgentId, DesktopInterface, DesktopInterfaceExt, DeviceId, QueueId};
 use opencti_gateway::{Gateway, Grant, Limits, NoCrm, SimSessions, TokenTable};
 use opencti_sim::SimSwitch;
 use serde_json::{json, Value};
@@ -34,12 +34,12 @@ async fn centre() -> Centre {
         .agent("bob", "1002", &["sales"])
         .build()
         .unwrap();
-    let start = Timestamp::now();
+    let start = switch.now();
     let board = QueueBoard::new(
         QueueStats::new(start).with_queue(QueueId::new("sales").unwrap(), Duration::from_secs(20)),
         start,
     );
-    board.feed(switch.queue_events());
+    board.feed_stamped(switch.queue_events());
     let tokens = TokenTable::new();
     let gateway = Gateway::with_crm(
         Arc::new(tokens.clone()),

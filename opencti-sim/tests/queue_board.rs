@@ -9,7 +9,6 @@ use futures::StreamExt;
 use opencti_core::queue::{QueueBoard, QueueFigures, QueueStats};
 use opencti_core::{
     AgentId, DesktopInterface, DesktopInterfaceExt, DeviceId, Event, QueueId, ReasonCode, Session,
-    Timestamp,
 };
 use opencti_sim::{QueueCounts, SimSwitch};
 
@@ -115,13 +114,13 @@ fn assert_same(minute: u64, queue: &str, board: &QueueFigures, switch: &QueueCou
 #[tokio::test(start_paused = true)]
 async fn a_busy_hour_on_the_board_matches_the_switch_own_counts() {
     let switch = centre();
-    let start = Timestamp::from_micros(1_800_000_000_000_000);
+    let start = switch.now();
     let mut stats = QueueStats::new(start);
     for queue in QUEUES {
         stats = stats.with_queue(QueueId::new(queue).unwrap(), SERVICE_LEVEL);
     }
     let board = QueueBoard::new(stats, start);
-    board.feed(switch.queue_events());
+    board.feed_stamped(switch.queue_events());
 
     let mut sessions = Vec::new();
     for n in 0..10u64 {

@@ -25,7 +25,8 @@ const FOLLOWER_BUFFER: usize = 4096;
 /// Live queue figures for wallboards and supervisors: one per switch.
 ///
 /// [`apply`](QueueBoard::apply) takes the switch's queue events (a backend calls it, or
-/// [`feed`](QueueBoard::feed) pumps a stream of them); [`follow`](QueueBoard::follow)
+/// [`feed`](QueueBoard::feed) pumps a stream of them; [`apply_at`](QueueBoard::apply_at)
+/// and [`feed_stamped`](QueueBoard::feed_stamped) take the switch's own times); [`follow`](QueueBoard::follow)
 /// forwards an agent's state from their session. Every event is stamped with the board's
 /// clock (tokio's, so a test in paused time runs in virtual time), applied to the
 /// [`QueueStats`] and sent to every follower in `seq` order.
@@ -77,8 +78,14 @@ impl QueueBoard {
 
     /// Applies an event that happens now, and sends it to every follower.
     pub fn apply(&self, event: QueueEvent) -> Arc<QueueEnvelope> {
+        self.apply_at(self.now(), event)
+    }
+
+    /// Applies an event that happened `at` by the switch's clock (so that waits are the
+    /// switch's, not the time its report took to arrive), and sends it to every follower.
+    pub fn apply_at(&self, at: Timestamp, event: QueueEvent) -> Arc<QueueEnvelope> {
         let mut stats = self.stats();
-        let envelope = Arc::new(stats.apply(self.now(), event));
+        let envelope = Arc::new(stats.apply(at, event));
         // Sent under the lock, so that followers see the events in `seq` order.
         let _ = self.shared.events.send(envelope.clone());
         envelope
@@ -117,6 +124,21 @@ impl QueueBoard {
             let mut events = std::pin::pin!(events);
             while let Some(event) = events.next().await {
                 board.apply(event);
+            }
+        })
+    }
+
+    /// Applies every event of `events`, each stamped by the switch, as it comes, until
+    /// the stream ends.
+    pub fn feed_stamped(
+        &self,
+        events: impl Stream<Item = (Timestamp, QueueEvent)> + Send + 'static,
+    ) -> JoinHandle<()> {
+        let board = self.clone();
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(events);
+            while let Some((at, event)) = events.next().await {
+                board.apply_at(at, event);
             }
         })
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use futures::StreamExt;
 use opencti_core::queue::QueueEvent;
-use opencti_core::{DeviceId, QueueId, Result};
+use opencti_core::{DeviceId, QueueId, Result, Timestamp};
 use tokio::sync::broadcast;
 
 use crate::config::CentreConfig;
@@ -62,13 +62,17 @@ impl SimSwitch {
         self.inner.lock().stats
     }
 
-    /// The switch's queue events for a [`QueueBoard`](opencti_core::queue::QueueBoard):
-    /// first what describes the queues now (members, callers waiting or ringing), then
-    /// every caller joining, ringing at an agent, going back to wait, answered, giving up
-    /// and completed. Feed them to a board with
-    /// [`QueueBoard::feed`](opencti_core::queue::QueueBoard::feed); the agents' states
-    /// come from their sessions ([`QueueBoard::follow`](opencti_core::queue::QueueBoard::follow)).
-    pub fn queue_events(&self) -> impl futures::Stream<Item = QueueEvent> + Send + 'static {
+    /// The switch's queue events for a [`QueueBoard`](opencti_core::queue::QueueBoard),
+    /// each with when it happened by the switch's clock: first what describes the
+    /// queues now (members, callers waiting or ringing), then every caller joining,
+    /// ringing at an agent, going back to wait, answered, giving up and completed. Feed
+    /// them to a board with
+    /// [`QueueBoard::feed_stamped`](opencti_core::queue::QueueBoard::feed_stamped); the
+    /// agents' states come from their sessions
+    /// ([`QueueBoard::follow`](opencti_core::queue::QueueBoard::follow)).
+    pub fn queue_events(
+        &self,
+    ) -> impl futures::Stream<Item = (Timestamp, QueueEvent)> + Send + 'static {
         let (now, receiver) = self.inner.lock().follow_queues();
         let after = futures::stream::unfold(receiver, |mut receiver| async move {
             loop {
@@ -85,6 +89,13 @@ impl SimSwitch {
             }
         });
         futures::stream::iter(now).chain(after)
+    }
+
+    /// The switch's clock now: the time its queue events are stamped with. A
+    /// [`QueueBoard`](opencti_core::queue::QueueBoard) that follows the switch starts
+    /// from it, so that the agents' sessions and the switch tell the same time.
+    pub fn now(&self) -> Timestamp {
+        self.inner.lock().now()
     }
 
     /// The switch's own counts for `queue`, to check a board against; `None` for a queue

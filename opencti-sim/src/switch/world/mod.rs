@@ -146,7 +146,10 @@ pub(crate) struct World {
     far_ends: HashMap<String, FarEnd>,
     pub(crate) timers: Vec<(Duration, Timer)>,
     pub(crate) stats: SwitchStats,
-    queue_events: tokio::sync::broadcast::Sender<opencti_core::queue::QueueEvent>,
+    queue_events:
+        tokio::sync::broadcast::Sender<(opencti_core::Timestamp, opencti_core::queue::QueueEvent)>,
+    /// The switch's clock: this wall time at this instant of tokio's clock.
+    epoch: (opencti_core::Timestamp, Instant),
 }
 
 mod acd;
@@ -219,6 +222,7 @@ impl World {
             timers: Vec::new(),
             stats: SwitchStats::default(),
             queue_events: tokio::sync::broadcast::channel(queues::QUEUE_EVENT_BUFFER).0,
+            epoch: (opencti_core::Timestamp::now(), now),
         })
     }
 

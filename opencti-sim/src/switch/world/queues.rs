@@ -5,9 +5,13 @@
 use std::collections::BTreeMap;
 
 use opencti_core::queue::{AgentCounts, QueueEvent};
+use opencti_core::Timestamp;
 use tokio::sync::broadcast;
 
 use super::*;
+
+/// A queue event and when it happened, by the switch's clock.
+pub(crate) type Stamped = (Timestamp, QueueEvent);
 
 /// Queue events a follower may fall behind before it misses some.
 pub(super) const QUEUE_EVENT_BUFFER: usize = 65_536;
@@ -44,21 +48,38 @@ pub(super) fn caller_id(conv: ConvId) -> CallId {
 }
 
 impl World {
+    /// The switch's clock at `instant`.
+    fn timestamp(&self, instant: Instant) -> Timestamp {
+        let (wall, at) = self.epoch;
+        wall.saturating_add(instant.saturating_duration_since(at))
+    }
+
+    /// The switch's clock now.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.timestamp(Instant::now())
+    }
+
     pub(super) fn announce(&self, event: QueueEvent) {
         // Nobody following is fine: the switch's own counts go on.
-        let _ = self.queue_events.send(event);
+        let _ = self
+            .queue_events
+            .send((self.timestamp(Instant::now()), event));
     }
 
     /// The events that describe the queues now (every member, every caller waiting or
-    /// ringing), and a receiver for every event after them.
-    pub(crate) fn follow_queues(&self) -> (Vec<QueueEvent>, broadcast::Receiver<QueueEvent>) {
+    /// ringing, each when it happened), and a receiver for every event after them.
+    pub(crate) fn follow_queues(&self) -> (Vec<Stamped>, broadcast::Receiver<Stamped>) {
+        let at = self.timestamp(Instant::now());
         let mut now = Vec::new();
         for agent in &self.agents {
             for &q in &agent.skills {
-                now.push(QueueEvent::AgentJoined {
-                    queue: self.queues[q].id.clone(),
-                    agent: agent.id.clone(),
-                });
+                now.push((
+                    at,
+                    QueueEvent::AgentJoined {
+                        queue: self.queues[q].id.clone(),
+                        agent: agent.id.clone(),
+                    },
+                ));
             }
         }
         for (&conv_id, conv) in &self.convs {
@@ -68,13 +89,17 @@ impl World {
             }
             let queue = self.queues[q].id.clone();
             let call = caller_id(conv_id);
-            now.push(QueueEvent::CallerJoined {
-                queue: queue.clone(),
-                call: call.clone(),
-            });
+            let joined = conv.enqueued_at.map_or(at, |j| self.timestamp(j));
+            now.push((
+                joined,
+                QueueEvent::CallerJoined {
+                    queue: queue.clone(),
+                    call: call.clone(),
+                },
+            ));
             if !conv.waiting {
                 if let Some(agent) = self.ringing_agent(conv) {
-                    now.push(QueueEvent::CallerOffered { queue, call, agent });
+                    now.push((at, QueueEvent::CallerOffered { queue, call, agent }));
                 }
             }
         }
