@@ -40,6 +40,9 @@ pub struct Deployment {
     /// The agents, each signing in with an id and a password.
     #[serde(rename = "agent")]
     pub agents: Vec<Agent>,
+    /// The supervisors: they sign in the same way, and get the wallboard.
+    #[serde(rename = "supervisor", default)]
+    pub supervisors: Vec<Supervisor>,
     /// The file's directory: relative paths in the file are relative to it.
     #[serde(skip)]
     base: PathBuf,
@@ -182,6 +185,27 @@ pub struct Agent {
     pub sip_password_file: Option<PathBuf>,
 }
 
+/// One `[[supervisor]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supervisor {
+    /// The id the supervisor signs in with (no agent's).
+    pub id: Spanned<String>,
+    /// The supervisor's own phone, where listening in on a call rings.
+    pub device: Spanned<String>,
+    /// The Argon2id hash of the supervisor's password.
+    pub password_hash: Spanned<String>,
+}
+
+/// Who signed in.
+#[derive(Debug, Clone, Copy)]
+pub enum SignedIn<'a> {
+    /// An agent, to their desk.
+    Agent(&'a Agent),
+    /// A supervisor, to the wallboard.
+    Supervisor(&'a Supervisor),
+}
+
 /// A deployment file that cannot be used: where, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentError {
@@ -308,14 +332,25 @@ impl Deployment {
     /// The agent `id` if `password` is theirs. An unknown agent and a wrong password are
     /// refused alike, and take as long (a hash is checked either way), so that a refusal
     /// does not tell whether the agent exists.
-    pub fn sign_in(&self, id: &str, password: &str) -> Option<&Agent> {
-        let agent = self.agents.iter().find(|a| a.id.get_ref() == id);
-        let hash: &str = match agent {
-            Some(a) => a.password_hash.get_ref(),
+    pub fn sign_in(&self, id: &str, password: &str) -> Option<SignedIn<'_>> {
+        let person = self
+            .agents
+            .iter()
+            .find(|a| a.id.get_ref() == id)
+            .map(SignedIn::Agent)
+            .or_else(|| {
+                self.supervisors
+                    .iter()
+                    .find(|s| s.id.get_ref() == id)
+                    .map(SignedIn::Supervisor)
+            });
+        let hash: &str = match person {
+            Some(SignedIn::Agent(a)) => a.password_hash.get_ref(),
+            Some(SignedIn::Supervisor(s)) => s.password_hash.get_ref(),
             None => decoy_hash(),
         };
         let matches = password.len() <= MAX_PASSWORD_BYTES && verify(password, hash);
-        agent.filter(|_| matches)
+        person.filter(|_| matches)
     }
 
     fn check(&self) -> Result<(), (Option<Range<usize>>, String)> {
@@ -408,6 +443,29 @@ impl Deployment {
                         "agent {:?}: a SIP phone system needs sip_password_file for each agent",
                         agent.id.get_ref()
                     ),
+                ));
+            }
+        }
+        for supervisor in &self.supervisors {
+            if let Err(e) = AgentId::new(supervisor.id.get_ref()) {
+                return Err((at(&supervisor.id), format!("supervisor id: {e}")));
+            }
+            if let Err(e) = DeviceId::new(supervisor.device.get_ref()) {
+                return Err((at(&supervisor.device), format!("supervisor device: {e}")));
+            }
+            if ids.insert(supervisor.id.get_ref().clone(), ()).is_some() {
+                return Err((
+                    at(&supervisor.id),
+                    format!(
+                        "id {:?} is there twice: expected each agent and supervisor to have an id of their own",
+                        supervisor.id.get_ref()
+                    ),
+                ));
+            }
+            if !is_password_hash(supervisor.password_hash.get_ref()) {
+                return Err((
+                    at(&supervisor.password_hash),
+                    "password_hash: expected an Argon2id hash as `opencti hash-password` prints it ($argon2id$v=19$...)".into(),
                 ));
             }
         }
@@ -506,17 +564,40 @@ mod tests {
         let hash = hash_password("correct horse").unwrap_or_default();
         let d =
             parse(&centre(&agent("alice", "PJSIP/1001", &hash))).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            d.sign_in("alice", "correct horse")
-                .map(|a| a.id.get_ref().as_str()),
-            Some("alice")
-        );
+        assert!(matches!(
+            d.sign_in("alice", "correct horse"),
+            Some(SignedIn::Agent(a)) if a.id.get_ref() == "alice"
+        ));
         assert!(d.sign_in("alice", "wrong").is_none());
         assert!(d.sign_in("mallory", "correct horse").is_none());
         assert!(d
             .sign_in("alice", &"x".repeat(MAX_PASSWORD_BYTES + 1))
             .is_none());
         assert!(hash_password("").is_err());
+    }
+
+    #[test]
+    fn supervisors_sign_in_as_supervisors_and_share_no_id_with_an_agent() {
+        let hash = hash_password("watch").unwrap_or_default();
+        let supervisor = |id: &str| {
+            format!(
+                "[[supervisor]]\nid = \"{id}\"\ndevice = \"1009\"\npassword_hash = \"{hash}\"\n"
+            )
+        };
+        let file = centre(&agent("alice", "1001", &hash)) + &supervisor("sam");
+        let d = parse(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            d.sign_in("sam", "watch"),
+            Some(SignedIn::Supervisor(s)) if s.device.get_ref() == "1009"
+        ));
+        assert!(d.sign_in("sam", "wrong").is_none());
+        let twice = centre(&agent("alice", "1001", &hash)) + &supervisor("alice");
+        let error = parse(&twice).unwrap_err();
+        assert!(
+            error.message.contains("\"alice\" is there twice"),
+            "{error}"
+        );
+        assert!(error.at.is_some(), "{error}");
     }
 
     #[test]

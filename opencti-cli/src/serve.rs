@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result, Session, SharedLink};
+use opencti_core::queue::{QueueBoard, QueueStats, DEFAULT_THRESHOLD};
+use opencti_core::{AgentId, DeviceId, Error, ErrorKind, QueueId, Result, Session, SharedLink};
 use opencti_gateway::{
     Crm, Gateway, Grant, Limits, NoCrm, Security, SessionFactory, SignIn, SimSessions, SqliteCrm,
     Tls, TokenTable,
 };
 
-use crate::deployment::{Deployment, PhoneAnswers, PhoneSystem};
+use crate::deployment::{Deployment, PhoneAnswers, PhoneSystem, SignedIn};
 
 /// How long a sign-in's token lasts: a working day and a half.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -33,11 +34,16 @@ struct Agents(Arc<Deployment>);
 
 impl SignIn for Agents {
     fn sign_in(&self, agent: &str, password: &str) -> Option<Grant> {
-        let found = self.0.sign_in(agent, password)?;
-        Some(Grant::agent(
-            AgentId::new(found.id.get_ref()).ok()?,
-            DeviceId::new(found.device.get_ref()).ok()?,
-        ))
+        match self.0.sign_in(agent, password)? {
+            SignedIn::Agent(found) => Some(Grant::agent(
+                AgentId::new(found.id.get_ref()).ok()?,
+                DeviceId::new(found.device.get_ref()).ok()?,
+            )),
+            SignedIn::Supervisor(found) => Some(Grant::supervisor(
+                AgentId::new(found.id.get_ref()).ok()?,
+                DeviceId::new(found.device.get_ref()).ok()?,
+            )),
+        }
     }
 }
 
@@ -70,8 +76,11 @@ fn all_queues(deployment: &Deployment) -> Vec<String> {
     queues
 }
 
-/// The sessions over the deployment's phone system.
-async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
+/// The sessions over the deployment's phone system, and its queue figures where the
+/// phone system reports its queues.
+async fn sessions(
+    deployment: &Deployment,
+) -> Result<(Arc<dyn SessionFactory>, Option<QueueBoard>)> {
     match &deployment.phone_system {
         PhoneSystem::Simulator => {
             // Call ids no earlier run used: the call log keeps every run's calls.
@@ -84,7 +93,15 @@ async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
                 let queues: Vec<&str> = agent.queues.iter().map(|q| q.get_ref().as_str()).collect();
                 builder = builder.agent(agent.id.get_ref(), agent.device.get_ref(), &queues);
             }
-            Ok(Arc::new(SimSessions::new(builder.build()?)))
+            let switch = builder.build()?;
+            let start = switch.now();
+            let mut stats = QueueStats::new(start);
+            for queue in all_queues(deployment) {
+                stats = stats.with_queue(QueueId::new(queue)?, DEFAULT_THRESHOLD);
+            }
+            let board = QueueBoard::new(stats, start);
+            board.feed_stamped(switch.queue_events());
+            Ok((Arc::new(SimSessions::new(switch)), Some(board)))
         }
         PhoneSystem::Asterisk {
             address,
@@ -121,7 +138,7 @@ async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
                 link.set_queues(&DeviceId::new(agent.device.get_ref())?, queues)?;
             }
             let link = SharedLink::start(Arc::new(link)).await?;
-            Ok(Arc::new(LinkSessions(link)))
+            Ok((Arc::new(LinkSessions(link)), None))
         }
         PhoneSystem::Sip { registrar, domain } => {
             let registrar = registrar.parse().map_err(|_| {
@@ -151,7 +168,8 @@ async fn sessions(deployment: &Deployment) -> Result<Arc<dyn SessionFactory>> {
                 link.add_account(DeviceId::new(agent.device.get_ref())?, account)?;
             }
             let link = SharedLink::start(Arc::new(link)).await?;
-            Ok(Arc::new(LinkSessions(link)))
+            // A registrar knows nothing of queues: no queue figures.
+            Ok((Arc::new(LinkSessions(link)), None))
         }
     }
 }
@@ -179,7 +197,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         Some(path) => Arc::new(SqliteCrm::open(deployment.resolve(path))?),
         None => Arc::new(NoCrm),
     };
-    let sessions = sessions(&deployment).await?;
+    let (sessions, board) = sessions(&deployment).await?;
     let listen = deployment
         .address()
         .ok_or_else(|| config_error("listen.address".into()))?;
@@ -190,6 +208,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::new(ErrorKind::Other, e.to_string()))?;
     let agents = deployment.agents.len();
+    let supervisors = deployment.supervisors.len();
     let phone_system = deployment.phone_system.to_string();
     let tokens = TokenTable::new();
     let mut gateway = Gateway::with_crm(Arc::new(tokens.clone()), sessions, Limits::default(), crm)
@@ -197,13 +216,28 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     if let Some(library) = &deployment.salesforce_voice.library {
         gateway = gateway.with_salesforce_voice_library(deployment.resolve(library))?;
     }
+    if let Some(board) = board {
+        gateway = gateway.with_queue_board(board);
+    }
+    // Supervisors see every agent: each agent's session starts now, not at sign-in.
+    if !deployment.supervisors.is_empty() {
+        for agent in &deployment.agents {
+            let grant = Grant::agent(
+                AgentId::new(agent.id.get_ref())?,
+                DeviceId::new(agent.device.get_ref())?,
+            );
+            if let Err(error) = gateway.session(&grant).await {
+                tracing::warn!(agent = %grant.agent, %error, "the agent's session did not start");
+            }
+        }
+    }
     let gateway = gateway.with_sign_in(
         Arc::new(Agents(Arc::new(deployment))),
         tokens,
         TOKEN_LIFETIME,
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("opencti serve: {agents} agents on {phone_system}");
+    println!("opencti serve: {agents} agents and {supervisors} supervisors on {phone_system}");
     println!("Sign in at {scheme}://{address}/sign-in. Ctrl-C stops.");
     let serving = async {
         match tls {

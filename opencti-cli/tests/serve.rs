@@ -97,6 +97,74 @@ async fn agents_sign_in_with_a_password_and_get_their_desk() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_signs_in_to_the_wallboard_and_sees_every_agent_and_queue() {
+    let dir = std::env::temp_dir().join(format!("opencti-serve-sup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = deployment(&dir);
+    let supervisor = format!(
+        "\n[[supervisor]]\nid = \"sam\"\ndevice = \"1009\"\npassword_hash = \"{}\"\n",
+        hash("sam-pw")
+    );
+    let text = std::fs::read_to_string(&file).unwrap() + &supervisor;
+    std::fs::write(&file, text).unwrap();
+    let (_served, address) = serve(&file);
+
+    let (status, body) = post(
+        &address,
+        "/api/sign-in",
+        r#"{"agent":"sam","password":"sam-pw"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["role"], "supervisor");
+    let token = json["token"].as_str().unwrap().to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .unwrap();
+    let hello = serde_json::json!({"auth": {"token": token}}).to_string();
+    ws.send(Message::Text(hello.into())).await.unwrap();
+    let whole: serde_json::Value = serde_json::from_str(&common::next_text(&mut ws).await).unwrap();
+    let agents: Vec<&str> = whole["centre"]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        agents,
+        ["alice", "bob"],
+        "every agent, before any signed in: {whole}"
+    );
+    assert_eq!(
+        whole["centre"]["queues"]["queues"][0]["queue"], "support",
+        "{whole}"
+    );
+
+    // An agent's sign-in still gives the desk, and the supervisor sees them log in.
+    let mut alice = desk(&address, "alice", "alice-pw").await;
+    command(&mut alice, "1", serde_json::json!({"type": "login"})).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no update for alice's login"
+        );
+        let update: serde_json::Value =
+            serde_json::from_str(&common::next_text(&mut ws).await).unwrap();
+        let logged_in = update["update"]["queues"]
+            .as_array()
+            .is_some_and(|q| q.iter().any(|q| q["agents"]["logged_in"] == 1));
+        if logged_in {
+            break;
+        }
+    }
+    let (status, page) = common::get(&address, "/wallboard");
+    assert_eq!(status, 200);
+    assert!(page.contains("wallboard.js"), "{page}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_bad_deployment_file_is_refused_with_the_file_and_line() {
     let dir = std::env::temp_dir().join(format!("opencti-serve-bad-{}", std::process::id()));

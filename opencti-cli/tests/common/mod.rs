@@ -87,6 +87,22 @@ pub fn post(address: &str, path: &str, body: &str) -> (u16, String) {
     status_and_body(&response)
 }
 
+/// `GET path` over plain HTTP: the status and the body.
+pub fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    status_and_body(&response)
+}
+
 /// The status code and the body of a whole HTTP/1.1 response.
 pub fn status_and_body(response: &str) -> (u16, String) {
     let status = response
