@@ -387,3 +387,36 @@ async fn an_agent_token_reaches_no_supervisor_command_and_no_other_agent() {
         .unwrap_err();
     assert_eq!(refused.kind(), opencti_core::ErrorKind::Unauthorized);
 }
+
+#[tokio::test]
+async fn without_queue_figures_a_supervisor_gets_none_rather_than_zeros() {
+    let switch = SimSwitch::builder()
+        .queue("sales")
+        .agent("alice", "1001", &["sales"])
+        .build()
+        .unwrap();
+    let tokens = TokenTable::new();
+    // A phone system that reports no queues (a SIP registrar): no board.
+    let gateway = Gateway::with_crm(
+        Arc::new(tokens.clone()),
+        Arc::new(SimSessions::new(switch)),
+        Limits::default(),
+        Arc::new(NoCrm),
+    );
+    gateway.session(&grant("alice", "1001")).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move { gateway.serve(listener).await });
+    let token = tokens
+        .issue_grant(
+            Grant::supervisor(AgentId::new("sam").unwrap(), DeviceId::new("1009").unwrap()),
+            None,
+        )
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    send(&mut ws, json!({"auth": {"token": token.expose()}})).await;
+    let whole = until(&mut ws, |m| m.get("centre").is_some()).await;
+    assert!(whole["centre"]["queues"].is_null(), "{whole}");
+    assert_eq!(whole["centre"]["history"], json!([]));
+    assert_eq!(whole["centre"]["agents"][0]["agent"], "alice");
+}
