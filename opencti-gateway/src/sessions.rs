@@ -168,9 +168,12 @@ fn publish_changes(session: &Session, roster: broadcast::Sender<Arc<Snapshot>>) 
     let session = session.clone();
     let _ = roster.send(Arc::new(opencti_core::DesktopInterface::snapshot(&session)));
     tokio::spawn(async move {
-        // After a lag the snapshot is whole all the same; with nobody watching, the next
-        // change is published all the same.
+        // After a lag the snapshot is whole all the same.
         while events.next().await.is_some() {
+            // Nobody following (no supervisor yet): no snapshot to make.
+            if roster.receiver_count() == 0 {
+                continue;
+            }
             let snapshot = opencti_core::DesktopInterface::snapshot(&session);
             let _ = roster.send(Arc::new(snapshot));
         }
