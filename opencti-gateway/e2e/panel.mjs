@@ -46,15 +46,22 @@ try {
   await agentState("not_ready");
   await click(page.locator('[data-agent="ready"]'));
   await agentState("ready");
+  // The time in state runs, and the agent's queue says nobody waits.
+  await page.waitForFunction(() => /^\d\d:\d\d$/.test(document.querySelector("#agent-since").textContent));
+  await page.waitForFunction(() => document.querySelector('#queue-waiting [data-queue="support"]')?.textContent === "support: 0 waiting");
   say("READY");
 
   // The first call: screen pop, answer, hold, retrieve, blind transfer.
   await callState("offered");
+  // Ringing: the call's timer runs, and the caller counts as waiting in the queue.
+  await page.waitForFunction(() => /^\d\d:\d\d$/.test(document.querySelector("article.call .call-timer").textContent));
+  await page.waitForFunction(() => document.querySelector('#queue-waiting [data-queue="support"]').textContent.startsWith("support: 1 waiting, longest 00:"));
   await page.locator("#screen-pop").waitFor({ state: "visible" });
   await page.waitForFunction(() => document.querySelector("#contact").textContent.includes("Grace Hopper"));
   if (shots) await page.screenshot({ path: `${shots}/panel-offered.png` });
   await click(callCard().locator('[data-call="answer"]'));
   await callState("connected");
+  await page.waitForFunction(() => document.querySelector('#queue-waiting [data-queue="support"]').textContent === "support: 0 waiting");
   if (shots) await page.screenshot({ path: `${shots}/panel-connected.png` });
   await click(callCard().locator('[data-call="hold"]'));
   await callState("held");

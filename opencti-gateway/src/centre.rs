@@ -1,13 +1,16 @@
-//! The centre as supervisors see it: every queue's figures and every agent's session.
+//! The centre as supervisors see it: every queue's figures and every agent's session;
+//! and what agents see of their queues.
 //!
 //! One task per gateway follows the queue board and the agents' sessions, and at most
 //! every [`UPDATE_EVERY`] sends every supervisor the same update, serialised once:
 //! `{"update":{"at":..,"queues":[..],"agents":[..]}}` with the queues and agents that
 //! changed, each whole. So a wallboard costs the gateway the same however busy the
 //! centre is, and one more wallboard costs one more socket write. It also samples the
-//! queues every [`SAMPLE_EVERY`] for the last hour, for the wallboard's charts.
+//! queues every [`SAMPLE_EVERY`] for the last hour, for the wallboard's charts, and tells
+//! each queue's agents how many callers wait there (`{"queue_waiting":{..}}`), no more
+//! of the queue than that.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +69,35 @@ struct UpdateBody {
     agents: Vec<Snapshot>,
 }
 
+/// What an agent sees of a queue they work in:
+/// `{"queue_waiting":{"queue":..,"waiting":..,"oldest_since":..}}`.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct QueueWaiting {
+    queue_waiting: WaitingBody,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+struct WaitingBody {
+    queue: QueueId,
+    /// Callers not answered yet, ringing at an agent or not.
+    waiting: u32,
+    /// When the one who has waited longest joined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oldest_since: Option<Timestamp>,
+}
+
+impl QueueWaiting {
+    fn of(figures: &QueueFigures) -> Self {
+        QueueWaiting {
+            queue_waiting: WaitingBody {
+                queue: figures.queue.clone(),
+                waiting: figures.waiting + figures.ringing,
+                oldest_since: figures.oldest_since,
+            },
+        }
+    }
+}
+
 /// The queues at one moment, for the charts.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 struct Sample {
@@ -86,6 +118,8 @@ struct QueueSample {
 pub(crate) struct Centre {
     updates: broadcast::Sender<Utf8Bytes>,
     history: Mutex<VecDeque<Sample>>,
+    /// Each queue's `queue_waiting`, for the agents who work in it.
+    waiting: Mutex<HashMap<QueueId, broadcast::Sender<Utf8Bytes>>>,
 }
 
 impl Centre {
@@ -95,6 +129,7 @@ impl Centre {
         let centre = Arc::new(Centre {
             updates: broadcast::channel(UPDATE_BUFFER).0,
             history: Mutex::new(VecDeque::new()),
+            waiting: Mutex::new(HashMap::new()),
         });
         tokio::spawn(follow(Arc::downgrade(sessions), Arc::downgrade(&centre)));
         centre
@@ -103,6 +138,33 @@ impl Centre {
     /// Every update from now on.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
         self.updates.subscribe()
+    }
+
+    /// How many wait in `queue` now, then at every change (at most every
+    /// [`UPDATE_EVERY`]); nothing for a queue the board does not know.
+    pub(crate) fn follow_waiting(
+        &self,
+        sessions: &Sessions,
+        queue: &QueueId,
+    ) -> Option<(Utf8Bytes, broadcast::Receiver<Utf8Bytes>)> {
+        let receiver = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(queue.clone())
+            .or_insert_with(|| broadcast::channel(UPDATE_BUFFER).0)
+            .subscribe();
+        let figures = sessions.board()?.figures(queue)?;
+        Some((text(&QueueWaiting::of(&figures)), receiver))
+    }
+
+    fn tell_waiting(&self, figures: &QueueFigures) {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = waiting.get(&figures.queue) {
+            if sender.receiver_count() > 0 {
+                let _ = sender.send(text(&QueueWaiting::of(figures)));
+            }
+        }
     }
 
     /// Everything now, as one message.
@@ -225,10 +287,14 @@ async fn follow(sessions: std::sync::Weak<Sessions>, centre: std::sync::Weak<Cen
                 let (Some(sessions), Some(centre)) = (sessions.upgrade(), centre.upgrade()) else {
                     return;
                 };
+                let queues: Vec<QueueFigures> = std::mem::take(&mut changed_queues).into_values().collect();
+                for figures in &queues {
+                    centre.tell_waiting(figures);
+                }
                 let update = Update {
                     update: UpdateBody {
                         at: now(&sessions),
-                        queues: std::mem::take(&mut changed_queues).into_values().collect(),
+                        queues,
                         agents: std::mem::take(&mut changed_agents).into_values().collect(),
                     },
                 };

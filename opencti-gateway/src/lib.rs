@@ -42,7 +42,8 @@ pub use tls::Tls;
 /// The JSON Schema of everything a browser exchanges with the gateway: the desktop
 /// protocol (`client_to_server`, `server_to_client`), the first message that
 /// authenticates (`auth`), and what the gateway adds: screen pops (`screen_pop`) and the
-/// contact search (`contacts_request`, `contacts_reply`); and a supervisor's messages
+/// contact search (`contacts_request`, `contacts_reply`), the callers waiting in an
+/// agent's queues (`queue_waiting`); and a supervisor's messages
 /// (`centre`, `centre_update`, `supervisor_request`, `supervisor_reply`). Generated from
 /// the Rust types; served at `/schema.json`.
 pub fn schema() -> serde_json::Value {
@@ -69,6 +70,7 @@ pub fn schema() -> serde_json::Value {
         serde_json::json!(schemars::schema_for!(supervisor::SupervisorReply));
     schema["centre"] = serde_json::json!(schemars::schema_for!(centre::Whole));
     schema["centre_update"] = serde_json::json!(schemars::schema_for!(centre::Update));
+    schema["queue_waiting"] = serde_json::json!(schemars::schema_for!(centre::QueueWaiting));
     schema["screen_pop"] = serde_json::json!({
         "type": "object",
         "properties": { "screen_pop": schemars::schema_for!(ScreenPop) },

@@ -122,6 +122,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
     let (outbox, mut inbox) = mpsc::channel::<ServerMessage>(protocol::OUTBOX);
     let (closing, mut close_with) = tokio::sync::oneshot::channel::<CloseFrame>();
     let mut pops = desk.pops.subscribe();
+    let mut waiting = queues_waiting(&shared, &grant);
     let (found, mut contacts) = mpsc::channel::<ContactsReply>(4);
     let searcher = Searcher::start(shared.sessions.crm.clone(), found);
     let writer = tokio::spawn(async move {
@@ -132,6 +133,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
                     None => break,
                 },
                 Some(reply) = contacts.recv() => Message::Text(Utf8Bytes::from(reply.to_json())),
+                Some(text) = waiting.next() => Message::Text(text),
                 pop = pops.recv() => match pop {
                     Ok(pop) => {
                         let text = serde_json::json!({ "screen_pop": &*pop }).to_string();
@@ -255,6 +257,43 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
         }
         None => writer.abort(),
     }
+}
+
+/// How many callers wait in each queue the agent works in: now, then at every change.
+/// Nothing without a queue board.
+fn queues_waiting(
+    shared: &Arc<Shared>,
+    grant: &crate::auth::Grant,
+) -> futures::stream::BoxStream<'static, Utf8Bytes> {
+    let Some(board) = shared.sessions.board() else {
+        return futures::stream::pending().boxed();
+    };
+    let centre = shared
+        .centre
+        .get_or_init(|| crate::centre::Centre::start(&shared.sessions))
+        .clone();
+    let (now, receivers): (Vec<Utf8Bytes>, Vec<_>) = board
+        .queues_of(&grant.agent)
+        .iter()
+        .filter_map(|queue| centre.follow_waiting(&shared.sessions, queue))
+        .unzip();
+    let changes = receivers.into_iter().map(|receiver| {
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(text) => return Some((text, receiver)),
+                    // The next change brings the figure level again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .boxed()
+    });
+    futures::stream::iter(now)
+        .chain(futures::stream::select_all(changes))
+        .chain(futures::stream::pending())
+        .boxed()
 }
 
 /// The refusal and the close frame for a frame that could not be read, or `None` for a

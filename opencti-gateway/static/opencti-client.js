@@ -44,7 +44,8 @@ export class OpenCtiClient {
   }
 
   /** Registers a handler: "event", "snapshot", "link" ("up" | "down" | "reconnecting"),
-   * "screen_pop", "error"; for a supervisor, "centre" and "update". */
+   * "screen_pop", "queue_waiting" (callers waiting in one of the agent's queues),
+   * "error"; for a supervisor, "centre" and "update". */
   on(type, handler) {
     (this._handlers[type] = this._handlers[type] || []).push(handler);
     return this;
@@ -104,6 +105,8 @@ export class OpenCtiClient {
           this._reply(message.reply, first ? reject : null);
         } else if (message.screen_pop) {
           this._emit("screen_pop", message.screen_pop);
+        } else if (message.queue_waiting) {
+          this._emit("queue_waiting", message.queue_waiting);
         } else if (message.centre) {
           // A supervisor's connection: the whole centre, first and after falling behind.
           this._attempt = 0;

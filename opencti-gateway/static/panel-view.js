@@ -6,6 +6,40 @@ const $ = (selector, root = document) => root.querySelector(selector);
 let client = null;
 let refreshTimer = null;
 let onCommand = () => {};
+// The gateway's clock minus ours (microseconds), from the last event's stamp.
+let skew = 0;
+let shown = null;
+const waiting = new Map();
+
+/** Minutes and seconds (hours when there are any) since `since`, by the gateway's clock. */
+function elapsed(since) {
+  if (typeof since !== "number") return "";
+  const seconds = Math.max(0, Math.floor((Date.now() * 1000 + skew - since) / 1e6));
+  const h = Math.floor(seconds / 3600);
+  const m = String(Math.floor((seconds % 3600) / 60)).padStart(2, "0");
+  const s = String(seconds % 60).padStart(2, "0");
+  return h ? `${h}:${m}:${s}` : `${m}:${s}`;
+}
+
+/** The clocks: time in state, each call's time in its state, the longest waits. */
+function tick() {
+  if (!shown) return;
+  $("#agent-since").textContent = elapsed(shown.agent_state_since);
+  for (const call of shown.calls) {
+    const card = document.querySelector(`article.call[data-call-id="${CSS.escape(call.id)}"]`);
+    if (card) $(".call-timer", card).textContent = elapsed(call.state_since);
+  }
+  const line = $("#queue-waiting");
+  line.replaceChildren();
+  for (const [queue, figures] of [...waiting.entries()].sort()) {
+    const item = document.createElement("span");
+    item.dataset.queue = queue;
+    item.className = figures.waiting > 0 ? "busy" : "";
+    const longest = figures.oldest_since ? `, longest ${elapsed(figures.oldest_since)}` : "";
+    item.textContent = `${queue}: ${figures.waiting} waiting${longest}`;
+    line.append(item);
+  }
+}
 
 export function showError(error) {
   $("#error").textContent = error ? `${error.kind || "error"}: ${error.message}` : "";
@@ -50,6 +84,7 @@ async function render() {
   $("#agent-state").textContent = state.reason ? `${state.state} (${state.reason})` : state.state;
   $("#agent-next").textContent = state.next ? `then ${state.next.state}` : "";
   $("#wrap-up").hidden = state.state !== "wrap_up";
+  shown = snapshot;
 
   const agentAllowed = new Set(await client.allowedCommands().catch(() => []));
   for (const button of document.querySelectorAll("[data-agent]")) {
@@ -111,6 +146,7 @@ async function render() {
     }
     calls.append(card);
   }
+  tick();
 }
 
 function showScreenPop(pop) {
@@ -173,8 +209,13 @@ export function attachDesk(deskClient, hooks = {}) {
     link.textContent = `link ${state}`;
   });
   client.on("event", (event) => {
+    if (typeof event.at === "number") skew = event.at - Date.now() * 1000;
     logEvent(event);
     scheduleRefresh();
+  });
+  client.on("queue_waiting", (figures) => {
+    waiting.set(figures.queue, figures);
+    tick();
   });
   client.on("snapshot", scheduleRefresh);
   client.on("screen_pop", showScreenPop);
@@ -184,6 +225,7 @@ export function attachDesk(deskClient, hooks = {}) {
       $("#desk").hidden = false;
       wireAgentButtons();
       scheduleRefresh();
+      setInterval(tick, 1000);
     },
   };
 }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use opencti_core::queue::{QueueBoard, QueueStats};
 use opencti_core::{AgentId, DeviceId};
 use opencti_gateway::{Gateway, Limits, SimSessions, SqliteCrm, TokenTable};
 use opencti_sim::{FarEnd, SimSwitch};
@@ -47,12 +48,16 @@ async fn an_agent_works_two_calls_in_the_panel_and_they_are_logged() {
             DeviceId::new("1001").unwrap(),
         )
         .unwrap();
+    let start = switch.now();
+    let board = QueueBoard::new(QueueStats::new(start), start);
+    board.feed_stamped(switch.queue_events());
     let gateway = Gateway::with_crm(
         Arc::new(tokens),
         Arc::new(SimSessions::new(switch.clone())),
         Limits::default(),
         Arc::new(crm.clone()),
-    );
+    )
+    .with_queue_board(board);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/#token={}",

@@ -420,3 +420,59 @@ async fn without_queue_figures_a_supervisor_gets_none_rather_than_zeros() {
     assert_eq!(whole["centre"]["history"], json!([]));
     assert_eq!(whole["centre"]["agents"][0]["agent"], "alice");
 }
+
+#[tokio::test]
+async fn an_agent_sees_how_many_wait_in_their_own_queues_only() {
+    let switch = SimSwitch::builder()
+        .queue("sales")
+        .queue("support")
+        .agent("alice", "1001", &["sales"])
+        .agent("carol", "1003", &["support"])
+        .build()
+        .unwrap();
+    let start = switch.now();
+    let board = QueueBoard::new(QueueStats::new(start), start);
+    board.feed_stamped(switch.queue_events());
+    let tokens = TokenTable::new();
+    let gateway = Gateway::with_crm(
+        Arc::new(tokens.clone()),
+        Arc::new(SimSessions::new(switch.clone())),
+        Limits::default(),
+        Arc::new(NoCrm),
+    )
+    .with_queue_board(board);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move { gateway.serve(listener).await });
+    let token = tokens.issue_grant(grant("alice", "1001"), None).unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    send(&mut ws, json!({"auth": {"token": token.expose()}})).await;
+    let first = until(&mut ws, |m| m.get("queue_waiting").is_some()).await;
+    assert_eq!(
+        first["queue_waiting"],
+        json!({"queue": "sales", "waiting": 0})
+    );
+
+    // Nobody is ready: callers wait in both queues; alice hears of hers only.
+    let control = switch.control();
+    control
+        .customer_calls("support", "+441632960004")
+        .call()
+        .unwrap();
+    control
+        .customer_calls("sales", "+441632960005")
+        .call()
+        .unwrap();
+    let waiting = until(&mut ws, |m| m["queue_waiting"]["waiting"] == 1).await;
+    assert_eq!(waiting["queue_waiting"]["queue"], "sales", "{waiting}");
+    assert!(waiting["queue_waiting"]["oldest_since"].as_u64().is_some());
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline, ws.next()).await
+    {
+        let message: Value = serde_json::from_str(&text).unwrap();
+        if let Some(queue) = message.get("queue_waiting") {
+            assert_eq!(queue["queue"], "sales", "{message}");
+        }
+        assert!(message.get("update").is_none() && message.get("centre").is_none());
+    }
+}

@@ -100,6 +100,16 @@ impl QueueBoard {
         envelope
     }
 
+    /// The queues `agent` is a member of now.
+    pub fn queues_of(&self, agent: &crate::ids::AgentId) -> Vec<crate::ids::QueueId> {
+        self.stats().queues_of(agent)
+    }
+
+    /// One queue's figures now, if the board knows the queue.
+    pub fn figures(&self, queue: &crate::ids::QueueId) -> Option<super::QueueFigures> {
+        self.stats().figures(queue)
+    }
+
     /// Every queue's figures now.
     pub fn snapshot(&self) -> QueueSnapshot {
         self.stats().snapshot(self.now())

@@ -172,6 +172,14 @@ impl QueueStats {
             .unwrap_or(AgentState::LoggedOut)
     }
 
+    /// The queues `agent` is a member of.
+    pub fn queues_of(&self, agent: &AgentId) -> Vec<QueueId> {
+        self.agents
+            .get(agent)
+            .map(|a| a.queues.clone())
+            .unwrap_or_default()
+    }
+
     /// Every queue's figures, by queue id, as of the last event.
     pub fn snapshot(&self, at: Timestamp) -> QueueSnapshot {
         let mut queues: Vec<QueueFigures> =
