@@ -31,7 +31,7 @@
 //! # }
 //! ```
 
-pub use crate::replay::DeviceReplay;
+pub use crate::replay::{DeviceReplay, QueueReplay};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
