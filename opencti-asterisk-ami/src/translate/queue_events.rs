@@ -12,7 +12,9 @@
 //!   it in `Abandoned`) both when the caller hangs up and when the queue gives up on the
 //!   caller (the `Queue()` timeout, `leavewhenempty`): only a `HangupRequest` or
 //!   `SoftHangupRequest` of the caller's channel before it tells the two apart, so the
-//!   first is `caller_abandoned` and the second `caller_overflowed`. The
+//!   first is `caller_abandoned` and the second `caller_overflowed`. (A caller's phone or
+//!   trunk hanging up is reported that way; a channel hung up by an AMI or CLI `Hangup`
+//!   is reported only after the abandon, and so counts as taken out by the switch.) The
 //!   `QueueCallerLeave` that always follows is then nothing more.
 //! - `QueueCallerLeave` with no abandon before it: the caller was answered, and
 //!   `AgentConnect` follows it (`caller_answered`); or it left while no member rang (a
