@@ -4,7 +4,7 @@
 //! The link owns the [`AmiClient`]; each open line has its own translator, fed from the
 //! link's one reader. Link up and down are reported once, for every line; after a
 //! (re)connect one `CoreShowChannels`, one `BridgeList` and one `QueueStatus` per queue
-//! serve every line's resynchronisation.
+//! serve every line's resynchronisation, and restore the queue board if one was given.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
