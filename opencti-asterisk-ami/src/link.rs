@@ -322,10 +322,11 @@ impl AmiLink {
 
     /// The same link, keeping `board`'s figures for the link's queues (the config's
     /// `queues` and those given to lines with [`set_queues`](AmiLink::set_queues)): it
-    /// applies Asterisk's queue events to it, `link_down` when the connection drops, and
-    /// after every (re)connect restores it from `QueueStatus`, read once for the link
-    /// with the lines' state. The agents' states are the sessions' (follow each with
-    /// [`QueueBoard::follow`]). See [Queue statistics](crate#queue-statistics).
+    /// applies Asterisk's queue events to it, `link_down` when the connection drops (or
+    /// the link stops), and after every (re)connect restores it from `QueueStatus`, read
+    /// once for the link with the lines' state. The agents' states are the sessions'
+    /// (follow each with [`QueueBoard::follow`]). See
+    /// [Queue statistics](crate#queue-statistics).
     ///
     /// Give it before the link starts; given later, every line reads its state again so
     /// that the board is restored.
@@ -541,6 +542,10 @@ impl SwitchLink for AmiLink {
         for line in self.shared.lines().drain().map(|(_, l)| l) {
             line.close();
         }
+        // The board's figures stop following Asterisk, as the sessions hear `link_down`.
+        let mut board = lock(&self.shared.board);
+        let Board { switchboard, sinks } = &mut *board;
+        switchboard.link_down("Asterisk AMI: the link was stopped", sinks.queues());
         Ok(())
     }
 }

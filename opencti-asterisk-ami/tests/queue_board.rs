@@ -126,4 +126,5 @@ async fn the_board_follows_the_queue_and_is_restored_after_a_drop() {
     let f = support(&board).unwrap_or_else(|| panic!("no support"));
     assert_eq!((f.offered, f.waiting, f.abandoned), (3, 1, 1));
     let _ = link.stop().await;
+    assert_eq!(board.snapshot().link, LinkState::Down, "stopped");
 }
