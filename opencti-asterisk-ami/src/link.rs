@@ -357,7 +357,8 @@ impl AmiLink {
     }
 
     /// Reads the switch's state: `CoreShowChannels`, `BridgeList`, `QueueStatus` of
-    /// each queue (its `QueueMember` items), and what the dialplan withholds.
+    /// each queue (its `QueueParams`, `QueueMember` and `QueueEntry` items), and what
+    /// the dialplan withholds.
     async fn read_lists(&self, client: &AmiClient) -> Result<Lists> {
         let channels = client
             .send_list(action("CoreShowChannels", &[])?)
