@@ -4,16 +4,17 @@
 //! The link owns the [`AmiClient`]; each open line has its own translator, fed from the
 //! link's one reader. Link up and down are reported once, for every line; after a
 //! (re)connect one `CoreShowChannels`, one `BridgeList` and one `QueueStatus` per queue
-//! serve every line's resynchronisation.
+//! serve every line's resynchronisation, and restore the queue board if one was given.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use async_trait::async_trait;
+use opencti_core::queue::{QueueBoard, QueueEvent, ReportedQueues};
 use opencti_core::{
     Capabilities, CommandId, Error, ErrorKind, Event, EventSink, Line, LinkStatus, Request, Result,
-    SwitchLink, SwitchState, Withheld,
+    SwitchLink, SwitchState, Timestamp, Withheld,
 };
 
 use crate::client::{AmiClient, ClientEvents};
@@ -23,7 +24,7 @@ use crate::frame::Banner;
 use crate::line::{self, action, hangup_action, AmiLine};
 use crate::message::Message;
 use crate::switchboard::{Outputs, Switchboard};
-use crate::translate::{EventOut, FollowUp};
+use crate::translate::{EventOut, FollowUp, QueueOut};
 
 /// What the link's reader and its lines' commands share: the switchboard, and where
 /// each line's events go.
@@ -32,11 +33,12 @@ pub(crate) struct Board {
     pub(crate) sinks: Sinks,
 }
 
-/// Each line's session sink, by its place on the switchboard.
+/// Each line's session sink, by its place on the switchboard, and the queue board.
 #[derive(Default)]
 pub(crate) struct Sinks {
     sinks: Vec<Option<EventSink>>,
     discard: Discard,
+    board: Option<QueueBoard>,
 }
 
 impl Sinks {
@@ -55,6 +57,24 @@ impl Outputs for Sinks {
             Some(Some(sink)) => sink,
             _ => &mut self.discard,
         }
+    }
+
+    fn queues(&mut self) -> Option<&mut dyn QueueOut> {
+        self.board.as_mut().map(|board| board as &mut dyn QueueOut)
+    }
+}
+
+impl QueueOut for QueueBoard {
+    fn apply(&mut self, event: QueueEvent) {
+        QueueBoard::apply(self, event);
+    }
+
+    fn restore(&mut self, report: ReportedQueues) {
+        QueueBoard::restore(self, report);
+    }
+
+    fn now(&self) -> Timestamp {
+        QueueBoard::now(self)
     }
 }
 
@@ -110,8 +130,8 @@ async fn recheck_dialplan(shared: Weak<Shared>) {
     }
 }
 
-/// What a read of the switch's state gives: channels, bridges, queue members, and what
-/// the dialplan withholds.
+/// What a read of the switch's state gives: channels, bridges, the queues' status (its
+/// `QueueParams`, `QueueMember` and `QueueEntry` items), and what the dialplan withholds.
 type Lists = (Vec<Message>, Vec<Message>, Vec<Message>, Vec<Withheld>);
 
 struct Shared {
@@ -215,9 +235,14 @@ impl ClientEvents for Events {
         if self.0.stopped.load(Ordering::SeqCst) {
             return;
         }
-        lock(&self.0.board).switchboard.link_down();
+        let reason = format!("Asterisk AMI: {reason}");
+        {
+            let mut board = lock(&self.0.board);
+            let Board { switchboard, sinks } = &mut *board;
+            switchboard.link_down(&reason, sinks.queues());
+        }
         if let Some(status) = self.0.status.get() {
-            status.down(&format!("Asterisk AMI: {reason}"));
+            status.down(&reason);
         }
     }
 }
@@ -265,8 +290,9 @@ impl AmiLink {
     /// A link with this config (checked now; nothing connects before `start`).
     pub fn new(config: AmiConfig) -> Result<AmiLink> {
         config.validate()?;
-        let switchboard =
+        let mut switchboard =
             Switchboard::new(config.limits.max_channels, config.limits.max_held_events);
+        switchboard.report_queues(config.queues.clone());
         Ok(AmiLink {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
@@ -294,8 +320,45 @@ impl AmiLink {
         self.shared.client.get()
     }
 
+    /// The same link, keeping `board`'s figures for the link's queues (the config's
+    /// `queues` and those given to lines with [`set_queues`](AmiLink::set_queues)): it
+    /// applies Asterisk's queue events to it, `link_down` when the connection drops (or
+    /// the link stops), and after every (re)connect restores it from `QueueStatus`, read
+    /// once for the link with the lines' state. The agents' states are the sessions'
+    /// (follow each with [`QueueBoard::follow`]). See
+    /// [Queue statistics](crate#queue-statistics).
+    ///
+    /// Give it before the link starts; given later, every line reads its state again so
+    /// that the board is restored.
+    ///
+    /// ```no_run
+    /// # async fn centre() -> opencti_core::Result<()> {
+    /// use std::sync::Arc;
+    /// use opencti_asterisk_ami::{AmiConfig, AmiLink};
+    /// use opencti_core::queue::{QueueBoard, QueueStats};
+    /// use opencti_core::{AgentId, DeviceId, SharedLink, Timestamp};
+    ///
+    /// let mut config = AmiConfig::new("127.0.0.1:5038", "opencti", opencti_asterisk_ami::secret_from_file("/run/secrets/ami")?);
+    /// config.queues = vec!["support".into()];
+    /// let now = Timestamp::now();
+    /// let board = QueueBoard::new(QueueStats::new(now), now);
+    /// let link = SharedLink::start(Arc::new(AmiLink::new(config)?.with_queue_board(board.clone()))).await?;
+    /// let alice = link.session(AgentId::new("alice")?, DeviceId::new("PJSIP/1001")?).start().await?;
+    /// board.follow(alice);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_queue_board(self, board: QueueBoard) -> AmiLink {
+        lock(&self.shared.board).sinks.board = Some(board);
+        if let Some(status) = self.shared.status.get() {
+            status.resync();
+        }
+        self
+    }
+
     /// Reads the switch's state: `CoreShowChannels`, `BridgeList`, `QueueStatus` of
-    /// each queue (its `QueueMember` items), and what the dialplan withholds.
+    /// each queue (its `QueueParams`, `QueueMember` and `QueueEntry` items), and what
+    /// the dialplan withholds.
     async fn read_lists(&self, client: &AmiClient) -> Result<Lists> {
         let channels = client
             .send_list(action("CoreShowChannels", &[])?)
@@ -310,20 +373,21 @@ impl AmiLink {
                 Vec::new()
             }
         };
-        let mut members = Vec::new();
+        let mut status = Vec::new();
         for queue in &self.shared.all_queues() {
             let list = client
                 .send_list(action("QueueStatus", &[("Queue", queue)])?)
                 .await?;
-            members.extend(
-                list.items
-                    .into_iter()
-                    .filter(|m| m.event() == Some("QueueMember")),
-            );
+            status.extend(list.items.into_iter().filter(|m| {
+                matches!(
+                    m.event(),
+                    Some("QueueMember" | "QueueParams" | "QueueEntry")
+                )
+            }));
         }
         let withheld = crate::withheld::by_dialplan(client, &self.shared.config).await;
         *self.shared.dialplan() = withheld.clone();
-        Ok((channels, bridges, members, withheld))
+        Ok((channels, bridges, status, withheld))
     }
 
     /// Line `device` works in `queues` rather than the config's (the agents of a contact
@@ -337,6 +401,8 @@ impl AmiLink {
         self.shared
             .line_queues()
             .insert(device.as_str().to_owned(), queues);
+        let all = self.shared.all_queues();
+        lock(&self.shared.board).switchboard.report_queues(all);
         Ok(())
     }
 
@@ -391,6 +457,7 @@ impl SwitchLink for AmiLink {
         let id = {
             let mut board = lock(&self.shared.board);
             let id = board.switchboard.add(book, false).ok_or_else(taken)?;
+            board.switchboard.set_agent(id, line.agent.clone());
             board.sinks.set(id, Some(sink));
             id
         };
@@ -439,13 +506,21 @@ impl SwitchLink for AmiLink {
         let mut board = lock(&self.shared.board);
         let Board { switchboard, sinks } = &mut *board;
         switchboard.end_read();
-        let (channels, bridges, members, withheld) = read?;
+        let (channels, bridges, status, withheld) = read?;
         switchboard.rebuild_tracker(&channels, &bridges);
+        if let Some(queues) = sinks.queues() {
+            let first_read: Vec<LineId> = open
+                .iter()
+                .map(AmiLine::id)
+                .filter(|&id| switchboard.is_unread(id))
+                .collect();
+            switchboard.restore_queues(&status, &first_read, queues);
+        }
         open.iter()
             .map(|line| {
                 let id = line.id();
                 let mut state = switchboard
-                    .rebuild_line(id, &members, sinks.output(id))
+                    .rebuild_line(id, &status, sinks.output(id))
                     .ok_or_else(|| Error::new(ErrorKind::InvalidState, "the line is closed"))?;
                 state.withheld.extend(withheld.iter().cloned());
                 Ok(state)
@@ -468,6 +543,10 @@ impl SwitchLink for AmiLink {
         for line in self.shared.lines().drain().map(|(_, l)| l) {
             line.close();
         }
+        // The board's figures stop following Asterisk, as the sessions hear `link_down`.
+        let mut board = lock(&self.shared.board);
+        let Board { switchboard, sinks } = &mut *board;
+        switchboard.link_down("Asterisk AMI: the link was stopped", sinks.queues());
         Ok(())
     }
 }

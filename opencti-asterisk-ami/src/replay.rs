@@ -1,13 +1,19 @@
-//! [`DeviceReplay`]: AMI events replayed through one device's translation, for tests
-//! and benchmarks (feature `test-support`).
+//! [`DeviceReplay`]: AMI events replayed through one device's translation, and
+//! [`QueueReplay`]: through a link's queue statistics, for tests and benchmarks
+//! (feature `test-support`).
 
-use opencti_core::{CallData, ChosenState, CommandId, ErrorBody, Event, SwitchState};
+use std::time::Duration;
+
+use opencti_core::queue::{QueueEvent, QueueStats, ReportedQueues};
+use opencti_core::{
+    AgentId, CallData, ChosenState, CommandId, ErrorBody, Event, SwitchState, Timestamp,
+};
 
 use crate::config::HoldConfig;
 use crate::device::{DeviceMatcher, LineId};
 use crate::message::Message;
 use crate::switchboard::{Outputs, Switchboard};
-use crate::translate::{DeskEvents, EventOut, LineBook, TranslatorConfig};
+use crate::translate::{DeskEvents, EventOut, LineBook, QueueOut, TranslatorConfig};
 use crate::ORIGINATE_PREFIX;
 
 /// The one output of a replay.
@@ -153,5 +159,160 @@ impl DeviceReplay {
         self.switchboard
             .book(self.line)
             .unwrap_or_else(|| unreachable!("the replay's line stays open"))
+    }
+}
+
+/// The lines' events of a queue replay go nowhere; its queue events to the figures.
+#[derive(Debug)]
+struct Figures {
+    stats: QueueStats,
+    now: Timestamp,
+    events: Vec<QueueEvent>,
+    discard: Discard,
+}
+
+/// Swallows a line's events.
+#[derive(Debug, Default)]
+struct Discard;
+
+impl EventOut for Discard {
+    fn emit(&mut self, _: Event, _: Option<CommandId>) {}
+
+    fn view(&self, _: &mut dyn FnMut(&opencti_core::machine::Desk)) {}
+}
+
+impl QueueOut for Figures {
+    fn apply(&mut self, event: QueueEvent) {
+        self.events.push(event.clone());
+        self.stats.apply(self.now, event);
+    }
+
+    fn restore(&mut self, report: ReportedQueues) {
+        let envelope = self.stats.restore(self.now, report);
+        self.events.push(envelope.event);
+    }
+
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+}
+
+impl Outputs for Figures {
+    fn output(&mut self, _: LineId) -> &mut dyn EventOut {
+        &mut self.discard
+    }
+
+    fn queues(&mut self) -> Option<&mut dyn QueueOut> {
+        Some(self)
+    }
+}
+
+/// AMI events replayed through a link's queue statistics into a [`QueueStats`], on a
+/// clock the replay moves: what the queue figures' tests feed Asterisk's events
+/// through. The link's lines are given as (agent, device) pairs; the replay starts as a
+/// link whose board was just restored from an empty switch.
+///
+/// ```
+/// use opencti_asterisk_ami::test_support::QueueReplay;
+/// use opencti_asterisk_ami::Message;
+/// use opencti_core::{QueueId, Timestamp};
+///
+/// let mut replay = QueueReplay::new(&["sales"], &[("alice", "PJSIP/1001")], Timestamp::from_micros(0));
+/// replay.translate(&Message::parse(
+///     "Event: QueueCallerJoin\r\nQueue: sales\r\nUniqueid: 1795238001.1\r\nPosition: 1\r\n\r\n",
+/// )?);
+/// assert_eq!(replay.events()[0].name(), "caller_joined");
+/// let sales = replay.stats().figures(&QueueId::new("sales")?).unwrap();
+/// assert_eq!((sales.offered, sales.waiting), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct QueueReplay {
+    switchboard: Switchboard,
+    out: Figures,
+}
+
+impl QueueReplay {
+    /// A replay of a link reporting `queues`, whose lines are `lines` ((agent, device)
+    /// pairs), with figures counting from `start`.
+    ///
+    /// # Panics
+    ///
+    /// On an agent id that is not one, or two lines at one device (a test's mistake).
+    pub fn new(queues: &[&str], lines: &[(&str, &str)], start: Timestamp) -> Self {
+        let mut switchboard = Switchboard::new(1_000_000, 1_000_000);
+        switchboard.report_queues(queues.iter().map(|q| q.to_string()).collect());
+        for (agent, device) in lines {
+            let book = LineBook::new(TranslatorConfig {
+                device: DeviceMatcher::new(*device),
+                queues: queues.iter().map(|q| q.to_string()).collect(),
+                hold: Some(HoldConfig::default()),
+                originate_prefix: ORIGINATE_PREFIX.into(),
+            });
+            let line = switchboard
+                .add(book, true)
+                .unwrap_or_else(|| panic!("two lines at device {device}"));
+            let agent = AgentId::new(*agent).unwrap_or_else(|e| panic!("{e}"));
+            switchboard.set_agent(line, agent);
+        }
+        switchboard.follow_queues_from_now();
+        QueueReplay {
+            switchboard,
+            out: Figures {
+                stats: QueueStats::new(start),
+                now: start,
+                events: Vec::new(),
+                discard: Discard,
+            },
+        }
+    }
+
+    /// Translates one AMI event, as happening now.
+    pub fn translate(&mut self, msg: &Message) {
+        self.switchboard.translate(msg, &mut self.out);
+    }
+
+    /// Moves the clock on.
+    pub fn advance(&mut self, by: Duration) {
+        self.out.now = self.out.now.saturating_add(by);
+    }
+
+    /// The clock now.
+    pub fn now(&self) -> Timestamp {
+        self.out.now
+    }
+
+    /// The queue events told so far.
+    pub fn events(&self) -> &[QueueEvent] {
+        &self.out.events
+    }
+
+    /// Takes the queue events told so far.
+    pub fn take_events(&mut self) -> Vec<QueueEvent> {
+        std::mem::take(&mut self.out.events)
+    }
+
+    /// The figures.
+    pub fn stats(&self) -> &QueueStats {
+        &self.out.stats
+    }
+
+    /// The figures, to apply what a replay does not translate (the agents' states,
+    /// which come from their sessions).
+    pub fn stats_mut(&mut self) -> &mut QueueStats {
+        &mut self.out.stats
+    }
+
+    /// The link dropped.
+    pub fn link_down(&mut self, reason: &str) {
+        self.switchboard.link_down(reason, Some(&mut self.out));
+    }
+
+    /// The link is back: the figures are restored from `status` (the items of
+    /// `QueueStatus` for the link's queues: `QueueParams`, `QueueEntry`, `QueueMember`),
+    /// as the link does once for every line after a reconnect.
+    pub fn restore(&mut self, status: &[Message]) {
+        self.switchboard.rebuild_tracker(&[], &[]);
+        self.switchboard.restore_queues(status, &[], &mut self.out);
     }
 }

@@ -21,12 +21,18 @@ use opencti_core::SwitchState;
 use crate::device::LineId;
 use crate::message::Message;
 use crate::tracker::{Change, ChannelTracker};
-use crate::translate::{EventOut, FollowUp, LineBook, Translator};
+use crate::translate::{EventOut, FollowUp, LineBook, QueueOut, QueueTranslator, Translator};
 
 /// Where each line's canonical events go.
 pub(crate) trait Outputs {
     /// Line `line`'s output.
     fn output(&mut self, line: LineId) -> &mut dyn EventOut;
+
+    /// Where the link's queue events go, if anywhere (nothing is translated for the
+    /// queues otherwise).
+    fn queues(&mut self) -> Option<&mut dyn QueueOut> {
+        None
+    }
 }
 
 /// See the module docs.
@@ -52,6 +58,8 @@ pub(crate) struct Switchboard {
     follow_ups: Vec<FollowUp>,
     /// Reused for each event's routing.
     targets: Vec<LineId>,
+    /// The queue statistics, translated once for the link.
+    queues: QueueTranslator,
 }
 
 impl Switchboard {
@@ -70,6 +78,7 @@ impl Switchboard {
             unread: HashSet::new(),
             follow_ups: Vec::new(),
             targets: Vec::new(),
+            queues: QueueTranslator::default(),
         }
     }
 
@@ -103,6 +112,7 @@ impl Switchboard {
     pub(crate) fn remove(&mut self, line: LineId, outputs: &mut dyn Outputs) -> Option<LineBook> {
         let book = self.books.get_mut(line as usize)?.take()?;
         self.tracker.remove_owner(book.interface());
+        self.queues.set_agent(line, None);
         self.unread.remove(&line);
         if self.awaiting.remove(&line) {
             self.release_when_ready(outputs);
@@ -178,14 +188,58 @@ impl Switchboard {
     }
 
     /// The link dropped: hold events from the next connection until the state has
-    /// been read again; `Originate`s in flight are forgotten.
-    pub(crate) fn link_down(&mut self) {
+    /// been read again; `Originate`s in flight are forgotten; the queue figures stop
+    /// following until they are restored (`link_down` goes to `queues`, once).
+    pub(crate) fn link_down(&mut self, reason: &str, queues: Option<&mut dyn QueueOut>) {
         self.held = Some(Vec::new());
         self.held_overflow = false;
         self.stale = true;
         for book in self.books.iter_mut().flatten() {
             book.link_down();
         }
+        self.queues.link_down(reason, queues);
+    }
+
+    /// Line `line` is `agent`'s: the queue events name its member by that agent.
+    pub(crate) fn set_agent(&mut self, line: LineId, agent: opencti_core::AgentId) {
+        self.queues.set_agent(line, Some(agent));
+    }
+
+    /// The queue statistics report these queues.
+    pub(crate) fn report_queues(&mut self, queues: Vec<String>) {
+        self.queues.set_queues(queues);
+    }
+
+    #[cfg(any(test, feature = "test-support"))]
+    /// The queue statistics follow the events from now on, as if just restored.
+    pub(crate) fn follow_queues_from_now(&mut self) {
+        self.queues.follow_from_now();
+    }
+
+    /// After a read of the state: restores the queue figures from `QueueStatus`'s
+    /// items when events were missed since they last were (the link came up), else
+    /// adds the memberships of the lines read for the first time (`first_read`).
+    /// Called before the lines are rebuilt, while events are held.
+    pub(crate) fn restore_queues(
+        &mut self,
+        status: &[Message],
+        first_read: &[LineId],
+        out: &mut dyn QueueOut,
+    ) {
+        if self.queues.is_stale() {
+            let report = self.queues.report(status, &mut self.tracker, out.now());
+            out.restore(report);
+        } else {
+            for &line in first_read {
+                self.queues
+                    .memberships(line, status, &mut self.tracker, out);
+            }
+        }
+    }
+
+    /// Whether line `line` has not been read yet.
+    pub(crate) fn is_unread(&self, line: LineId) -> bool {
+        self.unread.contains(&line)
     }
 
     /// Takes one AMI event: holds it while the state is read, translates it otherwise.
@@ -227,6 +281,9 @@ impl Switchboard {
             self.follow_ups.extend(book.take_follow_ups());
         }
         self.targets = targets;
+        if let Some(queues) = outputs.queues() {
+            self.queues.on_event(msg, &mut self.tracker, queues);
+        }
     }
 
     /// The lines `change` concerns, into `to` (each once).

@@ -386,7 +386,7 @@ impl Watcher {
 
     /// The link dropped: hold events until the next [`rebuild`](Watcher::rebuild).
     pub fn link_down(&mut self) {
-        self.switchboard.link_down();
+        self.switchboard.link_down("", None);
     }
 
     /// Rebuilds everything from the list actions' items (`CoreShowChannel`,

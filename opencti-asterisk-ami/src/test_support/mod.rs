@@ -15,7 +15,7 @@
 //!   `CoreShowChannels` and `BridgeList` (15), `PlayDTMF` and `Setvar` (15, 17).
 //!
 //! The far end is driven by a [`Control`] handle: ring the agent's device, hang up the
-//! far end, drop every connection, refuse logins. [`Control::start_tls`] serves the
+//! far end, queue callers joining and hanging up, drop every connection, refuse logins. [`Control::start_tls`] serves the
 //! same script behind a TLS acceptor (Asterisk's port 5039).
 //!
 //! ```
@@ -31,7 +31,7 @@
 //! # }
 //! ```
 
-pub use crate::replay::DeviceReplay;
+pub use crate::replay::{DeviceReplay, QueueReplay};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,7 +50,7 @@ mod session;
 mod world;
 
 use session::serve;
-use world::{Member, Out, World};
+use world::{Member, Out, QueueCaller, World};
 
 /// How the scripted Asterisk behaves.
 #[derive(Debug, Clone)]
@@ -228,6 +228,55 @@ impl Control {
             paused,
             reason: reason.into(),
         });
+    }
+
+    /// Caller `uid` joins `queue` and waits there (`QueueCallerJoin`; `QueueStatus`
+    /// lists it as a `QueueEntry` until it leaves).
+    pub fn queue_caller_joins(&self, queue: &str, uid: &str) {
+        let mut w = self.world();
+        let position = w.queue_callers.iter().filter(|c| c.queue == queue).count() + 1;
+        w.queue_callers.push(QueueCaller {
+            queue: queue.into(),
+            uid: uid.into(),
+            joined: tokio::time::Instant::now(),
+        });
+        w.queue_caller_event(
+            "QueueCallerJoin",
+            queue,
+            uid,
+            &format!("Position: {position}\r\nCount: {position}\r\n"),
+        );
+    }
+
+    /// Caller `uid` hangs up while it waits: `HangupRequest`, then `QueueCallerAbandon`
+    /// and `QueueCallerLeave` as Asterisk 22 sends them, then `Hangup`.
+    pub fn queue_caller_hangs_up(&self, uid: &str) {
+        let mut w = self.world();
+        let Some(i) = w.queue_callers.iter().position(|c| c.uid == uid) else {
+            return;
+        };
+        let caller = w.queue_callers.remove(i);
+        let queue = caller.queue.as_str();
+        let channel =
+            format!("Channel: PJSIP/trunk-{uid}\r\nUniqueid: {uid}\r\nLinkedid: {uid}\r\n");
+        w.event("HangupRequest", format!("{channel}Cause: 16\r\n"));
+        let held = caller.joined.elapsed().as_secs();
+        w.queue_caller_event(
+            "QueueCallerAbandon",
+            queue,
+            uid,
+            &format!("Position: 1\r\nOriginalPosition: 1\r\nHoldTime: {held}\r\n"),
+        );
+        w.queue_caller_event(
+            "QueueCallerLeave",
+            queue,
+            uid,
+            "Position: 1\r\nCount: 0\r\n",
+        );
+        w.event(
+            "Hangup",
+            format!("{channel}Cause: 16\r\nCause-txt: Normal Clearing\r\n"),
+        );
     }
 
     /// A caller rings the agent's device (an inbound call, as `from-customers` would

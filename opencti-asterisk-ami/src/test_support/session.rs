@@ -206,7 +206,19 @@ pub(super) fn handle(
                     m.queue, m.name, m.interface, m.interface, u8::from(m.paused), m.reason
                 ));
             }
-            reply(format!("Event: QueueStatusComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\n\r\n", members.len() + queues.len()));
+            let callers: Vec<_> = w
+                .queue_callers
+                .iter()
+                .filter(|c| queues.contains(&c.queue))
+                .cloned()
+                .collect();
+            for (i, c) in callers.iter().enumerate() {
+                reply(format!(
+                    "Event: QueueEntry\r\nQueue: {}\r\nPosition: {}\r\nChannel: PJSIP/trunk-{}\r\nUniqueid: {}\r\nCallerIDNum: <unknown>\r\nCallerIDName: <unknown>\r\nConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\nWait: {}\r\nPriority: 0\r\nActionID: {id}\r\n\r\n",
+                    c.queue, i + 1, c.uid, c.uid, c.joined.elapsed().as_secs()
+                ));
+            }
+            reply(format!("Event: QueueStatusComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\n\r\n", members.len() + queues.len() + callers.len()));
         }
         "QueueAdd" => {
             let (queue, interface) = (header("Queue"), header("Interface"));

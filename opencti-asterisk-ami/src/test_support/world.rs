@@ -27,6 +27,14 @@ pub(super) struct Member {
     pub(super) reason: String,
 }
 
+/// A caller waiting in a queue: its queue, `Uniqueid` and when it joined.
+#[derive(Debug, Clone)]
+pub(super) struct QueueCaller {
+    pub(super) queue: String,
+    pub(super) uid: String,
+    pub(super) joined: tokio::time::Instant,
+}
+
 #[derive(Default)]
 pub(super) struct World {
     pub(super) channels: HashMap<String, Chan>,
@@ -44,6 +52,8 @@ pub(super) struct World {
     pub(super) mute_pings: bool,
     /// ConfBridge rooms: room name -> bridge id.
     pub(super) rooms: HashMap<String, String>,
+    /// Callers waiting in queues, in the order they joined.
+    pub(super) queue_callers: Vec<QueueCaller>,
 }
 
 pub(super) enum Out {
@@ -349,6 +359,13 @@ impl World {
             .values()
             .find(|c| c.name.starts_with(device) && (c.linkedid == call || c.uid == call))
             .map(|c| c.uid.clone())
+    }
+
+    /// A queue event about caller `uid` in `queue`, as Asterisk 22 words it (14).
+    pub(super) fn queue_caller_event(&mut self, name: &str, queue: &str, uid: &str, extra: &str) {
+        self.broadcast(format!(
+            "Event: {name}\r\nPrivilege: agent,all\r\nChannel: PJSIP/trunk-{uid}\r\nChannelState: 6\r\nChannelStateDesc: Up\r\nUniqueid: {uid}\r\nLinkedid: {uid}\r\nQueue: {queue}\r\n{extra}\r\n"
+        ));
     }
 
     pub(super) fn member_event(&mut self, name: &str, m: &Member) {

@@ -12,6 +12,10 @@
 //!
 //! It is synchronous and never blocks: the connection's reader calls it for each event,
 //! and it hands canonical events to an [`EventOut`] (the session's `EventSink`).
+//!
+//! Queue statistics are translated once for the whole link, not per line: the
+//! [`QueueTranslator`] (`queue_events.rs`) turns the queue events into
+//! `opencti_core::queue::QueueEvent`s for a [`QueueOut`] (the link's `QueueBoard`).
 
 use opencti_core::{
     Address, CallData, CallId, Cause, CommandId, DisplayName, Event, Party, PartyId, QueueId,
@@ -25,12 +29,14 @@ use crate::tracker::{known, Change, Channel, ChannelTracker, IdMap};
 
 use out::{read_call, state_of};
 pub(crate) use out::{DeskEvents, EventOut};
+pub(crate) use queue_events::{QueueOut, QueueTranslator};
 use queues::Membership;
 
 mod bridges;
 mod calls;
 mod commands;
 mod out;
+mod queue_events;
 mod queues;
 mod rebuild;
 mod transfers;

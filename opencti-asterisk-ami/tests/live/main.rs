@@ -1,7 +1,8 @@
 //! The AMI connector against a real Asterisk 22 with PJSIP (`peers/asterisk`, built and
 //! started by `.ci/run`): every command of the README's mapping table, calls offered by
 //! a queue and directly, the far end and the phone acting by themselves, the
-//! conformance kit with two kinds of device, link faults, TLS and captures.
+//! conformance kit with two kinds of device, link faults, TLS, captures, and queue
+//! statistics against Asterisk's own.
 //!
 //! The tests share one PBX and take turns ([`pbx::Pbx::take`]). Without an Asterisk on
 //! 127.0.0.1:5038 they are skipped with a printed reason, or fail under `CI=true`.
@@ -18,4 +19,5 @@ mod conformance;
 mod faults;
 mod link;
 mod phones;
+mod queues;
 mod tls;

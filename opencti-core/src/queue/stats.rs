@@ -294,8 +294,10 @@ impl QueueStats {
 
     /// After the link returned: the callers and members each reported queue has now, as
     /// the switch tells them. Callers the figures knew that are gone count as
-    /// `left_unseen`; callers they did not know joined while the link was down. The
-    /// counts since the start are kept. Answers `resynced`, with every queue.
+    /// `left_unseen`, and a later report of their leaving (an event the switch sent
+    /// before its report but that arrives after it) changes nothing; callers they did
+    /// not know joined while the link was down. The counts since the start are kept.
+    /// Answers `resynced`, with every queue.
     pub fn restore(&mut self, at: Timestamp, report: ReportedQueues) -> QueueEnvelope {
         for reported in report.queues {
             let id = reported.queue;
@@ -314,8 +316,18 @@ impl QueueStats {
                     },
                 );
             }
-            let gone = q.callers.keys().filter(|c| !now.contains_key(*c)).count();
-            q.left_unseen += gone as u64;
+            // Callers gone meanwhile are remembered as leavers: a report of their leaving
+            // that arrives after the switch's (events held while it was read) counts once.
+            let gone: Vec<CallId> = q
+                .callers
+                .keys()
+                .filter(|c| !now.contains_key(*c))
+                .cloned()
+                .collect();
+            q.left_unseen += gone.len() as u64;
+            for call in gone {
+                q.remember_leaver(call);
+            }
             let mut order: Vec<(Timestamp, CallId)> =
                 now.iter().map(|(c, v)| (v.joined, c.clone())).collect();
             order.sort();
@@ -416,13 +428,7 @@ impl QueueStats {
         }
         let q = self.queue(queue);
         let caller = q.callers.remove(call)?;
-        q.left.insert(call.clone());
-        q.left_order.push_back(call.clone());
-        if q.left_order.len() > REMEMBERED_LEAVERS {
-            if let Some(oldest) = q.left_order.pop_front() {
-                q.left.remove(&oldest);
-            }
-        }
+        q.remember_leaver(call.clone());
         if caller.ringing {
             q.ringing -= 1;
         } else {
@@ -492,6 +498,19 @@ impl QueueStats {
 }
 
 impl Queue {
+    /// Remembers that `call` left, so that a second report of it changes nothing.
+    fn remember_leaver(&mut self, call: CallId) {
+        if !self.left.insert(call.clone()) {
+            return;
+        }
+        self.left_order.push_back(call);
+        if self.left_order.len() > REMEMBERED_LEAVERS {
+            if let Some(oldest) = self.left_order.pop_front() {
+                self.left.remove(&oldest);
+            }
+        }
+    }
+
     fn set_ringing(&mut self, call: &CallId, ringing: bool) {
         let Some(caller) = self.callers.get_mut(call) else {
             return;

@@ -477,6 +477,57 @@ fn after_the_link_returns_the_switch_report_replaces_callers_and_members() {
     assert_eq!((f.agents.logged_in, f.agents.ready), (1, 1), "bob only");
 }
 
+#[test]
+fn a_leave_reported_after_the_restore_counts_the_caller_once() {
+    let mut stats = QueueStats::new(secs(0));
+    let sales = q("sales");
+    stats.apply(
+        secs(1),
+        QueueEvent::CallerJoined {
+            queue: sales.clone(),
+            call: c("gone"),
+        },
+    );
+    stats.apply(
+        secs(2),
+        QueueEvent::LinkDown {
+            reason: "lost".into(),
+        },
+    );
+    stats.restore(
+        secs(5),
+        ReportedQueues {
+            queues: vec![ReportedQueue {
+                queue: sales.clone(),
+                callers: Vec::new(),
+                members: None,
+            }],
+        },
+    );
+    // The switch told of the abandon before its report, but the event was applied after.
+    stats.apply(
+        secs(5),
+        QueueEvent::CallerAbandoned {
+            queue: sales.clone(),
+            call: c("gone"),
+        },
+    );
+    let f = stats.figures(&sales).unwrap();
+    assert_eq!(
+        (f.offered, f.left_unseen, f.abandoned, f.waiting),
+        (1, 1, 0, 0)
+    );
+    // The same caller may join again later, and is counted again then.
+    stats.apply(
+        secs(6),
+        QueueEvent::CallerJoined {
+            queue: sales.clone(),
+            call: c("gone"),
+        },
+    );
+    assert_eq!(stats.figures(&sales).unwrap().offered, 2);
+}
+
 // ----- random sequences against a naive count -----
 
 #[derive(Debug, Clone)]
@@ -636,6 +687,7 @@ proptest! {
                     for key in before {
                         if !now_in.contains_key(&key) {
                             naive.callers.remove(&key);
+                            naive.left.insert(key);
                             naive.unseen[qi] += 1;
                         }
                     }
