@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use opencti_core::queue::{QueueBoard, QueueStats, DEFAULT_THRESHOLD};
-use opencti_core::{AgentId, DeviceId, Error, ErrorKind, QueueId, Result, Session, SharedLink};
+use opencti_core::{
+    AgentId, DeviceId, Error, ErrorKind, QueueId, Result, Session, SharedLink, Timestamp,
+};
 use opencti_gateway::{
     Crm, Gateway, Grant, Limits, NoCrm, Security, SessionFactory, SignIn, SimSessions, SqliteCrm,
     Tls, TokenTable,
@@ -76,6 +78,15 @@ fn all_queues(deployment: &Deployment) -> Vec<String> {
     queues
 }
 
+/// A queue board for the deployment's queues, its counts starting `now`.
+fn queue_board(deployment: &Deployment, now: Timestamp) -> Result<QueueBoard> {
+    let mut stats = QueueStats::new(now);
+    for queue in all_queues(deployment) {
+        stats = stats.with_queue(QueueId::new(queue)?, DEFAULT_THRESHOLD);
+    }
+    Ok(QueueBoard::new(stats, now))
+}
+
 /// The sessions over the deployment's phone system, and its queue figures where the
 /// phone system reports its queues.
 async fn sessions(
@@ -94,12 +105,7 @@ async fn sessions(
                 builder = builder.agent(agent.id.get_ref(), agent.device.get_ref(), &queues);
             }
             let switch = builder.build()?;
-            let start = switch.now();
-            let mut stats = QueueStats::new(start);
-            for queue in all_queues(deployment) {
-                stats = stats.with_queue(QueueId::new(queue)?, DEFAULT_THRESHOLD);
-            }
-            let board = QueueBoard::new(stats, start);
+            let board = queue_board(deployment, switch.now())?;
             board.feed_stamped(switch.queue_events());
             Ok((Arc::new(SimSessions::new(switch)), Some(board)))
         }
@@ -131,14 +137,16 @@ async fn sessions(
                     server_name: None,
                 });
             }
-            // One AMI link serves every agent, each in the queues the file gives it.
-            let link = opencti_asterisk_ami::AmiLink::new(config)?;
+            // One AMI link serves every agent, each in the queues the file gives it, and
+            // follows Asterisk's queues for the wallboard.
+            let board = queue_board(deployment, Timestamp::now())?;
+            let link = opencti_asterisk_ami::AmiLink::new(config)?.with_queue_board(board.clone());
             for agent in &deployment.agents {
                 let queues = agent.queues.iter().map(|q| q.get_ref().clone()).collect();
                 link.set_queues(&DeviceId::new(agent.device.get_ref())?, queues)?;
             }
             let link = SharedLink::start(Arc::new(link)).await?;
-            Ok((Arc::new(LinkSessions(link)), None))
+            Ok((Arc::new(LinkSessions(link)), Some(board)))
         }
         PhoneSystem::Sip { registrar, domain } => {
             let registrar = registrar.parse().map_err(|_| {

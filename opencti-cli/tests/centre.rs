@@ -4,7 +4,9 @@
 //! Chromium pages. A queue call is offered to the one who is ready, answered, consulted
 //! to the other and transferred to them; both panels show it, and Asterisk's own
 //! channels agree. Then `core restart now`: both desks see the link drop and come back
-//! and end with what Asterisk has.
+//! and end with what Asterisk has. The example's supervisor follows the queue on the
+//! wallboard's feed throughout: one caller offered and answered, nobody waiting, before
+//! and after the restart (and Asterisk's `QueueSummary` agrees).
 //!
 //! Needs the test PBX (`.ci/run` starts it), baresip, Chromium, node and the gateway's
 //! `e2e/node_modules`. Without one of them the test is skipped with the reason printed,
@@ -124,6 +126,14 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
     let log = dir.join("serve.log");
     let (_served, url) = common::serve(&example_deployment(&dir), &["--log", "debug"], Some(&log));
 
+    // The supervisor follows the queue from the start.
+    let address = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {url}"))
+        .to_string();
+    let sales = supervisor_follows(&address, QUEUE).await;
+
     let mut browser = Command::new("node")
         .current_dir(e2e::e2e_dir())
         .args([
@@ -181,6 +191,23 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
         "Alice's phone still has a channel: {names:?}"
     );
 
+    // The supervisor's wallboard agrees: one caller came, was answered, nobody waits.
+    wait_for_figures(&sales, "after the transfer", |f| {
+        f["offered"] == 1
+            && f["answered"] == 1
+            && f["waiting"] == 0
+            && f["ringing"] == 0
+            && f["agents"]["logged_in"] == 2
+            && f["agents"]["busy"].as_u64() >= Some(1)
+    })
+    .await;
+    let summary = pbx.list("QueueSummary", &[("Queue", QUEUE)]).await;
+    assert_eq!(
+        summary.first().and_then(|m| m.get("Callers")),
+        Some("0"),
+        "Asterisk's own summary: {summary:?}"
+    );
+
     let lines = milestones(lines, &["RESTART"]).await;
     pbx.cli("core restart now");
     let mut lines = milestones(lines, &["RESTARTED"]).await;
@@ -201,7 +228,86 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
         "the desks after the restart ({expected}; queue {QUEUE}: {members:?}): {done:?}; opencti serve's log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+    // After the restart the board was rebuilt from Asterisk's QueueStatus: still nobody
+    // waits, the answered call still counts, and the agents logged in are those Asterisk
+    // has as members of the queue now.
+    let logged_in = ["PJSIP/1001", "PJSIP/1002", "PJSIP/1003", "PJSIP/1004"]
+        .iter()
+        .filter(|interface| desk_state(&members, interface) != "logged_out")
+        .count() as u64;
+    wait_for_figures(&sales, "after the restart", |f| {
+        f["waiting"] == 0 && f["answered"] == 1 && f["agents"]["logged_in"] == logged_in
+    })
+    .await;
     drop(browser);
     drop(phones);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Signs the example's supervisor in and follows `queue`'s figures on the wallboard's
+/// feed: the latest figures, as the supervisor's connection leaves them.
+async fn supervisor_follows(
+    address: &str,
+    queue: &'static str,
+) -> std::sync::Arc<std::sync::Mutex<serde_json::Value>> {
+    use futures::{SinkExt, StreamExt};
+    let (status, body) = common::post(
+        address,
+        "/api/sign-in",
+        r#"{"agent":"sam","password":"sam-demo"}"#,
+    );
+    assert_eq!(status, 200, "the supervisor's sign-in: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(json["role"], "supervisor");
+    let token = json["token"].as_str().unwrap_or_default().to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hello = serde_json::json!({"auth": {"token": token}}).to_string();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(hello.into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let latest = std::sync::Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
+    let shared = latest.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = ws.next().await {
+            let Ok(text) = message.into_text() else {
+                continue;
+            };
+            let message: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let body = message.get("centre").or_else(|| message.get("update"));
+            let queues = body.and_then(|b| {
+                b["queues"]["queues"]
+                    .as_array()
+                    .or_else(|| b["queues"].as_array())
+                    .cloned()
+            });
+            for figures in queues.into_iter().flatten() {
+                if figures["queue"] == queue {
+                    *shared.lock().unwrap_or_else(|e| e.into_inner()) = figures;
+                }
+            }
+        }
+    });
+    latest
+}
+
+/// Waits (up to 15 s) until the followed figures satisfy `wanted`.
+async fn wait_for_figures(
+    figures: &std::sync::Mutex<serde_json::Value>,
+    when: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = figures.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if wanted(&now) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the supervisor's figures {when}: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
