@@ -14,6 +14,7 @@ mod connector;
 mod device;
 mod line;
 mod link;
+mod monitor;
 mod switchboard;
 mod tracker;
 mod translate;

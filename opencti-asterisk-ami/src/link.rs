@@ -356,6 +356,29 @@ impl AmiLink {
         self
     }
 
+    /// Rings `supervisor`'s device and joins it to the call on `agent`'s device, as
+    /// `mode` says: Asterisk's `ChanSpy` with `q` (quiet), `E` (ends with the agent's
+    /// call) and `w` (whisper) or `B` (barge). Answered once Asterisk has queued the
+    /// `Originate`; the supervisor's phone then rings. Refused as `bad_input` for a
+    /// device that is not `TECH/resource`, and as `link_down` while the link is down.
+    pub async fn monitor(
+        &self,
+        supervisor: &opencti_core::DeviceId,
+        agent: &opencti_core::DeviceId,
+        mode: opencti_core::MonitorMode,
+    ) -> Result<()> {
+        let client = match self.shared.client.get() {
+            Some(c) if c.is_up() => c,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::LinkDown,
+                    "the link to the Asterisk AMI is down",
+                ))
+            }
+        };
+        crate::monitor::monitor(client, supervisor, agent, mode).await
+    }
+
     /// Reads the switch's state: `CoreShowChannels`, `BridgeList`, `QueueStatus` of
     /// each queue (its `QueueParams`, `QueueMember` and `QueueEntry` items), and what
     /// the dialplan withholds.

@@ -52,6 +52,30 @@ impl SignIn for Agents {
 /// Sessions on one shared link to the phone system.
 struct LinkSessions(SharedLink);
 
+/// Sessions on one AMI link to Asterisk, where supervisors can also listen in.
+struct AsteriskSessions {
+    sessions: LinkSessions,
+    ami: opencti_asterisk_ami::AmiLink,
+}
+
+#[async_trait::async_trait]
+impl SessionFactory for AsteriskSessions {
+    async fn start(&self, grant: &Grant) -> Result<Session> {
+        self.sessions.start(grant).await
+    }
+
+    async fn monitor(
+        &self,
+        supervisor: &Grant,
+        agent: &opencti_core::Snapshot,
+        mode: opencti_core::MonitorMode,
+    ) -> Result<()> {
+        self.ami
+            .monitor(&supervisor.device, &agent.device, mode)
+            .await
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionFactory for LinkSessions {
     async fn start(&self, grant: &Grant) -> Result<Session> {
@@ -145,8 +169,13 @@ async fn sessions(
                 let queues = agent.queues.iter().map(|q| q.get_ref().clone()).collect();
                 link.set_queues(&DeviceId::new(agent.device.get_ref())?, queues)?;
             }
+            let ami = link.clone();
             let link = SharedLink::start(Arc::new(link)).await?;
-            Ok((Arc::new(LinkSessions(link)), Some(board)))
+            let sessions = AsteriskSessions {
+                sessions: LinkSessions(link),
+                ami,
+            };
+            Ok((Arc::new(sessions), Some(board)))
         }
         PhoneSystem::Sip { registrar, domain } => {
             let registrar = registrar.parse().map_err(|_| {

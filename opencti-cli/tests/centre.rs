@@ -6,7 +6,8 @@
 //! channels agree. Then `core restart now`: both desks see the link drop and come back
 //! and end with what Asterisk has. The example's supervisor follows the queue on the
 //! wallboard's feed throughout: one caller offered and answered, nobody waiting, before
-//! and after the restart (and Asterisk's `QueueSummary` agrees).
+//! and after the restart (and Asterisk's `QueueSummary` agrees); and listens in on Bob's
+//! call, then whispers, then barges, each a ChanSpy on the supervisor's own phone.
 //!
 //! Needs the test PBX (`.ci/run` starts it), baresip, Chromium, node and the gateway's
 //! `e2e/node_modules`. Without one of them the test is skipped with the reason printed,
@@ -41,6 +42,8 @@ const QUEUE: &str = "sales";
 const QUEUE_EXTEN: &str = "3001";
 const CUSTOMER: &str = "2468";
 const CUSTOMER_NAME: &str = "Customer";
+/// The example supervisor's phone.
+const SUPERVISOR_EXTEN: &str = "1009";
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -108,6 +111,8 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
     for ext in ["1001", "1002", "1003", "1004"] {
         phones.push(Phone::start(ext, Answer::AfterRing(Duration::from_secs(2))).await);
     }
+    // The supervisor's own phone, where listening in rings.
+    phones.push(Phone::start(SUPERVISOR_EXTEN, Answer::Auto).await);
     let dir = std::env::temp_dir().join(format!("opencti-centre-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     // Every AMI event of the run, as Asterisk sent it, for a failure to be replayed.
@@ -208,6 +213,37 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
         "Asterisk's own summary: {summary:?}"
     );
 
+    // The supervisor listens in on Bob's call, then whispers, then barges: each time
+    // Asterisk rings the supervisor's phone, which runs ChanSpy on Bob's phone with that
+    // mode's options.
+    for (n, (mode, options)) in [("listen", "qE"), ("whisper", "qEw"), ("barge", "qEB")]
+        .into_iter()
+        .enumerate()
+    {
+        let reply = sales
+            .supervise(
+                &format!("m{n}"),
+                serde_json::json!({"type": "monitor", "agent": "bob", "mode": mode}),
+            )
+            .await;
+        assert_eq!(reply["done"], true, "{mode}: {reply}");
+        let (spy, data) = spy_channel(&pbx, &format!("PJSIP/{SUPERVISOR_EXTEN}")).await;
+        assert_eq!(data, format!("PJSIP/{SECOND_EXTEN}-,{options}"), "{mode}");
+        pbx.send("Hangup", &[("Channel", &spy)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while pbx
+            .list("CoreShowChannels", &[])
+            .await
+            .iter()
+            .any(|c| c.get("Channel") == Some(spy.as_str()))
+        {
+            assert!(tokio::time::Instant::now() < deadline, "{spy} stays");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     let lines = milestones(lines, &["RESTART"]).await;
     pbx.cli("core restart now");
     let mut lines = milestones(lines, &["RESTARTED"]).await;
@@ -244,13 +280,41 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Signs the example's supervisor in and follows `queue`'s figures on the wallboard's
-/// feed: the latest figures, as the supervisor's connection leaves them.
-async fn supervisor_follows(
-    address: &str,
-    queue: &'static str,
-) -> std::sync::Arc<std::sync::Mutex<serde_json::Value>> {
+/// The example's supervisor, signed in over the wallboard's WebSocket: the latest figures
+/// of one queue as their connection leaves them, and their commands.
+struct Supervisor {
+    figures: std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
+    replies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
+    requests: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl Supervisor {
+    /// Sends a supervisor command and waits (up to 15 s) for its reply.
+    async fn supervise(&self, id: &str, command: serde_json::Value) -> serde_json::Value {
+        let request = serde_json::json!({"id": id, "supervise": command}).to_string();
+        self.requests
+            .send(request)
+            .unwrap_or_else(|e| panic!("the supervisor's connection: {e}"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(reply) = self
+                .replies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id)
+            {
+                return reply;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no reply to {id}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Signs the example's supervisor in and follows `queue`.
+async fn supervisor_follows(address: &str, queue: &'static str) -> Supervisor {
     use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
     let (status, body) = common::post(
         address,
         "/api/sign-in",
@@ -260,21 +324,40 @@ async fn supervisor_follows(
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     assert_eq!(json["role"], "supervisor");
     let token = json["token"].as_str().unwrap_or_default().to_string();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let (mut sink, mut stream) = ws.split();
     let hello = serde_json::json!({"auth": {"token": token}}).to_string();
-    ws.send(tokio_tungstenite::tungstenite::Message::Text(hello.into()))
+    sink.send(Message::Text(hello.into()))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let latest = std::sync::Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
-    let shared = latest.clone();
+    let (requests, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
-        while let Some(Ok(message)) = ws.next().await {
+        while let Some(text) = outgoing.recv().await {
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let supervisor = Supervisor {
+        figures: Default::default(),
+        replies: Default::default(),
+        requests,
+    };
+    let (figures, replies) = (supervisor.figures.clone(), supervisor.replies.clone());
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
             let Ok(text) = message.into_text() else {
                 continue;
             };
             let message: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if let Some(id) = message["reply"]["id"].as_str() {
+                replies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.to_string(), message["reply"].clone());
+            }
             let body = message.get("centre").or_else(|| message.get("update"));
             let queues = body.and_then(|b| {
                 b["queues"]["queues"]
@@ -282,25 +365,63 @@ async fn supervisor_follows(
                     .or_else(|| b["queues"].as_array())
                     .cloned()
             });
-            for figures in queues.into_iter().flatten() {
-                if figures["queue"] == queue {
-                    *shared.lock().unwrap_or_else(|e| e.into_inner()) = figures;
+            for found in queues.into_iter().flatten() {
+                if found["queue"] == queue {
+                    *figures.lock().unwrap_or_else(|e| e.into_inner()) = found;
                 }
             }
         }
     });
-    latest
+    supervisor
+}
+
+/// Waits (up to 15 s) until Asterisk has a channel on `device` running ChanSpy, and
+/// answers its name and ChanSpy's argument.
+async fn spy_channel(pbx: &Pbx, device: &str) -> (String, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let channels = pbx.list("CoreShowChannels", &[]).await;
+        let spy = channels.iter().find(|c| {
+            c.get("Channel")
+                .unwrap_or_default()
+                .starts_with(&format!("{device}-"))
+                && c.get("Application") == Some("ChanSpy")
+        });
+        if let Some(spy) = spy {
+            return (
+                spy.get("Channel").unwrap_or_default().to_string(),
+                spy.get("ApplicationData").unwrap_or_default().to_string(),
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ChanSpy on {device}: {:?}",
+            channels
+                .iter()
+                .map(|c| format!(
+                    "{} {}",
+                    c.get("Channel").unwrap_or_default(),
+                    c.get("Application").unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits (up to 15 s) until the followed figures satisfy `wanted`.
 async fn wait_for_figures(
-    figures: &std::sync::Mutex<serde_json::Value>,
+    supervisor: &Supervisor,
     when: &str,
     wanted: impl Fn(&serde_json::Value) -> bool,
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let now = figures.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let now = supervisor
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if wanted(&now) {
             return;
         }

@@ -12,6 +12,7 @@ mod command;
 mod error;
 mod event;
 mod ids;
+mod monitor;
 mod secret;
 mod snapshot;
 mod time;
@@ -37,6 +38,7 @@ pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use event::{Event, EventEnvelope, ResyncChanges};
 pub use ids::{AgentId, CallId, CommandId, DeviceId, PartyId, QueueId};
 pub use link::{one_line, LinkStatus, SharedLink, SwitchLink};
+pub use monitor::MonitorMode;
 pub use secret::Secret;
 pub use session::{
     Confirmation, EventSink, EventStream, PendingCommand, Rejected, Session, SessionBuilder,

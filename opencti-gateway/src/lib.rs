@@ -29,9 +29,10 @@ pub use centre::{SAMPLE_EVERY, UPDATE_EVERY};
 pub use contacts::{MAX_CONTACTS, MAX_SEARCH_CHARS};
 pub use crm::{CallLogEntry, Contact, Crm, NoCrm, PhoneContact, ScreenPop};
 pub use limits::Limits;
+pub use opencti_core::MonitorMode;
 pub use router::Gateway;
 pub use security::Security;
-pub use sessions::{MonitorMode, SessionFactory, SimSessions};
+pub use sessions::{SessionFactory, SimSessions};
 pub use sign_in::{
     SignIn, FAILURE_WINDOW, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_ADDRESS, MAX_SIGN_IN_BYTES,
 };

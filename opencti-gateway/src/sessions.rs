@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use opencti_core::queue::QueueBoard;
-use opencti_core::{AgentId, Error, ErrorKind, Result, Session, Snapshot};
+use opencti_core::{AgentId, Error, ErrorKind, MonitorMode, Result, Session, Snapshot};
 use tokio::sync::{broadcast, Mutex};
 
 use crate::auth::Grant;
@@ -14,40 +14,6 @@ use crate::crm::{Crm, ScreenPop};
 /// How far a supervisor's view may fall behind the agents' changes before it reads
 /// everything again.
 const ROSTER_BUFFER: usize = 4096;
-
-/// How a supervisor joins an agent's call.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum MonitorMode {
-    /// Hears both sides; nobody hears the supervisor.
-    Listen,
-    /// Hears both sides; only the agent hears the supervisor.
-    Whisper,
-    /// Joins the call: everyone hears everyone.
-    Barge,
-}
-
-impl MonitorMode {
-    /// `listen`, `whisper` or `barge`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MonitorMode::Listen => "listen",
-            MonitorMode::Whisper => "whisper",
-            MonitorMode::Barge => "barge",
-        }
-    }
-}
 
 /// Starts the session for a grant: whatever connector the integrator chose (the
 /// simulator, Asterisk, SIP, their own).

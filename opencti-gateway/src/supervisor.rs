@@ -18,7 +18,7 @@ use futures::{SinkExt, StreamExt};
 use opencti_core::protocol::RequestId;
 use opencti_core::{
     AgentId, CallState, DesktopInterface, DesktopInterfaceExt, Error, ErrorBody, ErrorKind,
-    ReasonCode, Result,
+    MonitorMode, ReasonCode, Result,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
@@ -28,7 +28,6 @@ use crate::centre::Centre;
 use crate::limits::Bucket;
 use crate::request_text::{has_member, request_id};
 use crate::router::Shared;
-use crate::sessions::MonitorMode;
 
 /// Supervisor commands one connection may have running at once.
 const RUNNING_AT_ONCE: usize = 4;
