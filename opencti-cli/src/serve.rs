@@ -64,6 +64,10 @@ impl SessionFactory for AsteriskSessions {
         self.sessions.start(grant).await
     }
 
+    fn can_monitor(&self) -> bool {
+        true
+    }
+
     async fn monitor(
         &self,
         supervisor: &Grant,

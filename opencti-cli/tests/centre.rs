@@ -213,6 +213,11 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
         "Asterisk's own summary: {summary:?}"
     );
 
+    assert_eq!(
+        *sales.can_monitor.lock().unwrap_or_else(|e| e.into_inner()),
+        Some(true),
+        "the wallboard is told that Asterisk can listen in"
+    );
     // The supervisor listens in on Bob's call, then whispers, then barges: each time
     // Asterisk rings the supervisor's phone, which runs ChanSpy on Bob's phone with that
     // mode's options.
@@ -284,6 +289,8 @@ async fn two_panels_take_a_queue_call_through_a_consult_transfer_and_a_restart()
 /// of one queue as their connection leaves them, and their commands.
 struct Supervisor {
     figures: std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
+    /// What the wallboard was told: whether supervisors can listen in.
+    can_monitor: std::sync::Arc<std::sync::Mutex<Option<bool>>>,
     replies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
     requests: tokio::sync::mpsc::UnboundedSender<String>,
 }
@@ -342,16 +349,25 @@ async fn supervisor_follows(address: &str, queue: &'static str) -> Supervisor {
     });
     let supervisor = Supervisor {
         figures: Default::default(),
+        can_monitor: Default::default(),
         replies: Default::default(),
         requests,
     };
-    let (figures, replies) = (supervisor.figures.clone(), supervisor.replies.clone());
+    let (figures, replies, can_monitor) = (
+        supervisor.figures.clone(),
+        supervisor.replies.clone(),
+        supervisor.can_monitor.clone(),
+    );
     tokio::spawn(async move {
         while let Some(Ok(message)) = stream.next().await {
             let Ok(text) = message.into_text() else {
                 continue;
             };
             let message: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if let Some(whole) = message.get("centre") {
+                *can_monitor.lock().unwrap_or_else(|e| e.into_inner()) =
+                    whole["can_monitor"].as_bool();
+            }
             if let Some(id) = message["reply"]["id"].as_str() {
                 replies
                     .lock()

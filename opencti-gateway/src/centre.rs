@@ -52,6 +52,8 @@ struct WholeBody {
     agents: Vec<Snapshot>,
     /// The queues every ten seconds over the last hour, oldest first.
     history: Vec<Sample>,
+    /// Whether supervisors can listen in, whisper and barge on this phone system.
+    can_monitor: bool,
 }
 
 /// What changed: `{"update":{"at":..,"queues":[..],"agents":[..]}}`.
@@ -178,6 +180,7 @@ impl Centre {
                 queues,
                 agents: sessions.snapshots().await,
                 history,
+                can_monitor: sessions.factory.can_monitor(),
             },
         };
         text(&whole)

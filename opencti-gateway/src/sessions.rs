@@ -22,6 +22,12 @@ pub trait SessionFactory: Send + Sync {
     /// A started session for `grant`'s agent at its device.
     async fn start(&self, grant: &Grant) -> Result<Session>;
 
+    /// Whether [`monitor`](SessionFactory::monitor) can work here: supervisors are
+    /// offered listening in only where it does. The default says no.
+    fn can_monitor(&self) -> bool {
+        false
+    }
+
     /// Rings `supervisor`'s device and joins it to the call on `agent`'s device, as
     /// `mode` says. Phone systems that cannot keep the default, which refuses as
     /// `unsupported`.

@@ -13,6 +13,7 @@ const SAMPLE_EVERY = 10e6;
 /** What the gateway said, merged: queues and agents by name, the charts' samples. */
 const view = {
   skew: 0, // the gateway's clock minus ours, in microseconds
+  canMonitor: false, // whether this phone system lets supervisors listen in
   threshold: new Map(),
   queues: new Map(),
   agents: new Map(),
@@ -208,9 +209,13 @@ function renderAgents(client) {
       for (const [label, command] of [
         ["Not ready", { type: "force_not_ready", reason: "supervisor" }],
         ["Log out", { type: "force_log_out" }],
-        ["Listen", { type: "monitor", mode: "listen" }],
-        ["Whisper", { type: "monitor", mode: "whisper" }],
-        ["Barge", { type: "monitor", mode: "barge" }],
+        ...(view.canMonitor
+          ? [
+              ["Listen", { type: "monitor", mode: "listen" }],
+              ["Whisper", { type: "monitor", mode: "whisper" }],
+              ["Barge", { type: "monitor", mode: "barge" }],
+            ]
+          : []),
       ]) {
         const button = document.createElement("button");
         button.textContent = label;
@@ -261,6 +266,7 @@ async function start(token) {
     $("#queues").textContent = "";
     $("#agents").textContent = "";
     take(centre);
+    view.canMonitor = centre.can_monitor === true;
     view.history = centre.history || [];
     sampleNow();
     render();

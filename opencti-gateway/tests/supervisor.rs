@@ -173,6 +173,10 @@ async fn a_supervisor_sees_every_agent_and_queue_then_their_changes() {
     assert_eq!(sales["agents"]["logged_in"], 2);
     assert_eq!(sales["agents"]["ready"], 1);
     assert!(whole["history"].is_array());
+    assert_eq!(
+        whole["can_monitor"], false,
+        "the simulator cannot listen in"
+    );
     let mut view = View::default();
     view.take(&json!({ "centre": whole }));
 
