@@ -126,14 +126,19 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
     let (found, mut contacts) = mpsc::channel::<ContactsReply>(4);
     let searcher = Searcher::start(shared.sessions.crm.clone(), found);
     let writer = tokio::spawn(async move {
+        // The desk's snapshot is the first message; the queues' figures follow it.
+        let mut snapshot_sent = false;
         loop {
             let frame = tokio::select! {
                 message = inbox.recv() => match message {
-                    Some(message) => frame(&message),
+                    Some(message) => {
+                        snapshot_sent = true;
+                        frame(&message)
+                    }
                     None => break,
                 },
                 Some(reply) = contacts.recv() => Message::Text(Utf8Bytes::from(reply.to_json())),
-                Some(text) = waiting.next() => Message::Text(text),
+                Some(text) = waiting.next(), if snapshot_sent => Message::Text(text),
                 pop = pops.recv() => match pop {
                     Ok(pop) => {
                         let text = serde_json::json!({ "screen_pop": &*pop }).to_string();
