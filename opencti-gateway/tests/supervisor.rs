@@ -451,9 +451,14 @@ async fn an_agent_sees_how_many_wait_in_their_own_queues_only() {
     let token = tokens.issue_grant(grant("alice", "1001"), None).unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     send(&mut ws, json!({"auth": {"token": token.expose()}})).await;
-    let first = until(&mut ws, |m| m.get("queue_waiting").is_some()).await;
+    let first = until(&mut ws, |_| true).await;
+    assert!(
+        first.get("snapshot").is_some(),
+        "the desk's snapshot comes first: {first}"
+    );
+    let mine = until(&mut ws, |m| m.get("queue_waiting").is_some()).await;
     assert_eq!(
-        first["queue_waiting"],
+        mine["queue_waiting"],
         json!({"queue": "sales", "waiting": 0})
     );
 
