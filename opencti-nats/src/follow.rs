@@ -87,13 +87,16 @@ impl Follower {
             FollowFilter::Site => site.all_events(),
             FollowFilter::Agent(agent) => site.agent_events(agent),
         };
-        let stream = jetstream.get_stream(site.stream_name()).await.map_err(|e| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("stream {} is not there", site.stream_name()),
-            )
-            .with_source(e)
-        })?;
+        let stream = jetstream
+            .get_stream(site.stream_name())
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("stream {} is not there", site.stream_name()),
+                )
+                .with_source(e)
+            })?;
         let consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
                 name,

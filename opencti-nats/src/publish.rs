@@ -235,7 +235,12 @@ impl EventPublisher {
             match attempt().await {
                 Ok(done) => {
                     if failures > 0 {
-                        tracing::info!(what, failures, duplicate = done.duplicate, "published after retrying");
+                        tracing::info!(
+                            what,
+                            failures,
+                            duplicate = done.duplicate,
+                            "published after retrying"
+                        );
                     }
                     return;
                 }

@@ -72,14 +72,11 @@ pub async fn ensure_stream(
             )
             .with_source(e)
         })?;
-    jetstream
-        .get_stream(site.stream_name())
-        .await
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Other,
-                format!("could not open stream {}", site.stream_name()),
-            )
-            .with_source(e)
-        })
+    jetstream.get_stream(site.stream_name()).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Other,
+            format!("could not open stream {}", site.stream_name()),
+        )
+        .with_source(e)
+    })
 }

@@ -49,7 +49,11 @@ impl Site {
 
     /// Every event of one agent, on any device: `opencti.<site>.events.<agent>.*`.
     pub fn agent_events(&self, agent: &AgentId) -> String {
-        format!("{ROOT}.{}.events.{}.*", self.0, encode_token(agent.as_str()))
+        format!(
+            "{ROOT}.{}.events.{}.*",
+            self.0,
+            encode_token(agent.as_str())
+        )
     }
 
     /// One line's events: `opencti.<site>.events.<agent>.<device>`, both ids encoded with
@@ -73,7 +77,10 @@ impl Site {
         let bad = |why: &str| {
             Error::new(
                 ErrorKind::BadInput,
-                format!("subject {subject:?} is not a line of site {}: {why}", self.0),
+                format!(
+                    "subject {subject:?} is not a line of site {}: {why}",
+                    self.0
+                ),
             )
         };
         let mut tokens = subject.split('.');
@@ -198,8 +205,11 @@ pub fn decode_token(token: &str) -> Result<String> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(|| bad("a % without two hex digits"))?;
-            let value = hex_value(hex).ok_or_else(|| bad("a % without two upper-case hex digits"))?;
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .ok_or_else(|| bad("a % without two hex digits"))?;
+            let value =
+                hex_value(hex).ok_or_else(|| bad("a % without two upper-case hex digits"))?;
             if plain(value) {
                 return Err(bad("an escape for a byte that stands for itself"));
             }
@@ -233,7 +243,13 @@ mod tests {
 
     #[test]
     fn plain_ids_stay_as_they_are() {
-        for id in ["alice", "PJSIP/1001", "SIP/agent-7_b", "a+b@example", "x:y,z"] {
+        for id in [
+            "alice",
+            "PJSIP/1001",
+            "SIP/agent-7_b",
+            "a+b@example",
+            "x:y,z",
+        ] {
             assert_eq!(encode_token(id), id);
             assert_eq!(decode_token(id).unwrap(), id);
         }
@@ -261,8 +277,9 @@ mod tests {
         for id in hostile {
             let token = encode_token(id);
             assert!(
-                token.bytes().all(|b| (0x21..=0x7e).contains(&b)
-                    && !matches!(b, b'.' | b'*' | b'>')),
+                token
+                    .bytes()
+                    .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'.' | b'*' | b'>')),
                 "{id:?} encoded as {token:?}"
             );
             assert_eq!(decode_token(&token).unwrap(), id, "{token}");
@@ -290,7 +307,11 @@ mod tests {
         }
         let long = "x".repeat(65);
         for bad in ["", "a.b", "a b", "*", ">", "été", "a/b", long.as_str()] {
-            assert_eq!(Site::new(bad).unwrap_err().kind(), ErrorKind::BadInput, "{bad:?}");
+            assert_eq!(
+                Site::new(bad).unwrap_err().kind(),
+                ErrorKind::BadInput,
+                "{bad:?}"
+            );
         }
     }
 
@@ -306,7 +327,10 @@ mod tests {
         assert_eq!(site.queues(), "opencti.paris.queues");
         let subject = site.line_events(&agent, &device);
         assert_eq!(subject, "opencti.paris.events.j%2Edoe.PJSIP/1001");
-        assert_eq!(site.parse_line_subject(&subject).unwrap(), (agent.clone(), device.clone()));
+        assert_eq!(
+            site.parse_line_subject(&subject).unwrap(),
+            (agent.clone(), device.clone())
+        );
         let epoch = Timestamp::from_micros(17);
         assert_eq!(
             site.event_msg_id(&agent, &device, epoch, 5),
