@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
+mod follow;
+mod publish;
+mod stream;
+mod subject;
+
+pub use follow::{FollowFilter, Followed, Follower, LineMessage};
+pub use publish::{
+    EventPublisher, LineFeed, Published, RetryPolicy, KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT,
+};
+pub use stream::{ensure_stream, StreamLimits};
+pub use subject::{decode_token, encode_token, Site};
+
+/// The NATS client this crate is built on, re-exported so that callers use the same
+/// version.
+pub use async_nats;
