@@ -166,7 +166,8 @@ impl EventPublisher {
     ///   buffer; nothing else is kept. If that overflows (the session reports `lagged`),
     ///   the skipped events are lost to the stream: the publisher logs it and publishes
     ///   the session's snapshot ([`KIND_SNAPSHOT`]) so that followers can start again
-    ///   from it, then carries on with the events that follow it.
+    ///   from it, then carries on with the events after it (those the snapshot already
+    ///   includes are not published).
     pub fn follow<S>(&self, session: S, epoch: Timestamp) -> LineFeed
     where
         S: DesktopInterface + 'static,
@@ -195,8 +196,12 @@ impl EventPublisher {
         (agent, device): (AgentId, DeviceId),
         published: watch::Sender<u64>,
     ) {
+        // After a snapshot: the events it already includes, still held in the
+        // subscription after the lag, are not published again.
+        let mut covered: u64 = 0;
         while let Some(next) = events.next().await {
             match next {
+                Ok(envelope) if envelope.seq <= covered => {}
                 Ok(envelope) => {
                     let seq = envelope.seq;
                     self.retrying(&format!("event {seq} of {agent} at {device}"), || {
@@ -212,6 +217,7 @@ impl EventPublisher {
                         "the publisher fell behind the session; events were skipped, publishing the snapshot instead"
                     );
                     let seq = snapshot.seq;
+                    covered = seq;
                     self.retrying(&format!("snapshot {seq} of {agent} at {device}"), || {
                         self.publish_snapshot(&snapshot, epoch)
                     })

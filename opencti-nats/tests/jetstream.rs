@@ -357,3 +357,89 @@ async fn a_publisher_rides_out_a_server_restart_without_duplicates() {
         all.iter().collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_fell_behind_publishes_the_snapshot_then_goes_on() {
+    let Some(mut server) = NatsServer::start("lagged") else {
+        return;
+    };
+    let js = jetstream(&server).await;
+    let site = Site::new("madrid").unwrap();
+    ensure_stream(&js, &site, &StreamLimits::default())
+        .await
+        .unwrap();
+    let publisher = EventPublisher::new(js.clone(), site.clone());
+    let switch = centre();
+    // A small subscriber buffer, so that a publisher held up by the server falls behind.
+    let device = DeviceId::new("PJSIP/1001").unwrap();
+    let alice = Session::builder(
+        Arc::new(switch.connector(device.clone())),
+        AgentId::new("alice").unwrap(),
+        device,
+    )
+    .event_capacity(4)
+    .start()
+    .await
+    .unwrap();
+    let feed = publisher.follow(alice.clone(), Timestamp::now());
+    alice.login().await.unwrap();
+    let before = alice.snapshot().seq;
+    assert!(feed.published(before, WAIT).await);
+
+    // The server goes away while the line makes far more events than the buffer holds.
+    server.stop();
+    work(&alice, 10).await;
+    let lagged_at = alice.snapshot().seq;
+    server.restart();
+    // Then a little more, after the snapshot.
+    work(&alice, 1).await;
+    let last = alice.snapshot().seq;
+    assert!(
+        feed.published(last, WAIT).await,
+        "published up to {last} after the lag"
+    );
+
+    let mut follower = Follower::durable(&js, &site, "lagged", FollowFilter::Site)
+        .await
+        .unwrap();
+    // The line as followers get it: events in order with no gap, except where a snapshot
+    // stands in for skipped ones (one or more: the publisher may fall behind again
+    // while it catches up); after a snapshot, the events that follow it, once.
+    let mut covered = 0u64;
+    let mut snapshots = Vec::new();
+    loop {
+        let next = tokio::time::timeout(WAIT, follower.next())
+            .await
+            .expect("a message in time")
+            .expect("the follower goes on")
+            .expect("a message that decodes");
+        match next.message {
+            LineMessage::Snapshot(snapshot) => {
+                assert!(
+                    snapshot.seq > covered && snapshot.seq <= last,
+                    "a snapshot ahead of what came before: {} after {covered}",
+                    snapshot.seq
+                );
+                covered = snapshot.seq;
+                snapshots.push(snapshot.seq);
+            }
+            LineMessage::Event(event) => {
+                if covered > 0 {
+                    assert_eq!(event.seq, covered + 1, "no gap, no repeat");
+                }
+                covered = event.seq;
+            }
+            other => panic!("{other:?}"),
+        }
+        if covered == last {
+            break;
+        }
+    }
+    assert!(
+        snapshots
+            .first()
+            .is_some_and(|&s| s > before && s <= lagged_at),
+        "a snapshot where events were skipped: {snapshots:?} (events {before}..={lagged_at})"
+    );
+    nothing_more(&mut follower).await;
+}
