@@ -17,12 +17,9 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod harness;
+
+use harness::env_or;
 
 fn main() {
     if std::env::var("OPENCTI_LOAD_SERVER").is_ok() {

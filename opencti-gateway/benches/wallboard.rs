@@ -20,12 +20,9 @@ use futures::{SinkExt, StreamExt};
 use opencti_core::{DesktopInterface, DesktopInterfaceExt, Event};
 use tokio_tungstenite::tungstenite::Message;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod harness;
+
+use harness::env_or;
 
 fn main() {
     if std::env::var("OPENCTI_WALL_SERVER").is_ok() {

@@ -35,19 +35,26 @@ async fn centre() -> Centre {
         .build()
         .unwrap();
     let start = switch.now();
-    let board = QueueBoard::new(
-        QueueStats::new(start).with_queue(QueueId::new("sales").unwrap(), Duration::from_secs(20)),
-        start,
-    );
-    board.feed_stamped(switch.queue_events());
+    let stats =
+        QueueStats::new(start).with_queue(QueueId::new("sales").unwrap(), Duration::from_secs(20));
+    serve(switch, Some(stats)).await
+}
+
+/// The gateway on `switch`, with a queue board over `stats` following the switch's
+/// queues, or with none (a phone system that reports no queues).
+async fn serve(switch: SimSwitch, stats: Option<QueueStats>) -> Centre {
     let tokens = TokenTable::new();
-    let gateway = Gateway::with_crm(
+    let mut gateway = Gateway::with_crm(
         Arc::new(tokens.clone()),
         Arc::new(SimSessions::new(switch.clone())),
         Limits::default(),
         Arc::new(NoCrm),
-    )
-    .with_queue_board(board);
+    );
+    if let Some(stats) = stats {
+        let board = QueueBoard::new(stats, switch.now());
+        board.feed_stamped(switch.queue_events());
+        gateway = gateway.with_queue_board(board);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     let served = gateway.clone();
@@ -399,30 +406,17 @@ async fn without_queue_figures_a_supervisor_gets_none_rather_than_zeros() {
         .agent("alice", "1001", &["sales"])
         .build()
         .unwrap();
-    let tokens = TokenTable::new();
     // A phone system that reports no queues (a SIP registrar): no board.
-    let gateway = Gateway::with_crm(
-        Arc::new(tokens.clone()),
-        Arc::new(SimSessions::new(switch)),
-        Limits::default(),
-        Arc::new(NoCrm),
-    );
-    gateway.session(&grant("alice", "1001")).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(async move { gateway.serve(listener).await });
-    let token = tokens
-        .issue_grant(
-            Grant::supervisor(AgentId::new("sam").unwrap(), DeviceId::new("1009").unwrap()),
-            None,
-        )
+    let centre = serve(switch, None).await;
+    centre
+        .gateway
+        .session(&grant("alice", "1001"))
+        .await
         .unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    send(&mut ws, json!({"auth": {"token": token.expose()}})).await;
-    let whole = until(&mut ws, |m| m.get("centre").is_some()).await;
-    assert!(whole["centre"]["queues"].is_null(), "{whole}");
-    assert_eq!(whole["centre"]["history"], json!([]));
-    assert_eq!(whole["centre"]["agents"][0]["agent"], "alice");
+    let (_ws, whole) = centre.supervisor().await;
+    assert!(whole["queues"].is_null(), "{whole}");
+    assert_eq!(whole["history"], json!([]));
+    assert_eq!(whole["agents"][0]["agent"], "alice");
 }
 
 #[tokio::test]
@@ -434,23 +428,8 @@ async fn an_agent_sees_how_many_wait_in_their_own_queues_only() {
         .agent("carol", "1003", &["support"])
         .build()
         .unwrap();
-    let start = switch.now();
-    let board = QueueBoard::new(QueueStats::new(start), start);
-    board.feed_stamped(switch.queue_events());
-    let tokens = TokenTable::new();
-    let gateway = Gateway::with_crm(
-        Arc::new(tokens.clone()),
-        Arc::new(SimSessions::new(switch.clone())),
-        Limits::default(),
-        Arc::new(NoCrm),
-    )
-    .with_queue_board(board);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(async move { gateway.serve(listener).await });
-    let token = tokens.issue_grant(grant("alice", "1001"), None).unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    send(&mut ws, json!({"auth": {"token": token.expose()}})).await;
+    let centre = serve(switch.clone(), Some(QueueStats::new(switch.now()))).await;
+    let mut ws = centre.connect(grant("alice", "1001")).await;
     let first = until(&mut ws, |_| true).await;
     assert!(
         first.get("snapshot").is_some(),
