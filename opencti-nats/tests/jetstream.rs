@@ -51,6 +51,17 @@ async fn jetstream(server: &NatsServer) -> jetstream::Context {
     jetstream::new(client)
 }
 
+/// A connection to `server`, site `name` with its stream, and a publisher for it.
+async fn site_on(server: &NatsServer, name: &str) -> (jetstream::Context, Site, EventPublisher) {
+    let js = jetstream(server).await;
+    let site = Site::new(name).unwrap();
+    ensure_stream(&js, &site, &StreamLimits::default())
+        .await
+        .unwrap();
+    let publisher = EventPublisher::new(js.clone(), site.clone());
+    (js, site, publisher)
+}
+
 /// Some agent-state changes: a handful of events on the line.
 async fn work(session: &Session, rounds: usize) {
     for round in 0..rounds {
@@ -199,12 +210,7 @@ async fn a_durable_follower_resumes_after_the_last_message_it_took() {
     let Some(server) = NatsServer::start("resume") else {
         return;
     };
-    let js = jetstream(&server).await;
-    let site = Site::new("lyon").unwrap();
-    ensure_stream(&js, &site, &StreamLimits::default())
-        .await
-        .unwrap();
-    let publisher = EventPublisher::new(js.clone(), site.clone());
+    let (js, site, publisher) = site_on(&server, "lyon").await;
     let switch = centre();
     let alice = session(&switch, "alice", "PJSIP/1001").await;
     // Publishing starts with the events after the session's start-up ones.
@@ -249,12 +255,7 @@ async fn a_message_that_does_not_decode_is_reported_once_and_skipped() {
     let Some(server) = NatsServer::start("bad-message") else {
         return;
     };
-    let js = jetstream(&server).await;
-    let site = Site::new("nice").unwrap();
-    ensure_stream(&js, &site, &StreamLimits::default())
-        .await
-        .unwrap();
-    let publisher = EventPublisher::new(js.clone(), site.clone());
+    let (js, site, publisher) = site_on(&server, "nice").await;
     let switch = centre();
     let alice = session(&switch, "alice", "PJSIP/1001").await;
     let mut events = alice.subscribe();
@@ -303,12 +304,7 @@ async fn a_publisher_rides_out_a_server_restart_without_duplicates() {
     let Some(mut server) = NatsServer::start("restart") else {
         return;
     };
-    let js = jetstream(&server).await;
-    let site = Site::new("berlin").unwrap();
-    ensure_stream(&js, &site, &StreamLimits::default())
-        .await
-        .unwrap();
-    let publisher = EventPublisher::new(js.clone(), site.clone());
+    let (js, site, publisher) = site_on(&server, "berlin").await;
     let switch = centre();
     let alice = session(&switch, "alice", "PJSIP/1001").await;
     let mut alice_seen = alice.subscribe();
@@ -363,12 +359,7 @@ async fn a_publisher_that_fell_behind_publishes_the_snapshot_then_goes_on() {
     let Some(mut server) = NatsServer::start("lagged") else {
         return;
     };
-    let js = jetstream(&server).await;
-    let site = Site::new("madrid").unwrap();
-    ensure_stream(&js, &site, &StreamLimits::default())
-        .await
-        .unwrap();
-    let publisher = EventPublisher::new(js.clone(), site.clone());
+    let (js, site, publisher) = site_on(&server, "madrid").await;
     let switch = centre();
     // A small subscriber buffer, so that a publisher held up by the server falls behind.
     let device = DeviceId::new("PJSIP/1001").unwrap();
