@@ -194,13 +194,14 @@ impl AmiSessions {
 
 #[async_trait::async_trait]
 impl opencti_gateway::SessionFactory for AmiSessions {
-    async fn start(&self, grant: &opencti_gateway::Grant) -> Result<Session> {
+    async fn start(&self, grant: &opencti_gateway::Grant) -> Result<opencti_gateway::AgentLine> {
         let mut config = self.config.clone();
         config.device = Some(grant.device.as_str().to_string());
         let connector = Arc::new(AmiConnector::new(config)?);
-        Session::builder(connector, grant.agent.clone(), grant.device.clone())
+        let session = Session::builder(connector, grant.agent.clone(), grant.device.clone())
             .start()
-            .await
+            .await?;
+        Ok(Arc::new(session))
     }
 }
 

@@ -3,6 +3,8 @@
 
 use futures::StreamExt;
 use opencti_core::protocol::{self, ServerMessage};
+use std::sync::Arc;
+
 use opencti_core::Session;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -20,7 +22,7 @@ pub(crate) async fn serve(
     let requests = read_lines(input)
         .take_while(|line| std::future::ready(line.is_ok()))
         .filter_map(|line| std::future::ready(line.ok()));
-    protocol::serve_connection(&session, Box::pin(requests), outbox).await;
+    protocol::serve_connection(Arc::new(session.clone()), Box::pin(requests), outbox).await;
     let _ = session.stop().await;
     // Replies still in flight hold the outbox open for a moment; then the writer ends.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;

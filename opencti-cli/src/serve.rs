@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 use opencti_core::queue::{QueueBoard, QueueStats, DEFAULT_THRESHOLD};
-use opencti_core::{
-    AgentId, DeviceId, Error, ErrorKind, QueueId, Result, Session, SharedLink, Timestamp,
-};
+use opencti_core::{AgentId, DeviceId, Error, ErrorKind, QueueId, Result, SharedLink, Timestamp};
 use opencti_gateway::{
-    Crm, Gateway, Grant, Limits, NoCrm, Security, SessionFactory, SignIn, SimSessions, SqliteCrm,
-    Tls, TokenTable,
+    AgentLine, Crm, Gateway, Grant, Limits, NoCrm, Security, SessionFactory, SignIn, SimSessions,
+    SqliteCrm, Tls, TokenTable,
 };
 
 use crate::deployment::{Deployment, PhoneAnswers, PhoneSystem, SignedIn};
@@ -60,7 +58,7 @@ struct AsteriskSessions {
 
 #[async_trait::async_trait]
 impl SessionFactory for AsteriskSessions {
-    async fn start(&self, grant: &Grant) -> Result<Session> {
+    async fn start(&self, grant: &Grant) -> Result<AgentLine> {
         self.sessions.start(grant).await
     }
 
@@ -82,11 +80,13 @@ impl SessionFactory for AsteriskSessions {
 
 #[async_trait::async_trait]
 impl SessionFactory for LinkSessions {
-    async fn start(&self, grant: &Grant) -> Result<Session> {
-        self.0
+    async fn start(&self, grant: &Grant) -> Result<AgentLine> {
+        let session = self
+            .0
             .session(grant.agent.clone(), grant.device.clone())
             .start()
-            .await
+            .await?;
+        Ok(Arc::new(session))
     }
 }
 

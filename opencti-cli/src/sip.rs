@@ -200,7 +200,7 @@ impl SipSessions {
 
 #[async_trait::async_trait]
 impl opencti_gateway::SessionFactory for SipSessions {
-    async fn start(&self, _grant: &opencti_gateway::Grant) -> Result<Session> {
-        start(&self.args).await
+    async fn start(&self, _grant: &opencti_gateway::Grant) -> Result<opencti_gateway::AgentLine> {
+        Ok(std::sync::Arc::new(start(&self.args).await?))
     }
 }

@@ -162,3 +162,28 @@ pub trait DesktopInterfaceExt: DesktopInterface {
 }
 
 impl<T: DesktopInterface + ?Sized> DesktopInterfaceExt for T {}
+
+/// A shared desktop is a desktop: `Arc<dyn DesktopInterface>` (or an `Arc` of any
+/// implementation) goes wherever one is taken by value.
+#[async_trait]
+impl<T: DesktopInterface + ?Sized> DesktopInterface for std::sync::Arc<T> {
+    async fn execute(&self, command: Command) -> Result<Confirmation> {
+        (**self).execute(command).await
+    }
+
+    fn subscribe(&self) -> EventStream {
+        (**self).subscribe()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        (**self).snapshot()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+
+    fn allowed_commands(&self, call: Option<&CallId>) -> CommandSet {
+        (**self).allowed_commands(call)
+    }
+}

@@ -26,7 +26,9 @@ pub mod session;
 
 mod connector;
 mod desktop;
+mod line_access;
 mod link;
+mod replica;
 
 pub use agent::{AgentState, ChosenState};
 pub use call::{Call, CallRole, CallState, Cause, Direction, Party};
@@ -37,8 +39,10 @@ pub use desktop::{DesktopInterface, DesktopInterfaceExt};
 pub use error::{Error, ErrorBody, ErrorKind, Result};
 pub use event::{Event, EventEnvelope, ResyncChanges};
 pub use ids::{AgentId, CallId, CommandId, DeviceId, PartyId, QueueId};
+pub use line_access::LineAccess;
 pub use link::{one_line, LinkStatus, SharedLink, SwitchLink};
 pub use monitor::MonitorMode;
+pub use replica::{Offered, Replica};
 pub use secret::Secret;
 pub use session::{
     Confirmation, EventSink, EventStream, PendingCommand, Rejected, Session, SessionBuilder,

@@ -25,6 +25,8 @@
 //! in any order. A line that is not
 //! a valid request gets a reply with the error, and with the id when one could be read.
 
+use std::sync::Arc;
+
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -35,7 +37,8 @@ use crate::desktop::DesktopInterface;
 use crate::error::ErrorBody;
 use crate::event::{Event, EventEnvelope};
 use crate::ids::{CallId, CommandId};
-use crate::session::{PendingCommand, Session};
+use crate::line_access::LineAccess;
+use crate::session::PendingCommand;
 use crate::snapshot::Snapshot;
 use crate::text::{no_control, validated_text};
 use crate::{Error, ErrorKind};
@@ -212,9 +215,9 @@ impl Waiting {
 /// handed to the switch at once, so requests take effect in the order they arrive;
 /// confirmations are then awaited separately, so one slow command does not hold up the
 /// next.
-pub async fn start(session: &Session, request: ClientRequest) -> Started {
+pub async fn start(line: &dyn LineAccess, request: ClientRequest) -> Started {
     match request.body {
-        RequestBody::Command(command) => match session.submit(command).await {
+        RequestBody::Command(command) => match line.submit(command).await {
             Ok(pending) => Started::Waiting(Waiting {
                 id: request.id,
                 pending,
@@ -224,7 +227,7 @@ pub async fn start(session: &Session, request: ClientRequest) -> Started {
                 outcome: ReplyOutcome::Error(error.to_body()),
             }),
         },
-        RequestBody::Query(_) => Started::Replied(handle(session, request).await),
+        RequestBody::Query(_) => Started::Replied(handle(line, request).await),
     }
 }
 
@@ -232,18 +235,20 @@ pub async fn start(session: &Session, request: ClientRequest) -> Started {
 /// snapshot stands in for the skipped ones).
 pub const OUTBOX: usize = 1024;
 
-/// Serves one client connection on `session`, whatever the transport: each item of
-/// `requests` is one request's text; every message for the client goes into `outbox`.
+/// Serves one client connection on a line's session (in this process or reached through
+/// a transport), whatever carries the connection: each item of `requests` is one
+/// request's text; every message for the client goes into `outbox`.
 ///
-/// The client gets a snapshot first, then every event, the replies (each after the event
-/// that confirmed its command), and a fresh snapshot after each resynchronisation or lag.
-/// Returns when `requests` ends or the outbox closes; the session is left running.
+/// The client gets a snapshot first, then every event after it, the replies (each after
+/// the event that confirmed its command), and a fresh snapshot after each
+/// resynchronisation or lag; no event the client already has through a snapshot is sent
+/// again. Returns when `requests` ends or the outbox closes; the session is left running.
 pub async fn serve_connection(
-    session: &Session,
+    line: Arc<dyn LineAccess>,
     mut requests: impl Stream<Item = String> + Unpin,
     outbox: mpsc::Sender<ServerMessage>,
 ) {
-    let (snapshot, mut events) = session.snapshot_and_subscribe();
+    let (snapshot, mut events) = line.snapshot_and_subscribe();
     // The seq of the last event handed to the client (or covered by a snapshot handed
     // over): a command's reply waits until its confirming event went first.
     let (written, written_rx) = watch::channel(snapshot.seq);
@@ -255,11 +260,15 @@ pub async fn serve_connection(
         return;
     }
     let events_out = outbox.clone();
-    let events_session = session.clone();
+    let events_line = line.clone();
     let forward = tokio::spawn(async move {
         while let Some(item) = events.next().await {
             let snapshot = match item {
                 Ok(event) => {
+                    // Held by the last snapshot sent (taken after the event was queued).
+                    if event.seq <= *written.borrow() {
+                        continue;
+                    }
                     let resynced = matches!(event.event, Event::Resynced { .. });
                     let seq = event.seq;
                     if events_out
@@ -273,9 +282,9 @@ pub async fn serve_connection(
                     if !resynced {
                         continue;
                     }
-                    events_session.snapshot()
+                    events_line.snapshot()
                 }
-                Err(e) if e.kind() == ErrorKind::Lagged => events_session.snapshot(),
+                Err(e) if e.kind() == ErrorKind::Lagged => events_line.snapshot(),
                 Err(_) => return,
             };
             let seq = snapshot.seq;
@@ -304,7 +313,7 @@ pub async fn serve_connection(
                 continue;
             }
         };
-        match start(session, request).await {
+        match start(line.as_ref(), request).await {
             Started::Replied(reply) => {
                 let _ = outbox.send(ServerMessage::Reply(reply)).await;
             }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use opencti_core::{
-    AgentId, AgentState, CallId, Command, DeviceId, Direction, Event, Result, Session, Timestamp,
+    AgentId, AgentState, CallId, Command, DeviceId, Direction, Event, Result, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -118,7 +118,11 @@ struct Open {
 }
 
 /// Watches one agent's session for as long as it runs: screen pops out, call log in.
-pub(crate) fn watch(session: Session, crm: Arc<dyn Crm>, pops: broadcast::Sender<Arc<ScreenPop>>) {
+pub(crate) fn watch(
+    session: crate::sessions::AgentLine,
+    crm: Arc<dyn Crm>,
+    pops: broadcast::Sender<Arc<ScreenPop>>,
+) {
     let mut events = opencti_core::DesktopInterface::subscribe(&session);
     let mut commands = session.subscribe_commands();
     let snapshot = opencti_core::DesktopInterface::snapshot(&session);

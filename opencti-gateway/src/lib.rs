@@ -32,7 +32,7 @@ pub use limits::Limits;
 pub use opencti_core::MonitorMode;
 pub use router::Gateway;
 pub use security::Security;
-pub use sessions::{SessionFactory, SimSessions};
+pub use sessions::{AgentLine, SessionFactory, SimSessions};
 pub use sign_in::{
     SignIn, FAILURE_WINDOW, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_ADDRESS, MAX_SIGN_IN_BYTES,
 };

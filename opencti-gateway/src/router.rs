@@ -159,7 +159,7 @@ impl Gateway {
     /// to start every agent's session before anyone signs in, so that supervisors see
     /// them all, or to drive an agent from code. Refused as `unauthorized` for a
     /// supervisor's grant, which has no desk.
-    pub async fn session(&self, grant: &Grant) -> opencti_core::Result<opencti_core::Session> {
+    pub async fn session(&self, grant: &Grant) -> opencti_core::Result<crate::AgentLine> {
         if grant.role != Role::Agent {
             return Err(opencti_core::Error::new(
                 opencti_core::ErrorKind::Unauthorized,

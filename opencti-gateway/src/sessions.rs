@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use opencti_core::queue::QueueBoard;
-use opencti_core::{AgentId, Error, ErrorKind, MonitorMode, Result, Session, Snapshot};
+use opencti_core::{AgentId, Error, ErrorKind, LineAccess, MonitorMode, Result, Session, Snapshot};
 use tokio::sync::{broadcast, Mutex};
 
 use crate::auth::Grant;
@@ -15,12 +15,17 @@ use crate::crm::{Crm, ScreenPop};
 /// everything again.
 const ROSTER_BUFFER: usize = 4096;
 
+/// One agent's line as the gateway serves it: a [`Session`] in this process, or a session
+/// that runs elsewhere reached through a transport (see [`LineAccess`]).
+pub type AgentLine = Arc<dyn LineAccess>;
+
 /// Starts the session for a grant: whatever connector the integrator chose (the
-/// simulator, Asterisk, SIP, their own).
+/// simulator, Asterisk, SIP, their own), in this process or, through a transport, in
+/// another one.
 #[async_trait]
 pub trait SessionFactory: Send + Sync {
-    /// A started session for `grant`'s agent at its device.
-    async fn start(&self, grant: &Grant) -> Result<Session>;
+    /// The started session for `grant`'s agent at its device.
+    async fn start(&self, grant: &Grant) -> Result<AgentLine>;
 
     /// Whether [`monitor`](SessionFactory::monitor) can work here: supervisors are
     /// offered listening in only where it does. The default says no.
@@ -46,7 +51,7 @@ pub trait SessionFactory: Send + Sync {
 /// One agent's session, and the screen pops for its browsers.
 #[derive(Clone)]
 pub(crate) struct AgentSession {
-    pub(crate) session: Session,
+    pub(crate) session: AgentLine,
     pub(crate) pops: tokio::sync::broadcast::Sender<Arc<ScreenPop>>,
 }
 
@@ -94,7 +99,7 @@ impl Sessions {
     }
 
     /// The session of `agent`, if it has one here.
-    pub(crate) async fn of_agent(&self, agent: &AgentId) -> Option<Session> {
+    pub(crate) async fn of_agent(&self, agent: &AgentId) -> Option<AgentLine> {
         let started = self.started.lock().await;
         started
             .iter()
@@ -134,7 +139,7 @@ impl Sessions {
 }
 
 /// Publishes the session's snapshot after each of its events (and once now).
-fn publish_changes(session: &Session, roster: broadcast::Sender<Arc<Snapshot>>) {
+fn publish_changes(session: &AgentLine, roster: broadcast::Sender<Arc<Snapshot>>) {
     use futures::StreamExt;
     let mut events = opencti_core::DesktopInterface::subscribe(session);
     let session = session.clone();
@@ -153,7 +158,7 @@ fn publish_changes(session: &Session, roster: broadcast::Sender<Arc<Snapshot>>) 
 }
 
 /// Logs the session's link going down, coming up and the resync after it.
-fn log_links(session: &Session, grant: Grant) {
+fn log_links(session: &AgentLine, grant: Grant) {
     use futures::StreamExt;
     use opencti_core::Event;
     let mut events = opencti_core::DesktopInterface::subscribe(session);
@@ -190,10 +195,11 @@ impl SimSessions {
 
 #[async_trait]
 impl SessionFactory for SimSessions {
-    async fn start(&self, grant: &Grant) -> Result<Session> {
+    async fn start(&self, grant: &Grant) -> Result<AgentLine> {
         let connector = Arc::new(self.switch.connector(grant.device.clone()));
-        Session::builder(connector, grant.agent.clone(), grant.device.clone())
+        let session = Session::builder(connector, grant.agent.clone(), grant.device.clone())
             .start()
-            .await
+            .await?;
+        Ok(Arc::new(session))
     }
 }

@@ -245,7 +245,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: Option<S
             }
         }
     });
-    protocol::serve_connection(&desk.session, Box::pin(requests), outbox).await;
+    protocol::serve_connection(desk.session.clone(), Box::pin(requests), outbox).await;
     tracing::info!(?peer, agent = %grant.agent, "desktop disconnected");
     let close = fatal.lock().unwrap_or_else(|e| e.into_inner()).take();
     match close {

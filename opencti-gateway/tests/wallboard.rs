@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use opencti_core::queue::{QueueBoard, QueueStats};
-use opencti_core::{
-    AgentId, DesktopInterface, DesktopInterfaceExt, DeviceId, Event, QueueId, Session,
-};
+use opencti_core::{AgentId, DesktopInterface, DesktopInterfaceExt, DeviceId, Event, QueueId};
 use opencti_gateway::{Gateway, Grant, Limits, NoCrm, SimSessions, TokenTable};
 use opencti_sim::{QueueCounts, SimSwitch};
 use serde_json::{json, Value};
@@ -48,7 +46,11 @@ fn scaled(secs: u64) -> Duration {
 
 /// Answers most calls after a few (scaled) seconds, lets some ring out, and is ready
 /// again soon after the switch made them not ready for it, until `stop` is set.
-fn agent_at_work(session: Session, seed: u64, stop: Arc<std::sync::atomic::AtomicBool>) {
+fn agent_at_work(
+    session: opencti_gateway::AgentLine,
+    seed: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
     tokio::spawn(async move {
         let mut dice = Dice(seed);
         let mut events = session.subscribe();

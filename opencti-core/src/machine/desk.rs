@@ -83,6 +83,23 @@ impl Desk {
         }
     }
 
+    /// A desk holding `snapshot`'s state, for a copy of a line kept away from its
+    /// session (see [`Replica`](crate::Replica)): the agent's state, the calls and the
+    /// link as the snapshot has them, with `capabilities` as the session reported them.
+    pub fn from_snapshot(snapshot: &Snapshot, capabilities: Capabilities) -> Self {
+        let mut desk = Desk::new(
+            snapshot.agent.clone(),
+            snapshot.device.clone(),
+            capabilities,
+        );
+        desk.link = snapshot.link;
+        desk.agent = snapshot.agent_state.clone();
+        desk.agent_since = snapshot.agent_state_since;
+        desk.calls = snapshot.calls.clone();
+        desk.acd_in_period = desk.calls.iter().any(Call::is_acd);
+        desk
+    }
+
     /// The agent's id.
     pub fn agent_id(&self) -> &AgentId {
         &self.agent_id

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch, Notify};
 
 use crate::capabilities::Capabilities;
@@ -53,7 +53,7 @@ impl Confirmation {
 }
 
 /// A command the session checked and handed to the switch, as observers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptedCommand {
     /// The command's id: events that confirm it carry it.
     pub id: CommandId,
@@ -193,8 +193,10 @@ impl Session {
         }
         Ok(PendingCommand {
             id,
-            outcome,
-            shared: self.shared.clone(),
+            outcome: Outcome::Local {
+                receiver: outcome,
+                shared: self.shared.clone(),
+            },
         })
     }
 
@@ -244,11 +246,35 @@ impl Session {
 #[must_use = "a pending command does nothing unless its outcome is awaited"]
 pub struct PendingCommand {
     id: CommandId,
-    outcome: tokio::sync::oneshot::Receiver<Result<Confirmation>>,
-    shared: Arc<Shared>,
+    outcome: Outcome,
+}
+
+/// Where a pending command's outcome comes from.
+enum Outcome {
+    /// This process's session: its engine resolves the command.
+    Local {
+        receiver: tokio::sync::oneshot::Receiver<Result<Confirmation>>,
+        shared: Arc<Shared>,
+    },
+    /// A session in another process, reached through a transport that resolves the
+    /// future (and bounds its wait) itself.
+    Elsewhere(futures::future::BoxFuture<'static, Result<Confirmation>>),
 }
 
 impl PendingCommand {
+    /// A command that a session in another process accepted as `id`; `outcome` resolves
+    /// to what that session answered. For transports that serve a line away from its
+    /// session: the outcome must end on its own (a timeout, a lost connection).
+    pub fn elsewhere(
+        id: CommandId,
+        outcome: impl std::future::Future<Output = Result<Confirmation>> + Send + 'static,
+    ) -> Self {
+        PendingCommand {
+            id,
+            outcome: Outcome::Elsewhere(Box::pin(outcome)),
+        }
+    }
+
     /// The command's id; the confirming event will carry it.
     pub fn id(&self) -> CommandId {
         self.id
@@ -256,12 +282,16 @@ impl PendingCommand {
 
     /// Waits for the confirmation, at most the session's command timeout.
     pub async fn confirmed(self) -> Result<Confirmation> {
-        let timeout = self.shared.command_timeout;
-        match tokio::time::timeout(timeout, self.outcome).await {
+        let (receiver, shared) = match self.outcome {
+            Outcome::Local { receiver, shared } => (receiver, shared),
+            Outcome::Elsewhere(outcome) => return outcome.await,
+        };
+        let timeout = shared.command_timeout;
+        match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(Error::new(ErrorKind::Closed, "the session has shut down")),
             Err(_) => {
-                self.shared.engine().forget(self.id);
+                shared.engine().forget(self.id);
                 Err(Error::new(
                     ErrorKind::Timeout,
                     format!(

@@ -27,6 +27,10 @@ impl EventStream {
             inner: following(receiver),
         }
     }
+
+    pub(crate) fn from_boxed(inner: BoxStream<'static, Result<Arc<EventEnvelope>>>) -> Self {
+        EventStream { inner }
+    }
 }
 
 /// A broadcast receiver as a stream that says how much it skipped when it fell behind.
