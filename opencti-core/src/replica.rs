@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::capabilities::Capabilities;
 use crate::command::CommandSet;
@@ -55,6 +55,8 @@ pub struct Replica {
 struct Shared {
     state: Mutex<State>,
     events: broadcast::Sender<Item>,
+    /// The copy's `seq`, for those waiting until it holds an event.
+    seq: watch::Sender<u64>,
 }
 
 struct State {
@@ -94,6 +96,7 @@ impl Replica {
                     seq,
                 }),
                 events: broadcast::channel(capacity.max(1)).0,
+                seq: watch::channel(seq).0,
             }),
         }
     }
@@ -135,6 +138,7 @@ impl Replica {
         desk.stamp(&envelope.event, envelope.at);
         state.desk = desk;
         state.seq = envelope.seq;
+        self.shared.seq.send_replace(state.seq);
         let _ = self
             .shared
             .events
@@ -149,6 +153,7 @@ impl Replica {
         let capabilities = capabilities.unwrap_or(*state.desk.capabilities());
         state.desk = Desk::from_snapshot(&snapshot, capabilities);
         state.seq = snapshot.seq;
+        self.shared.seq.send_replace(state.seq);
         let _ = self
             .shared
             .events
@@ -158,6 +163,13 @@ impl Replica {
     /// The `seq` of the last event the copy holds.
     pub fn seq(&self) -> u64 {
         self.state().seq
+    }
+
+    /// Resolves once the copy holds event `seq` (at once if it does).
+    pub async fn holds(&self, seq: u64) {
+        let mut seqs = self.shared.seq.subscribe();
+        // The sender lives as long as this replica: the wait ends only by holding `seq`.
+        let _ = seqs.wait_for(|&held| held >= seq).await;
     }
 
     /// The copy's state.

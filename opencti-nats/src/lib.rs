@@ -5,13 +5,18 @@
 
 mod follow;
 mod publish;
+mod remote;
+mod service;
 mod stream;
 mod subject;
+mod wire;
 
 pub use follow::{FollowFilter, Followed, Follower, LineMessage};
 pub use publish::{
     EventPublisher, LineFeed, Published, RetryPolicy, KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT,
 };
+pub use remote::{RemoteLine, ANSWER_TIMEOUT, OUTCOME_TIMEOUT};
+pub use service::{LineService, ServedLine, KIND_COMMAND};
 pub use stream::{ensure_stream, StreamLimits};
 pub use subject::{decode_token, encode_token, Site};
 

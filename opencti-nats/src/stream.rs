@@ -36,12 +36,13 @@ impl Default for StreamLimits {
 
 impl StreamLimits {
     /// The JetStream configuration of `site`'s stream: `OPENCTI_<site>` over
-    /// `opencti.<site>.>`, file storage, discard old.
+    /// the site's events, accepted commands and queues
+    /// ([`Site::stream_subjects`]), file storage, discard old.
     pub fn stream_config(&self, site: &Site) -> stream::Config {
         stream::Config {
             name: site.stream_name(),
             description: Some(format!("opencti: the events of site {site}")),
-            subjects: vec![site.all_subjects()],
+            subjects: site.stream_subjects(),
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             discard: stream::DiscardPolicy::Old,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result, Timestamp};
+use opencti_core::{AgentId, CommandId, DeviceId, Error, ErrorKind, Result, Timestamp};
 
 /// The first token of every opencti subject.
 const ROOT: &str = "opencti";
@@ -37,9 +37,16 @@ impl Site {
         format!("OPENCTI_{}", self.0)
     }
 
-    /// Every subject of the site: `opencti.<site>.>`.
-    pub fn all_subjects(&self) -> String {
-        format!("{ROOT}.{}.>", self.0)
+    /// The subjects the site's stream keeps: every line's events
+    /// (`opencti.<site>.events.>`), every accepted command (`opencti.<site>.commands.>`)
+    /// and the queues' events (`opencti.<site>.queues`). Requests to a line
+    /// (`opencti.<site>.requests.>`) are answered at once and not kept.
+    pub fn stream_subjects(&self) -> Vec<String> {
+        vec![
+            self.all_events(),
+            format!("{ROOT}.{}.commands.>", self.0),
+            self.queues(),
+        ]
     }
 
     /// Every line's events: `opencti.<site>.events.>`.
@@ -59,8 +66,25 @@ impl Site {
     /// One line's events: `opencti.<site>.events.<agent>.<device>`, both ids encoded with
     /// [`encode_token`].
     pub fn line_events(&self, agent: &AgentId, device: &DeviceId) -> String {
+        self.line_subject("events", agent, device)
+    }
+
+    /// Requests to the session of one line (its snapshot, a command):
+    /// `opencti.<site>.requests.<agent>.<device>`, answered by the link service that runs
+    /// it.
+    pub fn line_requests(&self, agent: &AgentId, device: &DeviceId) -> String {
+        self.line_subject("requests", agent, device)
+    }
+
+    /// The commands one line's session accepted:
+    /// `opencti.<site>.commands.<agent>.<device>`.
+    pub fn line_commands(&self, agent: &AgentId, device: &DeviceId) -> String {
+        self.line_subject("commands", agent, device)
+    }
+
+    fn line_subject(&self, kind: &str, agent: &AgentId, device: &DeviceId) -> String {
         format!(
-            "{ROOT}.{}.events.{}.{}",
+            "{ROOT}.{}.{kind}.{}.{}",
             self.0,
             encode_token(agent.as_str()),
             encode_token(device.as_str())
@@ -108,13 +132,7 @@ impl Site {
         epoch: Timestamp,
         seq: u64,
     ) -> String {
-        format!(
-            "{}.{}.{}.{}.{seq}",
-            self.0,
-            encode_token(agent.as_str()),
-            encode_token(device.as_str()),
-            epoch.as_micros()
-        )
+        format!("{}.{seq}", self.msg_id_prefix(agent, device, epoch))
     }
 
     /// The `Nats-Msg-Id` of a line's snapshot taken at `seq`:
@@ -127,7 +145,29 @@ impl Site {
         seq: u64,
     ) -> String {
         format!(
-            "{}.{}.{}.{}.snapshot.{seq}",
+            "{}.snapshot.{seq}",
+            self.msg_id_prefix(agent, device, epoch)
+        )
+    }
+
+    /// The `Nats-Msg-Id` of a command the line's session accepted as `command`:
+    /// `<site>.<agent>.<device>.<epoch>.command.<id>`.
+    pub fn command_msg_id(
+        &self,
+        agent: &AgentId,
+        device: &DeviceId,
+        epoch: Timestamp,
+        command: CommandId,
+    ) -> String {
+        format!(
+            "{}.command.{command}",
+            self.msg_id_prefix(agent, device, epoch)
+        )
+    }
+
+    fn msg_id_prefix(&self, agent: &AgentId, device: &DeviceId, epoch: Timestamp) -> String {
+        format!(
+            "{}.{}.{}.{}",
             self.0,
             encode_token(agent.as_str()),
             encode_token(device.as_str()),
@@ -321,7 +361,14 @@ mod tests {
         let agent = AgentId::new("j.doe").unwrap();
         let device = DeviceId::new("PJSIP/1001").unwrap();
         assert_eq!(site.stream_name(), "OPENCTI_paris");
-        assert_eq!(site.all_subjects(), "opencti.paris.>");
+        assert_eq!(
+            site.stream_subjects(),
+            [
+                "opencti.paris.events.>",
+                "opencti.paris.commands.>",
+                "opencti.paris.queues"
+            ]
+        );
         assert_eq!(site.all_events(), "opencti.paris.events.>");
         assert_eq!(site.agent_events(&agent), "opencti.paris.events.j%2Edoe.*");
         assert_eq!(site.queues(), "opencti.paris.queues");

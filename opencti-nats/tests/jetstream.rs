@@ -426,11 +426,11 @@ async fn a_publisher_that_fell_behind_publishes_the_snapshot_then_goes_on() {
             break;
         }
     }
+    // The publisher takes the snapshot when it notices the lag, after its retry wait:
+    // by then the line may have gone on past `lagged_at`.
     assert!(
-        snapshots
-            .first()
-            .is_some_and(|&s| s > before && s <= lagged_at),
-        "a snapshot where events were skipped: {snapshots:?} (events {before}..={lagged_at})"
+        snapshots.first().is_some_and(|&s| s > before),
+        "a snapshot where events were skipped: {snapshots:?} (events {before}..={lagged_at}, last {last})"
     );
     nothing_more(&mut follower).await;
 }
