@@ -7,7 +7,9 @@ mod ami;
 mod connect;
 mod deployment;
 mod lines;
+mod link;
 mod log;
+mod nats;
 mod panel;
 mod serve;
 mod sim;
@@ -39,6 +41,9 @@ enum Top {
     /// Serve a whole contact centre from a deployment file: every agent signs in with
     /// an id and a password, on one link to the phone system.
     Serve(serve::ServeArgs),
+    /// Run a deployment's link to its phone system as a service: every agent's session,
+    /// served over NATS to the gateways of `opencti serve FILE --nats URL`.
+    Link(link::LinkArgs),
     /// The simulated contact centre: planner figures for a whole day, and staffing
     /// over a range of agent counts.
     Sim {
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
             Top::Connect { backend } => connect::run(backend).await,
             Top::Panel(args) => panel::run(args).await,
             Top::Serve(args) => serve::run(args).await,
+            Top::Link(args) => link::run(args).await,
             Top::Sim { .. } | Top::HashPassword | Top::CheckDeployment { .. } => Ok(()),
             Top::Watch {
                 backend: WatchBackend::Ami(args),

