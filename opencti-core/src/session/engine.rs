@@ -101,6 +101,11 @@ impl Engine {
         self.seq
     }
 
+    /// Numbers the next event `seq + 1`: a session taking a line over from another.
+    pub(super) fn continue_after(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
     /// Checks a command and registers it as pending; returns its id and where its outcome
     /// will arrive.
     pub(super) fn register(

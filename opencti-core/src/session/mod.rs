@@ -179,6 +179,7 @@ impl Session {
             event_capacity: 1024,
             clock_origin: None,
             recorder: None,
+            taken_over: None,
         }
     }
 
@@ -346,9 +347,24 @@ pub struct SessionBuilder {
     event_capacity: usize,
     clock_origin: Option<Timestamp>,
     recorder: Option<Recorder>,
+    taken_over: Option<(Snapshot, String)>,
 }
 
 impl SessionBuilder {
+    /// Takes the line over from a session that ran elsewhere and stopped (a standby link
+    /// service that became the leader): this session starts from `previous`, that
+    /// session's last state as its desktops know it, and numbers its events after
+    /// `previous.seq`, so that those desktops follow on with no gap and no repeat.
+    ///
+    /// Its first event is `link_down` with `reason` (sent even where `previous` already
+    /// had the link down); once the connector is up it reads the switch's state, and
+    /// the `resynced` that follows says what changed meanwhile (calls that ended, calls
+    /// found). `previous` must be of this line.
+    pub fn take_over(mut self, previous: Snapshot, reason: impl Into<String>) -> Self {
+        self.taken_over = Some((previous, reason.into()));
+        self
+    }
+
     /// How long a command may wait for its confirming event (default 10 s).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
@@ -387,11 +403,28 @@ impl SessionBuilder {
     /// switch's state. Must run inside a tokio runtime.
     pub async fn start(self) -> Result<Session> {
         let capabilities = self.connector.capabilities();
-        let desk = Desk::new(
-            self.line.agent.clone(),
-            self.line.device.clone(),
-            capabilities,
-        );
+        let desk = match &self.taken_over {
+            Some((previous, _)) => {
+                if previous.agent != self.line.agent || previous.device != self.line.device {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "cannot take over {} at {} from a session of {} at {}",
+                            self.line.agent, self.line.device, previous.agent, previous.device
+                        ),
+                    ));
+                }
+                // Up as far as this session knows, so that its first event is news.
+                let mut previous = previous.clone();
+                previous.link = crate::snapshot::LinkState::Up;
+                Desk::from_snapshot(&previous, capabilities)
+            }
+            None => Desk::new(
+                self.line.agent.clone(),
+                self.line.device.clone(),
+                capabilities,
+            ),
+        };
         let (events, _) = broadcast::channel(self.event_capacity);
         // Commands are far fewer than events; their observers need a shorter ring.
         let (commands, _) = broadcast::channel(self.event_capacity.clamp(1, 64));
@@ -401,7 +434,7 @@ impl SessionBuilder {
             recorder.header(&self.line, &capabilities);
         }
         let clock = Clock::new(self.clock_origin.unwrap_or_else(Timestamp::now));
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             desk,
             clock,
             events.clone(),
@@ -409,6 +442,9 @@ impl SessionBuilder {
             synced,
             recorder,
         );
+        if let Some((previous, _)) = &self.taken_over {
+            engine.continue_after(previous.seq);
+        }
         let wake_resync = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
@@ -419,6 +455,9 @@ impl SessionBuilder {
             command_timeout: self.command_timeout,
         });
         tokio::spawn(resync::run(Arc::downgrade(&shared), wake_resync));
+        if let Some((_, reason)) = self.taken_over {
+            shared.ingest(Event::LinkDown { reason }, None);
+        }
         let sink = EventSink::new(Arc::downgrade(&shared));
         shared.connector.start(&self.line, sink).await?;
         let waited = tokio::time::timeout(self.start_timeout, synced_rx.wait_for(|s| *s)).await;
