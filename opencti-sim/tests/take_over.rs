@@ -119,7 +119,7 @@ async fn the_first_events_of_a_take_over_are_link_down_then_the_resync() {
         device.clone(),
     )
     .take_over(previous.clone(), "the link service changed")
-    .record(RecordTo::default())
+    .record(RecordTo)
     .start()
     .await
     .unwrap();
@@ -162,7 +162,6 @@ async fn the_first_events_of_a_take_over_are_link_down_then_the_resync() {
 }
 
 /// A recording sink the test reads back: every line written, kept in a static.
-#[derive(Default)]
 struct RecordTo;
 
 static RECORDED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
