@@ -2,11 +2,12 @@
 //! serving every agent's session to the site's gateways over NATS.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result, Timestamp};
-use opencti_gateway::Grant;
-use opencti_nats::LineService;
+use opencti_nats::async_nats::jetstream;
+use opencti_nats::{leader, Lease, LineService};
 
 use crate::deployment::Deployment;
 use crate::nats::{connect, NatsArgs};
@@ -18,6 +19,13 @@ pub(crate) struct LinkArgs {
     file: PathBuf,
     #[command(flatten)]
     nats: NatsArgs,
+    /// This service's name among the site's link services (default: `link-<pid>`).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// How long the leader's lease lasts without renewal, in milliseconds: a standby
+    /// takes over within about 1.25 times this after the leader dies.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    lease_ms: u64,
     /// Log session starts, refusals and link changes on standard error, at this level
     /// and above: error, warn, info, debug or trace (default: no log).
     #[arg(long, value_name = "LEVEL")]
@@ -37,23 +45,58 @@ pub(crate) async fn run(args: LinkArgs) -> Result<()> {
     let deployment =
         Deployment::load(&args.file).map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
     let (client, site) = connect(url, &args.nats.site).await?;
-    let (sessions, _board) = crate::serve::sessions(&deployment).await?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("link-{}", std::process::id()));
+    let jetstream = jetstream::new(client.clone());
+    // One leader per site: the others wait, without touching the phone system.
+    if let Some(leader) = leader(&jetstream, &site).await? {
+        println!("opencti link: {name} stands by for site {site}: {leader} leads");
+    }
+    let lease = Lease::acquire(
+        &jetstream,
+        &site,
+        &name,
+        Duration::from_millis(args.lease_ms),
+    )
+    .await?;
+    let (_, _board, builder) = crate::serve::phone_system(&deployment).await?;
     let service = LineService::new(client, site.clone());
     let mut served = Vec::new();
     for agent in &deployment.agents {
-        let grant = Grant::agent(
+        let (agent, device) = (
             AgentId::new(agent.id.get_ref())?,
             DeviceId::new(agent.device.get_ref())?,
         );
-        let line = sessions.start(&grant).await?;
-        served.push(service.serve(line, Timestamp::now()).await?);
+        // Numbered on from what the site's desks last saw of the line.
+        let previous = service.last_published(&agent, &device).await?;
+        let from = previous.as_ref().map_or(0, |p| p.seq);
+        let mut session = builder(agent, device);
+        if let Some(previous) = previous {
+            session = session.take_over(previous, format!("link service {name} took over"));
+        }
+        let (session, events) = session.start_with_events().await?;
+        served.push(
+            service
+                .serve_events(session, events, from, Timestamp::now())
+                .await?,
+        );
     }
     println!(
-        "opencti link: {} agents on {}, served on {url} as site {site}. Ctrl-C stops.",
+        "opencti link: {} agents on {}, served on {url} as site {site} by {name}. Ctrl-C stops.",
         served.len(),
         deployment.phone_system
     );
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| Error::new(ErrorKind::Other, format!("waiting for Ctrl-C: {e}")))
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => {
+            // Handed over at once rather than when the lease runs out.
+            lease.release().await;
+            stopped.map_err(|e| Error::new(ErrorKind::Other, format!("waiting for Ctrl-C: {e}")))
+        }
+        _ = lease.lost() => Err(Error::new(
+            ErrorKind::LinkDown,
+            format!("{name} lost the lease of site {site}: another link service leads now; stopping"),
+        )),
+    }
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 use opencti_core::queue::{QueueBoard, QueueStats, DEFAULT_THRESHOLD};
-use opencti_core::{AgentId, DeviceId, Error, ErrorKind, QueueId, Result, SharedLink, Timestamp};
+use opencti_core::{
+    AgentId, DeviceId, Error, ErrorKind, QueueId, Result, Session, SessionBuilder, SharedLink,
+    Timestamp,
+};
 use opencti_gateway::{
     AgentLine, Crm, Gateway, Grant, Limits, NoCrm, Security, SessionFactory, SignIn, SimSessions,
     SqliteCrm, Tls, TokenTable,
@@ -92,6 +95,12 @@ impl SessionFactory for LinkSessions {
     }
 }
 
+/// Each line's session on the shared `link`.
+fn line_builder(link: &SharedLink) -> LineBuilder {
+    let link = link.clone();
+    Arc::new(move |agent, device| link.session(agent, device))
+}
+
 fn config_error(message: String) -> Error {
     Error::new(ErrorKind::Config, message)
 }
@@ -117,11 +126,23 @@ fn queue_board(deployment: &Deployment, now: Timestamp) -> Result<QueueBoard> {
     Ok(QueueBoard::new(stats, now))
 }
 
+/// Starts building one line's session on the deployment's phone system.
+pub(crate) type LineBuilder = Arc<dyn Fn(AgentId, DeviceId) -> SessionBuilder + Send + Sync>;
+
 /// The sessions over the deployment's phone system, and its queue figures where the
 /// phone system reports its queues.
 pub(crate) async fn sessions(
     deployment: &Deployment,
 ) -> Result<(Arc<dyn SessionFactory>, Option<QueueBoard>)> {
+    let (sessions, board, _) = phone_system(deployment).await?;
+    Ok((sessions, board))
+}
+
+/// The link to the deployment's phone system: sessions for the gateway, its queue
+/// figures where it reports its queues, and a builder for each line's session.
+pub(crate) async fn phone_system(
+    deployment: &Deployment,
+) -> Result<(Arc<dyn SessionFactory>, Option<QueueBoard>, LineBuilder)> {
     match &deployment.phone_system {
         PhoneSystem::Simulator => {
             // Call ids no earlier run used: the call log keeps every run's calls.
@@ -137,7 +158,13 @@ pub(crate) async fn sessions(
             let switch = builder.build()?;
             let board = queue_board(deployment, switch.now())?;
             board.feed_stamped(switch.queue_events());
-            Ok((Arc::new(SimSessions::new(switch)), Some(board)))
+            let builder: LineBuilder = {
+                let switch = switch.clone();
+                Arc::new(move |agent, device: DeviceId| {
+                    Session::builder(Arc::new(switch.connector(device.clone())), agent, device)
+                })
+            };
+            Ok((Arc::new(SimSessions::new(switch)), Some(board), builder))
         }
         PhoneSystem::Asterisk {
             address,
@@ -177,11 +204,12 @@ pub(crate) async fn sessions(
             }
             let ami = link.clone();
             let link = SharedLink::start(Arc::new(link)).await?;
+            let builder = line_builder(&link);
             let sessions = AsteriskSessions {
                 sessions: LinkSessions(link),
                 ami,
             };
-            Ok((Arc::new(sessions), Some(board)))
+            Ok((Arc::new(sessions), Some(board), builder))
         }
         PhoneSystem::Sip { registrar, domain } => {
             let registrar = registrar.parse().map_err(|_| {
@@ -211,8 +239,9 @@ pub(crate) async fn sessions(
                 link.add_account(DeviceId::new(agent.device.get_ref())?, account)?;
             }
             let link = SharedLink::start(Arc::new(link)).await?;
+            let builder = line_builder(&link);
             // A registrar knows nothing of queues: no queue figures.
-            Ok((Arc::new(LinkSessions(link)), None))
+            Ok((Arc::new(LinkSessions(link)), None, builder))
         }
     }
 }

@@ -172,6 +172,19 @@ impl Replica {
         let _ = seqs.wait_for(|&held| held >= seq).await;
     }
 
+    /// Resolves once the copy has the link down (at once if it has).
+    pub async fn link_down(&self) {
+        let mut seqs = self.shared.seq.subscribe();
+        loop {
+            if self.state().desk.link() == crate::snapshot::LinkState::Down {
+                return;
+            }
+            if seqs.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// The copy's state.
     pub fn snapshot(&self) -> Snapshot {
         let state = self.state();

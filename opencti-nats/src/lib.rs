@@ -4,6 +4,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod follow;
+mod lease;
 mod publish;
 mod remote;
 mod service;
@@ -12,6 +13,7 @@ mod subject;
 mod wire;
 
 pub use follow::{FollowFilter, Followed, Follower, LineMessage};
+pub use lease::{leader, Lease};
 pub use publish::{
     EventPublisher, LineFeed, Published, RetryPolicy, KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT,
 };

@@ -173,8 +173,25 @@ impl EventPublisher {
         S: DesktopInterface + 'static,
     {
         let events = session.subscribe();
+        let from = session.snapshot().seq;
+        self.follow_events(session, events, from, epoch)
+    }
+
+    /// [`follow`](EventPublisher::follow) from `events`, a subscription taken earlier
+    /// (`SessionBuilder::start_with_events`, to publish a session's events from its
+    /// first); `from` is the `seq` of the last event before them.
+    pub fn follow_events<S>(
+        &self,
+        session: S,
+        events: opencti_core::EventStream,
+        from: u64,
+        epoch: Timestamp,
+    ) -> LineFeed
+    where
+        S: DesktopInterface + 'static,
+    {
         let snapshot = session.snapshot();
-        let (published, watcher) = watch::channel(snapshot.seq);
+        let (published, watcher) = watch::channel(from);
         let publisher = self.clone();
         let line = (snapshot.agent, snapshot.device);
         let task = tokio::spawn(async move {

@@ -350,7 +350,18 @@ impl LineAccess for RemoteLine {
         let requests = inner.requests.clone();
         let replica = inner.replica.clone();
         Ok(PendingCommand::elsewhere(id, async move {
-            match next_reply(&mut replies, &requests, OUTCOME_TIMEOUT).await? {
+            // A link service that dies with the command in hand never answers; its
+            // successor's `link_down` says the command's fate is unknown.
+            let reply = tokio::select! {
+                reply = next_reply(&mut replies, &requests, OUTCOME_TIMEOUT) => reply?,
+                _ = replica.link_down() => {
+                    return Err(Error::new(
+                        ErrorKind::LinkDown,
+                        format!("command {id} was accepted, then the link went down before it was confirmed; it may still take effect"),
+                    ))
+                }
+            };
+            match reply {
                 CommandReply::Confirmed { command, event } => {
                     // The caller reads the copy next: it holds the event first.
                     let _ = tokio::time::timeout(ANSWER_TIMEOUT, replica.holds(event.seq)).await;

@@ -7,11 +7,14 @@ use async_nats::jetstream;
 use async_nats::HeaderMap;
 use futures::StreamExt;
 use opencti_core::session::AcceptedCommand;
-use opencti_core::{AgentId, DeviceId, Error, ErrorKind, LineAccess, Result, Timestamp};
+use opencti_core::{
+    AgentId, AgentState, DeviceId, Error, ErrorKind, EventEnvelope, LineAccess, LinkState, Result,
+    Snapshot, Timestamp,
+};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::publish::{EventPublisher, LineFeed, KIND_HEADER};
+use crate::publish::{EventPublisher, LineFeed, KIND_HEADER, KIND_SNAPSHOT};
 use crate::subject::Site;
 use crate::wire::{from_json, to_json, CommandReply, LineRequest, SnapshotReply};
 
@@ -51,6 +54,68 @@ impl LineService {
         &self.site
     }
 
+    /// The line's last state as the site's stream has it, for a session that takes the
+    /// line over from a link service that stopped
+    /// (`SessionBuilder::take_over`): the last snapshot published, or where the last
+    /// message is an event, the line's numbering up to it with an otherwise empty state
+    /// (the take-over's resynchronisation then reads the rest from the switch). `None`
+    /// when the stream holds nothing of the line.
+    pub async fn last_published(
+        &self,
+        agent: &AgentId,
+        device: &DeviceId,
+    ) -> Result<Option<Snapshot>> {
+        let subject = self.site.line_events(agent, device);
+        let stream = self
+            .jetstream
+            .get_stream(self.site.stream_name())
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::LinkDown,
+                    format!("could not open stream {}: {e}", self.site.stream_name()),
+                )
+            })?;
+        let message = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => message,
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::LinkDown,
+                    format!("could not read the last message on {subject}: {e}"),
+                ))
+            }
+        };
+        let kind = message
+            .headers
+            .get(KIND_HEADER)
+            .map(|v| v.as_str().to_owned());
+        let snapshot = match kind.as_deref() {
+            Some(KIND_SNAPSHOT) => from_json::<Snapshot>("snapshot", &message.payload)?,
+            _ => {
+                let event: EventEnvelope = from_json("event", &message.payload)?;
+                Snapshot {
+                    seq: event.seq,
+                    agent: agent.clone(),
+                    device: device.clone(),
+                    link: LinkState::Down,
+                    agent_state: AgentState::LoggedOut,
+                    agent_state_since: None,
+                    calls: Vec::new(),
+                }
+            }
+        };
+        if snapshot.agent != *agent || snapshot.device != *device {
+            return Err(Error::new(
+                ErrorKind::BadInput,
+                format!("the last message on {subject} is of another line"),
+            ));
+        }
+        Ok(Some(snapshot))
+    }
+
     /// Serves `session`'s line until the returned handle is dropped. `epoch` (when the
     /// session started) tells its messages from an earlier session's of the same line.
     ///
@@ -64,6 +129,25 @@ impl LineService {
     ///   timed out). A request without a reply subject, or that is not a request, is
     ///   logged and dropped; it never stops the line.
     pub async fn serve<S>(&self, session: S, epoch: Timestamp) -> Result<ServedLine>
+    where
+        S: LineAccess + Clone + 'static,
+    {
+        let events = session.subscribe();
+        let from = session.snapshot().seq;
+        self.serve_events(session, events, from, epoch).await
+    }
+
+    /// [`serve`](LineService::serve), publishing from `events`, a subscription taken
+    /// earlier: with `SessionBuilder::start_with_events`, every event of a session that
+    /// takes the line over is published, its first `link_down` and `resynced` among
+    /// them. `from` is the `seq` of the last event before `events`.
+    pub async fn serve_events<S>(
+        &self,
+        session: S,
+        events: opencti_core::EventStream,
+        from: u64,
+        epoch: Timestamp,
+    ) -> Result<ServedLine>
     where
         S: LineAccess + Clone + 'static,
     {
@@ -84,7 +168,9 @@ impl LineService {
             )
         })?;
         let commands = session.subscribe_commands();
-        let feed = self.publisher.follow(session.clone(), epoch);
+        let feed = self
+            .publisher
+            .follow_events(session.clone(), events, from, epoch);
         let answering = tokio::spawn(answer(self.client.clone(), session, requests));
         let recording = tokio::spawn(record_commands(
             self.jetstream.clone(),

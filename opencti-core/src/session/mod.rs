@@ -402,6 +402,14 @@ impl SessionBuilder {
     /// Starts the connector and waits until the link is up and the session has read the
     /// switch's state. Must run inside a tokio runtime.
     pub async fn start(self) -> Result<Session> {
+        Ok(self.start_with_events().await?.0)
+    }
+
+    /// [`start`](SessionBuilder::start), and a stream of every event of the session from
+    /// its very first: for a subscriber that must miss none, such as a publisher of a
+    /// line taken over (whose first events say the link went down and what the
+    /// resynchronisation changed).
+    pub async fn start_with_events(self) -> Result<(Session, EventStream)> {
         let capabilities = self.connector.capabilities();
         let desk = match &self.taken_over {
             Some((previous, _)) => {
@@ -455,6 +463,7 @@ impl SessionBuilder {
             command_timeout: self.command_timeout,
         });
         tokio::spawn(resync::run(Arc::downgrade(&shared), wake_resync));
+        let first_events = EventStream::new(shared.events.subscribe());
         if let Some((_, reason)) = self.taken_over {
             shared.ingest(Event::LinkDown { reason }, None);
         }
@@ -462,7 +471,7 @@ impl SessionBuilder {
         shared.connector.start(&self.line, sink).await?;
         let waited = tokio::time::timeout(self.start_timeout, synced_rx.wait_for(|s| *s)).await;
         match waited {
-            Ok(Ok(_)) => Ok(Session { shared }),
+            Ok(Ok(_)) => Ok((Session { shared }, first_events)),
             Ok(Err(_)) => Err(Error::new(ErrorKind::Closed, "the session shut down while starting")),
             Err(_) => Err(Error::new(
                 ErrorKind::LinkDown,
