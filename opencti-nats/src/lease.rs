@@ -121,6 +121,19 @@ impl Drop for Lease {
 
 /// Who holds the site's lease now, if anyone.
 pub async fn leader(jetstream: &jetstream::Context, site: &Site) -> Result<Option<String>> {
+    // No bucket yet: no link service has led this site.
+    let bucket_stream = format!("KV_{}", bucket_name(site));
+    if let Err(e) = jetstream.get_stream(&bucket_stream).await {
+        if let jetstream::context::GetStreamErrorKind::JetStream(error) = e.kind() {
+            if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND {
+                return Ok(None);
+            }
+        }
+        return Err(unreachable_nats(
+            &format!("the lease bucket of site {site}"),
+            &e,
+        ));
+    }
     let bucket = jetstream
         .get_key_value(bucket_name(site))
         .await
