@@ -24,7 +24,7 @@ mod sqlite;
 mod supervisor;
 mod tls;
 
-pub use auth::{Authenticator, Grant, Role, Token, TokenTable};
+pub use auth::{Authenticator, Grant, Role, Token, TokenStore, TokenTable};
 pub use centre::{SAMPLE_EVERY, UPDATE_EVERY};
 pub use contacts::{MAX_CONTACTS, MAX_SEARCH_CHARS};
 pub use crm::{CallLogEntry, Contact, Crm, NoCrm, PhoneContact, ScreenPop};
