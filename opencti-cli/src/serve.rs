@@ -313,7 +313,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     }
     let gateway = gateway.with_sign_in(
         Arc::new(Agents(Arc::new(deployment))),
-        tokens,
+        Arc::new(tokens),
         TOKEN_LIFETIME,
     );
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -66,9 +66,46 @@ impl Role {
 /// session table); [`TokenTable`] is a ready one for tokens issued in process.
 #[async_trait]
 pub trait Authenticator: Send + Sync {
-    /// The grant for `token`, or an [`ErrorKind::Unauthorized`] error. The error's message
-    /// goes to the browser and to the log: it must not contain the token.
+    /// The grant for `token`, or an error: [`ErrorKind::Unauthorized`] for a token that is
+    /// unknown, revoked or expired, another kind (such as [`ErrorKind::LinkDown`]) when
+    /// the authenticator cannot tell; the connection is refused either way. The error's
+    /// message goes to the browser and to the log: it must not contain the token.
     async fn authenticate(&self, token: &str) -> Result<Grant>;
+}
+
+/// Where the tokens of signed-in agents live: issued at sign-in, checked on every
+/// WebSocket, withdrawn at sign-out. [`TokenTable`] keeps them in this process (one
+/// gateway); with the feature `nats`, `NatsTokens` keeps them in a NATS JetStream
+/// key-value bucket that every gateway of a site shares.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> opencti_core::Result<()> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use opencti_core::{AgentId, DeviceId};
+/// use opencti_gateway::{Grant, TokenStore, TokenTable};
+/// let tokens: Arc<dyn TokenStore> = Arc::new(TokenTable::new());
+/// let alice = AgentId::new("alice")?;
+/// let grant = Grant::agent(alice.clone(), DeviceId::new("1001")?);
+/// let token = tokens.issue_grant(grant, Some(Duration::from_secs(3600))).await?;
+/// assert_eq!(tokens.authenticate(token.expose()).await?.agent, alice);
+/// tokens.revoke_agent(&alice).await?;
+/// assert!(tokens.authenticate(token.expose()).await.is_err());
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait TokenStore: Authenticator {
+    /// Issues a new token for `grant`, good until revoked (`None`) or for `lifetime`. A
+    /// store may bound how long any token lasts (`NatsTokens` by its bucket's age).
+    async fn issue_grant(&self, grant: Grant, lifetime: Option<Duration>) -> Result<Token>;
+
+    /// Withdraws the token with this text, if there is one (an unknown one is no error);
+    /// connections already open stay open. Fails only when the store cannot be reached.
+    async fn revoke_text(&self, token: &str) -> Result<()>;
+
+    /// Withdraws every token of `agent` issued so far (signed out everywhere, or no
+    /// longer an agent). Fails only when the store cannot be reached.
+    async fn revoke_agent(&self, agent: &AgentId) -> Result<()>;
 }
 
 /// A secret a browser presents; never shown in `Debug` or `Display`.
@@ -183,6 +220,24 @@ impl TokenTable {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, issued| &issued.grant.agent != agent);
+    }
+}
+
+/// The same as the table's own methods, which never fail to reach the table.
+#[async_trait]
+impl TokenStore for TokenTable {
+    async fn issue_grant(&self, grant: Grant, lifetime: Option<Duration>) -> Result<Token> {
+        TokenTable::issue_grant(self, grant, lifetime)
+    }
+
+    async fn revoke_text(&self, token: &str) -> Result<()> {
+        TokenTable::revoke_text(self, token);
+        Ok(())
+    }
+
+    async fn revoke_agent(&self, agent: &AgentId) -> Result<()> {
+        TokenTable::revoke_agent(self, agent);
+        Ok(())
     }
 }
 

@@ -9,6 +9,8 @@ mod contacts;
 mod crm;
 mod desk;
 mod limits;
+#[cfg(feature = "nats")]
+mod nats;
 mod pega;
 mod request_text;
 mod router;
@@ -24,11 +26,13 @@ mod sqlite;
 mod supervisor;
 mod tls;
 
-pub use auth::{Authenticator, Grant, Role, Token, TokenTable};
+pub use auth::{Authenticator, Grant, Role, Token, TokenStore, TokenTable};
 pub use centre::{SAMPLE_EVERY, UPDATE_EVERY};
 pub use contacts::{MAX_CONTACTS, MAX_SEARCH_CHARS};
 pub use crm::{CallLogEntry, Contact, Crm, NoCrm, PhoneContact, ScreenPop};
 pub use limits::Limits;
+#[cfg(feature = "nats")]
+pub use nats::{NatsTokenLimits, NatsTokens};
 pub use opencti_core::MonitorMode;
 pub use router::Gateway;
 pub use security::Security;

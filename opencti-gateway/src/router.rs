@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::auth::{Authenticator, Grant, Role, TokenTable};
+use crate::auth::{Authenticator, Grant, Role, TokenStore};
 use crate::crm::{Crm, NoCrm};
 use crate::limits::Limits;
 use crate::security::{CrmScripts, Security};
@@ -137,12 +137,16 @@ impl Gateway {
     /// The same gateway, where agents sign in with their id and password (`GET
     /// /sign-in`, `POST /api/sign-in`): `check` checks the password, and the token it
     /// answers goes into `tokens` (which should be this gateway's authenticator) and
-    /// lasts `lifetime`. `POST /api/sign-out` revokes a token.
+    /// lasts `lifetime`. `POST /api/sign-out` revokes a token. A [`TokenTable`] keeps the
+    /// tokens in this process; a store shared by several gateways (`NatsTokens`, feature
+    /// `nats`) lets an agent sign in on one and connect to another.
+    ///
+    /// [`TokenTable`]: crate::TokenTable
     #[must_use]
     pub fn with_sign_in(
         mut self,
         check: Arc<dyn SignIn>,
-        tokens: TokenTable,
+        tokens: Arc<dyn TokenStore>,
         lifetime: std::time::Duration,
     ) -> Self {
         self.shared.sign_in = Some(SignInSettings {

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use opencti_core::ErrorKind;
 use serde::Deserialize;
 
-use crate::auth::{Grant, TokenTable};
+use crate::auth::{Grant, TokenStore};
 use crate::router::Shared;
 
 /// Longest sign-in request body, in bytes.
@@ -53,7 +53,7 @@ pub trait SignIn: Send + Sync {
 #[derive(Clone)]
 pub(crate) struct SignInSettings {
     pub(crate) check: Arc<dyn SignIn>,
-    pub(crate) tokens: TokenTable,
+    pub(crate) tokens: Arc<dyn TokenStore>,
     pub(crate) lifetime: Duration,
     /// By agent id (known or not: the same for both, so throttling tells nothing of
     /// who exists).
@@ -217,7 +217,8 @@ pub(crate) async fn sign_in(
     settings.failures.succeeded(&agent);
     let issued = settings
         .tokens
-        .issue_grant(grant.clone(), Some(settings.lifetime));
+        .issue_grant(grant.clone(), Some(settings.lifetime))
+        .await;
     match issued {
         Ok(token) => {
             tracing::info!(agent = %grant.agent, device = %grant.device, "gateway: signed in");
@@ -237,20 +238,39 @@ pub(crate) async fn sign_in(
             )
                 .into_response()
         }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.kind(),
-            "no token could be made",
-        ),
+        Err(e) => {
+            tracing::warn!(agent = %grant.agent, error = %e.message(), "gateway: no token could be made");
+            error(
+                unavailable_or_internal(e.kind()),
+                e.kind(),
+                "no token could be made",
+            )
+        }
     }
 }
 
-/// `POST /api/sign-out` with the token as the body: the token stops working (open
-/// connections stay open until they close).
+/// `503` when the token store cannot be reached (worth trying again), `500` otherwise.
+fn unavailable_or_internal(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::LinkDown | ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `POST /api/sign-out` with the token as the body: `204`, and the token stops working
+/// (open connections stay open until they close); `503` with a typed error when the
+/// token store cannot be reached, so that the token may still work.
 pub(crate) async fn sign_out(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     if let Some(settings) = &shared.sign_in {
         if let Ok(token) = std::str::from_utf8(&body) {
-            settings.tokens.revoke_text(token.trim());
+            if let Err(e) = settings.tokens.revoke_text(token.trim()).await {
+                tracing::warn!(error = %e.message(), "gateway: sign-out failed");
+                return error(
+                    unavailable_or_internal(e.kind()),
+                    e.kind(),
+                    "the token could not be revoked: try signing out again",
+                );
+            }
         }
     }
     StatusCode::NO_CONTENT.into_response()

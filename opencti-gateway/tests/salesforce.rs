@@ -90,7 +90,11 @@ async fn the_softphone_makes_the_documented_open_cti_calls() {
         Arc::new(tokens.clone()),
         Arc::new(SimSessions::new(switch.clone())),
     )
-    .with_sign_in(Arc::new(passwords), tokens, Duration::from_secs(3600))
+    .with_sign_in(
+        Arc::new(passwords),
+        Arc::new(tokens),
+        Duration::from_secs(3600),
+    )
     .with_security(
         Security::default()
             .frame_ancestor(format!("http://{}", salesforce))

@@ -35,7 +35,7 @@ async fn start(lifetime: Duration) -> (String, TokenTable) {
     let tokens = TokenTable::new();
     let passwords = Passwords([("alice", ("1001", "correct horse"))].into_iter().collect());
     let gateway = Gateway::new(Arc::new(tokens.clone()), Arc::new(SimSessions::new(switch)))
-        .with_sign_in(Arc::new(passwords), tokens.clone(), lifetime);
+        .with_sign_in(Arc::new(passwords), Arc::new(tokens.clone()), lifetime);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { gateway.serve(listener).await });
