@@ -12,8 +12,8 @@ use opencti_core::{
     Timestamp,
 };
 use opencti_gateway::{
-    AgentLine, Crm, Gateway, Grant, Limits, NoCrm, Security, SessionFactory, SignIn, SimSessions,
-    SqliteCrm, Tls, TokenTable,
+    AgentLine, Crm, Gateway, Grant, Limits, NatsTokenLimits, NatsTokens, NoCrm, Security,
+    SessionFactory, SignIn, SimSessions, SqliteCrm, Tls, TokenStore, TokenTable,
 };
 
 use crate::deployment::{Deployment, PhoneAnswers, PhoneSystem, SignedIn};
@@ -269,14 +269,24 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         Some(path) => Arc::new(SqliteCrm::open(deployment.resolve(path))?),
         None => Arc::new(NoCrm),
     };
-    let (sessions, board) = match &args.nats.nats {
-        // The phone system is the link service's: the sessions are reached through NATS.
+    let (sessions, board, tokens): (_, _, Arc<dyn TokenStore>) = match &args.nats.nats {
+        // The phone system is the link service's: the sessions are reached through NATS,
+        // and sign-ins are shared with the site's other gateways there.
         Some(url) => {
             let (client, site) = crate::nats::connect(url, &args.nats.site).await?;
+            let tokens = NatsTokens::open(
+                &opencti_nats::async_nats::jetstream::new(client.clone()),
+                &site,
+                &NatsTokenLimits::default(),
+            )
+            .await?;
             let lines: Arc<dyn SessionFactory> = Arc::new(crate::nats::NatsLines { client, site });
-            (lines, None)
+            (lines, None, Arc::new(tokens))
         }
-        None => sessions(&deployment).await?,
+        None => {
+            let (sessions, board) = sessions(&deployment).await?;
+            (sessions, board, Arc::new(TokenTable::new()))
+        }
     };
     let listen = deployment
         .address()
@@ -290,9 +300,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let agents = deployment.agents.len();
     let supervisors = deployment.supervisors.len();
     let phone_system = deployment.phone_system.to_string();
-    let tokens = TokenTable::new();
-    let mut gateway = Gateway::with_crm(Arc::new(tokens.clone()), sessions, Limits::default(), crm)
-        .with_security(security);
+    let mut gateway =
+        Gateway::with_crm(tokens.clone(), sessions, Limits::default(), crm).with_security(security);
     if let Some(library) = &deployment.salesforce_voice.library {
         gateway = gateway.with_salesforce_voice_library(deployment.resolve(library))?;
     }
@@ -313,7 +322,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     }
     let gateway = gateway.with_sign_in(
         Arc::new(Agents(Arc::new(deployment))),
-        Arc::new(tokens),
+        tokens,
         TOKEN_LIFETIME,
     );
     let scheme = if tls.is_some() { "https" } else { "http" };

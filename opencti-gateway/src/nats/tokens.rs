@@ -16,9 +16,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use opencti_nats::async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result, Timestamp};
+use opencti_nats::async_nats::jetstream::{self, kv};
 use opencti_nats::Site;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
