@@ -238,7 +238,10 @@ async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing
     let (status, _) = post(&gateway_b, "/api/sign-out", &token);
     assert_eq!(status, 204);
     let (_, refused) = open(&gateway_a, &token).await;
-    assert_eq!(refused["reply"]["error"]["kind"], "unauthorized", "{refused}");
+    assert_eq!(
+        refused["reply"]["error"]["kind"], "unauthorized",
+        "{refused}"
+    );
     drop(b_process);
     let _ = std::fs::remove_dir_all(&dir);
     // The link service and the server stop when dropped.
