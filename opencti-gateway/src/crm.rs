@@ -6,15 +6,14 @@
 //! it writes a [`CallLogEntry`]; when the agent completes wrap-up with a disposition, it
 //! records the disposition on the calls of that wrap-up.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use opencti_core::{
-    AgentId, AgentState, CallId, Command, DeviceId, Direction, Event, Result, Timestamp,
-};
+use opencti_core::{AgentId, CallId, DeviceId, Direction, Event, Result, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+use crate::call_log::CallLog;
 
 /// A contact as a screen pop shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -108,20 +107,14 @@ pub trait Crm: Send + Sync {
     }
 }
 
-struct Open {
-    direction: Direction,
-    number: Option<String>,
-    queue: Option<String>,
-    started_at: Timestamp,
-    answered_at: Option<Timestamp>,
-    parties: Vec<String>,
-}
-
-/// Watches one agent's session for as long as it runs: screen pops out, call log in.
+/// Watches one agent's session for as long as it runs: screen pops out, and, when
+/// `log_calls`, the call log in (a site on NATS leaves the log to one follower of its
+/// stream instead, so that several gateways do not each write it).
 pub(crate) fn watch(
     session: crate::sessions::AgentLine,
     crm: Arc<dyn Crm>,
     pops: broadcast::Sender<Arc<ScreenPop>>,
+    log_calls: bool,
 ) {
     let mut events = opencti_core::DesktopInterface::subscribe(&session);
     let mut commands = session.subscribe_commands();
@@ -129,20 +122,14 @@ pub(crate) fn watch(
     let (agent, device) = (snapshot.agent, snapshot.device);
     tokio::spawn(async move {
         use futures::StreamExt;
-        let mut open: HashMap<CallId, Open> = HashMap::new();
-        let mut wrapped: Vec<CallId> = Vec::new();
-        let mut dispositions: HashMap<opencti_core::CommandId, String> = HashMap::new();
+        let mut log = CallLog::new();
         loop {
             tokio::select! {
                 // A command is published before the event that confirms it: reading
                 // commands first keeps each disposition ahead of its wrap-up's end.
                 biased;
                 command = commands.recv() => match command {
-                    Ok(accepted) => {
-                        if let Command::CompleteWrapUp { disposition: Some(d) } = &accepted.command {
-                            dispositions.insert(accepted.id, d.as_str().to_string());
-                        }
-                    }
+                    Ok(accepted) => log.command(&agent, &device, &accepted),
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -152,87 +139,23 @@ pub(crate) fn watch(
                         tracing::warn!(agent = %agent, "call logger fell behind; some calls may be missing from the log");
                         continue;
                     };
-                    match &event.event {
-                        Event::CallOffered { call, from, queue, .. } => {
-                            open.insert(call.clone(), Open {
-                                direction: Direction::Inbound,
-                                number: from.as_ref().map(|a| a.as_str().to_string()),
-                                queue: queue.as_ref().map(|q| q.as_str().to_string()),
-                                started_at: event.at,
-                                answered_at: None,
-                                parties: Vec::new(),
-                            });
-                            if let Some(number) = from {
-                                let contact = crm.lookup(number.as_str()).await.unwrap_or_else(|error| {
-                                    tracing::warn!(%error, "contact lookup failed");
-                                    None
-                                });
-                                let _ = pops.send(Arc::new(ScreenPop {
-                                    call: call.clone(),
-                                    number: number.as_str().to_string(),
-                                    contact,
-                                }));
-                            }
-                        }
-                        Event::CallInitiated { call, to, .. } => {
-                            open.insert(call.clone(), Open {
-                                direction: Direction::Outbound,
-                                number: to.as_ref().map(|a| a.as_str().to_string()),
-                                queue: None,
-                                started_at: event.at,
-                                answered_at: None,
-                                parties: Vec::new(),
-                            });
-                        }
-                        Event::CallConnected { call } => {
-                            if let Some(o) = open.get_mut::<CallId>(call) {
-                                o.answered_at.get_or_insert(event.at);
-                            }
-                        }
-                        Event::PartyJoined { call, party } => {
-                            if let Some(o) = open.get_mut::<CallId>(call) {
-                                let who = party.address.as_ref().map(|a| a.as_str().to_string())
-                                    .unwrap_or_else(|| party.id.as_str().to_string());
-                                if !o.parties.contains(&who) {
-                                    o.parties.push(who);
-                                }
-                            }
-                        }
-                        Event::CallEnded { call, cause } => {
-                            if let Some(o) = open.remove(call) {
-                                let entry = CallLogEntry {
-                                    agent: agent.clone(),
-                                    device: device.clone(),
-                                    call: call.clone(),
-                                    direction: o.direction,
-                                    number: o.number,
-                                    queue: o.queue,
-                                    started_at: o.started_at,
-                                    answered_at: o.answered_at,
-                                    ended_at: event.at,
-                                    outcome: cause.as_str().to_string(),
-                                    parties: o.parties,
-                                };
-                                if let Err(error) = crm.log_call(&entry).await {
-                                    tracing::warn!(%error, call = %call, "could not write the call log");
-                                }
-                                wrapped.push(call.clone());
-                            }
-                        }
-                        Event::AgentStateChanged { state } => {
-                            if matches!(state, AgentState::WrapUp { .. }) {
-                                continue;
-                            }
-                            if let Some(d) = event.command.and_then(|id| dispositions.remove(&id)) {
-                                if let Err(error) = crm.set_disposition(&agent, &wrapped, &d).await {
-                                    tracing::warn!(%error, "could not record the disposition");
-                                }
-                            }
-                            if !state.is_derived() {
-                                wrapped.clear();
-                            }
-                        }
-                        _ => {}
+                    if let Event::CallOffered { call, from: Some(number), .. } = &event.event {
+                        let contact = crm.lookup(number.as_str()).await.unwrap_or_else(|error| {
+                            tracing::warn!(%error, "contact lookup failed");
+                            None
+                        });
+                        let _ = pops.send(Arc::new(ScreenPop {
+                            call: call.clone(),
+                            number: number.as_str().to_string(),
+                            contact,
+                        }));
+                    }
+                    let Some(write) = log.event(&event) else { continue };
+                    if !log_calls {
+                        continue;
+                    }
+                    if let Err(error) = write.write_to(crm.as_ref()).await {
+                        tracing::warn!(%error, agent = %agent, "could not write the call log");
                     }
                 }
             }

@@ -4,6 +4,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod auth;
+mod call_log;
 mod centre;
 mod contacts;
 mod crm;
@@ -27,6 +28,7 @@ mod supervisor;
 mod tls;
 
 pub use auth::{Authenticator, Grant, Role, Token, TokenStore, TokenTable};
+pub use call_log::{CallLog, CallLogWrite};
 pub use centre::{SAMPLE_EVERY, UPDATE_EVERY};
 pub use contacts::{MAX_CONTACTS, MAX_SEARCH_CHARS};
 pub use crm::{CallLogEntry, Contact, Crm, NoCrm, PhoneContact, ScreenPop};

@@ -86,7 +86,7 @@ impl Gateway {
         Gateway {
             shared: Shared {
                 authenticator,
-                sessions: Arc::new(Sessions::new(sessions, crm, None)),
+                sessions: Arc::new(Sessions::new(sessions, crm, None, true)),
                 limits,
                 security: Arc::new(Security::default()),
                 sign_in: None,
@@ -122,6 +122,23 @@ impl Gateway {
             sessions.factory.clone(),
             sessions.crm.clone(),
             Some(board),
+            sessions.log_calls,
+        ));
+        self
+    }
+
+    /// The same gateway, leaving the CRM's call log to someone else: screen pops and
+    /// contact search still use the CRM, but no call is written. For gateways of a site
+    /// on NATS, where one follower of the site's stream writes the log for every
+    /// gateway (`NatsCallLogger`, feature `nats`). Call it before any agent connects.
+    #[must_use]
+    pub fn without_call_log(mut self) -> Self {
+        let sessions = &self.shared.sessions;
+        self.shared.sessions = Arc::new(Sessions::new(
+            sessions.factory.clone(),
+            sessions.crm.clone(),
+            sessions.board().cloned(),
+            false,
         ));
         self
     }

@@ -65,6 +65,8 @@ pub(crate) struct Sessions {
     roster: broadcast::Sender<Arc<Snapshot>>,
     /// The queue board every session's agent state goes to, if there is one.
     board: Option<QueueBoard>,
+    /// Whether this gateway writes its sessions' calls to the CRM's call log.
+    pub(crate) log_calls: bool,
 }
 
 impl Sessions {
@@ -72,6 +74,7 @@ impl Sessions {
         factory: Arc<dyn SessionFactory>,
         crm: Arc<dyn Crm>,
         board: Option<QueueBoard>,
+        log_calls: bool,
     ) -> Self {
         Sessions {
             factory,
@@ -79,6 +82,7 @@ impl Sessions {
             started: Mutex::new(HashMap::new()),
             roster: broadcast::channel(ROSTER_BUFFER).0,
             board,
+            log_calls,
         }
     }
 
@@ -126,7 +130,12 @@ impl Sessions {
         };
         tracing::info!(agent = %grant.agent, device = %grant.device, "session started");
         let (pops, _) = tokio::sync::broadcast::channel(64);
-        crate::crm::watch(session.clone(), self.crm.clone(), pops.clone());
+        crate::crm::watch(
+            session.clone(),
+            self.crm.clone(),
+            pops.clone(),
+            self.log_calls,
+        );
         log_links(&session, grant.clone());
         publish_changes(&session, self.roster.clone());
         if let Some(board) = &self.board {
