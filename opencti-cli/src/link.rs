@@ -2,10 +2,12 @@
 //! serving every agent's session to the site's gateways over NATS.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result, Timestamp};
+use opencti_gateway::{NatsCallLogger, SqliteCrm};
 use opencti_nats::async_nats::jetstream;
 use opencti_nats::{leader, Lease, LineService};
 
@@ -62,6 +64,15 @@ pub(crate) async fn run(args: LinkArgs) -> Result<()> {
     )
     .await?;
     let (_, _board, builder) = crate::serve::phone_system(&deployment).await?;
+    // The call log, written once for the whole site by its leader, from the stream: a
+    // leader that takes over goes on from where the last one stopped.
+    let _call_log = match &deployment.crm.sqlite {
+        Some(path) => {
+            let crm = Arc::new(SqliteCrm::open(deployment.resolve(path))?);
+            Some(NatsCallLogger::start(&jetstream, &site, "call-log", crm).await?)
+        }
+        None => None,
+    };
     let service = LineService::new(client, site.clone());
     let mut served = Vec::new();
     for agent in &deployment.agents {

@@ -302,6 +302,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let phone_system = deployment.phone_system.to_string();
     let mut gateway =
         Gateway::with_crm(tokens.clone(), sessions, Limits::default(), crm).with_security(security);
+    if args.nats.nats.is_some() {
+        // The site's link service writes the call log, once for every gateway.
+        gateway = gateway.without_call_log();
+    }
     if let Some(library) = &deployment.salesforce_voice.library {
         gateway = gateway.with_salesforce_voice_library(deployment.resolve(library))?;
     }

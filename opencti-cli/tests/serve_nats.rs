@@ -27,6 +27,7 @@ fn deployment(dir: &Path) -> std::path::PathBuf {
     let file = dir.join("centre.toml");
     let text = format!(
         "[listen]\naddress = \"127.0.0.1:0\"\n\n[phone_system]\nkind = \"simulator\"\n\n\
+         [crm]\nsqlite = \"calls.sqlite3\"\n\n\
          [[agent]]\nid = \"alice\"\nname = \"Alice\"\ndevice = \"1001\"\nqueues = [\"support\"]\npassword_hash = \"{}\"\n",
         hash("alice-pw"),
     );
@@ -204,6 +205,22 @@ async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing
         assert!(reply.get("confirmed").is_some(), "{id}: {reply}");
     }
     until_event(&mut ws, &mut seen, "call_ended").await;
+
+    // The call log has the call once: the link service's follower wrote it, and neither
+    // gateway did.
+    let crm = opencti_gateway::SqliteCrm::open(dir.join("calls.sqlite3")).unwrap();
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = crm.call_log().unwrap();
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = crm.call_log().unwrap_or(rows);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].call, call);
 
     // Every seq once, in order, across the move: nothing twice, and nothing missing
     // except what the snapshot on gateway B stands for.

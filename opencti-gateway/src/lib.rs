@@ -34,7 +34,7 @@ pub use contacts::{MAX_CONTACTS, MAX_SEARCH_CHARS};
 pub use crm::{CallLogEntry, Contact, Crm, NoCrm, PhoneContact, ScreenPop};
 pub use limits::Limits;
 #[cfg(feature = "nats")]
-pub use nats::{NatsTokenLimits, NatsTokens};
+pub use nats::{NatsCallLogger, NatsTokenLimits, NatsTokens};
 pub use opencti_core::MonitorMode;
 pub use router::Gateway;
 pub use security::Security;

@@ -16,7 +16,7 @@ const KEY: &str = "leader";
 /// link to the phone system and the lines' sessions. Others wait in
 /// [`acquire`](Lease::acquire) as standbys.
 ///
-/// The lease is a key in the bucket `OPENCTI_<site>_LEASE`, whose entries live `ttl`
+/// The lease is a key in the bucket `opencti_<site>_lease`, whose entries live `ttl`
 /// after their last write. The leader writes it again every third of `ttl`, each write
 /// conditional on the revision it last wrote, so two holders can never both renew. If
 /// the leader dies its entry expires after at most `ttl`, and a standby's next attempt
@@ -148,7 +148,7 @@ async fn leader_in(bucket: &kv::Store) -> Option<String> {
 }
 
 fn bucket_name(site: &Site) -> String {
-    format!("OPENCTI_{site}_LEASE")
+    format!("opencti_{site}_lease")
 }
 
 fn unreachable_nats(what: &str, error: &dyn std::fmt::Display) -> Error {

@@ -42,11 +42,7 @@ impl Site {
     /// and the queues' events (`opencti.<site>.queues`). Requests to a line
     /// (`opencti.<site>.requests.>`) are answered at once and not kept.
     pub fn stream_subjects(&self) -> Vec<String> {
-        vec![
-            self.all_events(),
-            format!("{ROOT}.{}.commands.>", self.0),
-            self.queues(),
-        ]
+        vec![self.all_events(), self.all_commands(), self.queues()]
     }
 
     /// Every line's events: `opencti.<site>.events.>`.
@@ -96,8 +92,19 @@ impl Site {
         format!("{ROOT}.{}.queues", self.0)
     }
 
-    /// The agent and device of a line's subject, if `subject` is one of this site's.
+    /// The agent and device of a line's events subject, if `subject` is one of this
+    /// site's.
     pub fn parse_line_subject(&self, subject: &str) -> Result<(AgentId, DeviceId)> {
+        self.parse_subject_of("events", subject)
+    }
+
+    /// The agent and device of a line's accepted-commands subject
+    /// (`opencti.<site>.commands.<agent>.<device>`), if `subject` is one of this site's.
+    pub fn parse_commands_subject(&self, subject: &str) -> Result<(AgentId, DeviceId)> {
+        self.parse_subject_of("commands", subject)
+    }
+
+    fn parse_subject_of(&self, kind: &str, subject: &str) -> Result<(AgentId, DeviceId)> {
         let bad = |why: &str| {
             Error::new(
                 ErrorKind::BadInput,
@@ -109,8 +116,10 @@ impl Site {
         };
         let mut tokens = subject.split('.');
         let head: Vec<&str> = tokens.by_ref().take(3).collect();
-        if head != [ROOT, self.0.as_str(), "events"] {
-            return Err(bad("it does not start with opencti.<site>.events"));
+        if head != [ROOT, self.0.as_str(), kind] {
+            return Err(bad(&format!(
+                "it does not start with opencti.<site>.{kind}"
+            )));
         }
         let (Some(agent), Some(device), None) = (tokens.next(), tokens.next(), tokens.next())
         else {
@@ -119,6 +128,11 @@ impl Site {
         let agent = AgentId::new(decode_token(agent)?).map_err(|e| bad(e.message()))?;
         let device = DeviceId::new(decode_token(device)?).map_err(|e| bad(e.message()))?;
         Ok((agent, device))
+    }
+
+    /// Every line's accepted commands: `opencti.<site>.commands.>`.
+    pub fn all_commands(&self) -> String {
+        format!("{ROOT}.{}.commands.>", self.0)
     }
 
     /// The `Nats-Msg-Id` of a line's event: `<site>.<agent>.<device>.<epoch>.<seq>`, the
