@@ -1,15 +1,5 @@
 //! The CRM's call log written by one follower of a site's stream, for every gateway and
 //! link service of the site.
-//!
-//! The follower reads every line's events and accepted commands from the site's stream
-//! (`opencti.<site>.events.>` and `opencti.<site>.commands.>`) in stream order, runs
-//! them through a [`CallLog`], and writes what it says to the CRM. After each message it
-//! keeps its checkpoint, the stream position and the call log's state (calls under way,
-//! dispositions pending), in the key-value bucket `opencti_<site>_followers` under its
-//! name. A follower started again with the same name goes on from its checkpoint: a call
-//! that ended while it was away is written when it comes back, and a message it had
-//! written but not yet checkpointed is written again, which the CRM's writes absorb
-//! (one entry a call).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +23,18 @@ struct Checkpoint {
     log: CallLog,
 }
 
-/// A running call-log follower of a site: see the [module](self) docs. Stops when
-/// dropped.
+/// A running call-log follower of a site: writes the CRM's call log once for every
+/// gateway and link service of the site. Stops when dropped.
+///
+/// The follower reads every line's events and accepted commands from the site's stream
+/// (`opencti.<site>.events.>` and `opencti.<site>.commands.>`) in stream order, runs
+/// them through a [`CallLog`], and writes what it says to the CRM. After each message it
+/// keeps its checkpoint, the stream position and the call log's state (calls under way,
+/// dispositions pending), in the key-value bucket `opencti_<site>_followers` under its
+/// name. A follower started again with the same name goes on from its checkpoint: a call
+/// that ended while it was away is written when it comes back, and a message it had
+/// written but not yet checkpointed is written again, which the CRM's writes absorb
+/// (one entry a call).
 #[derive(Debug)]
 pub struct NatsCallLogger {
     task: JoinHandle<()>,
