@@ -9,7 +9,7 @@ use clap::Args;
 use opencti_core::{AgentId, DeviceId, Error, ErrorKind, Result, Timestamp};
 use opencti_gateway::{NatsCallLogger, SqliteCrm};
 use opencti_nats::async_nats::jetstream;
-use opencti_nats::{leader, Lease, LineService};
+use opencti_nats::{leader, Lease, LineService, QueueFeed};
 
 use crate::deployment::Deployment;
 use crate::nats::{connect, NatsArgs};
@@ -63,7 +63,7 @@ pub(crate) async fn run(args: LinkArgs) -> Result<()> {
         Duration::from_millis(args.lease_ms),
     )
     .await?;
-    let (_, _board, builder) = crate::serve::phone_system(&deployment).await?;
+    let (_, board, builder) = crate::serve::phone_system(&deployment).await?;
     // The call log, written once for the whole site by its leader, from the stream: a
     // leader that takes over goes on from where the last one stopped.
     let _call_log = match &deployment.crm.sqlite {
@@ -88,12 +88,17 @@ pub(crate) async fn run(args: LinkArgs) -> Result<()> {
             session = session.take_over(previous, format!("link service {name} took over"));
         }
         let (session, events) = session.start_with_events().await?;
+        if let Some(board) = &board {
+            board.follow(session.clone());
+        }
         served.push(
             service
                 .serve_events(session, events, from, Timestamp::now())
                 .await?,
         );
     }
+    // The queues' figures, where the phone system reports its queues.
+    let _queues = board.map(|board| QueueFeed::start(jetstream.clone(), site.clone(), board));
     println!(
         "opencti link: {} agents on {}, served on {url} as site {site} by {name}. Ctrl-C stops.",
         served.len(),
