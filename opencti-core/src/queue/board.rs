@@ -194,6 +194,32 @@ pub struct QueueStream {
     inner: BoxStream<'static, Result<Arc<QueueEnvelope>>>,
 }
 
+impl QueueStream {
+    /// A [`QueueMirror`](super::QueueMirror)'s events, with `Lagged` whenever the copy is
+    /// taken again.
+    pub(super) fn mirrored(
+        events: broadcast::Receiver<Arc<QueueEnvelope>>,
+        reseeded: broadcast::Receiver<()>,
+    ) -> Self {
+        let retaken = futures::stream::unfold(reseeded, |mut reseeded| async move {
+            match reseeded.recv().await {
+                Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => Some((
+                    Err(crate::Error::new(
+                        crate::ErrorKind::Lagged,
+                        "the queues' figures were taken again: re-read the snapshot",
+                    )),
+                    reseeded,
+                )),
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        QueueStream {
+            inner: futures::stream::select(crate::session::stream::following(events), retaken)
+                .boxed(),
+        }
+    }
+}
+
 impl Stream for QueueStream {
     type Item = Result<Arc<QueueEnvelope>>;
 

@@ -10,13 +10,17 @@
 mod board;
 mod event;
 mod figures;
+mod mirror;
 mod report;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use board::{QueueBoard, QueueStream};
 pub use event::{QueueEnvelope, QueueEvent};
 pub use figures::{AgentCounts, QueueFigures, QueueSnapshot};
+pub use mirror::{Mirrored, QueueMirror};
 pub use report::{ReportedCaller, ReportedQueue, ReportedQueues};
 pub use stats::{QueueStats, DEFAULT_THRESHOLD};
+pub use view::QueueView;
