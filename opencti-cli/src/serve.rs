@@ -1,6 +1,7 @@
 //! `opencti serve FILE`: the gateway for every agent of a deployment file, on one link
 //! to its phone system, with agents signing in by id and password.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use opencti_gateway::{
     AgentLine, Crm, Gateway, Grant, Limits, NatsTokenLimits, NatsTokens, NoCrm, Security,
     SessionFactory, SignIn, SimSessions, SqliteCrm, Tls, TokenStore, TokenTable,
 };
+
+use opencti_nats::RemoteQueues;
 
 use crate::deployment::{Deployment, PhoneAnswers, PhoneSystem, SignedIn};
 
@@ -93,6 +96,20 @@ impl SessionFactory for LinkSessions {
             .await?;
         Ok(Arc::new(session))
     }
+}
+
+/// The queues each agent of the deployment belongs to.
+fn agents_queues(deployment: &Deployment) -> Result<HashMap<AgentId, Vec<QueueId>>> {
+    let mut members = HashMap::new();
+    for agent in &deployment.agents {
+        let queues = agent
+            .queues
+            .iter()
+            .map(|q| QueueId::new(q.get_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        members.insert(AgentId::new(agent.id.get_ref())?, queues);
+    }
+    Ok(members)
 }
 
 /// Each line's session on the shared `link`.
@@ -269,23 +286,24 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         Some(path) => Arc::new(SqliteCrm::open(deployment.resolve(path))?),
         None => Arc::new(NoCrm),
     };
-    let (sessions, board, tokens): (_, _, Arc<dyn TokenStore>) = match &args.nats.nats {
-        // The phone system is the link service's: the sessions are reached through NATS,
-        // and sign-ins are shared with the site's other gateways there.
+    let (sessions, board, tokens, remote_queues): (_, _, Arc<dyn TokenStore>, _) = match &args
+        .nats
+        .nats
+    {
+        // The phone system is the link service's: the sessions are reached through
+        // NATS, sign-ins are shared with the site's other gateways there, and the
+        // queues' figures are the link service's board, copied.
         Some(url) => {
             let (client, site) = crate::nats::connect(url, &args.nats.site).await?;
-            let tokens = NatsTokens::open(
-                &opencti_nats::async_nats::jetstream::new(client.clone()),
-                &site,
-                &NatsTokenLimits::default(),
-            )
-            .await?;
+            let jetstream = opencti_nats::async_nats::jetstream::new(client.clone());
+            let tokens = NatsTokens::open(&jetstream, &site, &NatsTokenLimits::default()).await?;
+            let queues = RemoteQueues::open(&jetstream, &site, agents_queues(&deployment)?).await?;
             let lines: Arc<dyn SessionFactory> = Arc::new(crate::nats::NatsLines { client, site });
-            (lines, None, Arc::new(tokens))
+            (lines, None, Arc::new(tokens), Some(queues))
         }
         None => {
             let (sessions, board) = sessions(&deployment).await?;
-            (sessions, board, Arc::new(TokenTable::new()))
+            (sessions, board, Arc::new(TokenTable::new()), None)
         }
     };
     let listen = deployment
@@ -311,6 +329,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     }
     if let Some(board) = board {
         gateway = gateway.with_queue_board(board);
+    }
+    if let Some(queues) = &remote_queues {
+        gateway = gateway.with_queue_view(Arc::new(queues.mirror().clone()));
     }
     // Supervisors see every agent: each agent's session starts now, not at sign-in.
     if !deployment.supervisors.is_empty() {

@@ -350,3 +350,72 @@ async fn a_browser_moves_between_two_gateways_mid_call() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_on_a_gateway_sees_the_link_service_s_queue_figures() {
+    let Some(server) = NatsServer::start("nats-wallboard") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("opencti-nats-wallboard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = deployment(&dir);
+    let supervisor = format!(
+        "\n[[supervisor]]\nid = \"sam\"\ndevice = \"1009\"\npassword_hash = \"{}\"\n",
+        hash("sam-pw")
+    );
+    let text = std::fs::read_to_string(&file).unwrap() + &supervisor;
+    std::fs::write(&file, text).unwrap();
+    let url = server.url();
+    let _link = link(&file, &url, "wallboard");
+    let (_gateway, address) = gateway(&file, &url, "wallboard");
+
+    let (status, body) = post(
+        &address,
+        "/api/sign-in",
+        r#"{"agent":"sam","password":"sam-pw"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (mut ws, whole) = open(&address, json["token"].as_str().unwrap()).await;
+    let agents: Vec<&str> = whole["centre"]["agents"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{whole}"))
+        .iter()
+        .filter_map(|a| a["agent"].as_str())
+        .collect();
+    assert_eq!(agents, ["alice"], "{whole}");
+    assert_eq!(
+        whole["centre"]["queues"]["queues"][0]["queue"], "support",
+        "{whole}"
+    );
+
+    // Alice logs in at the gateway; the link service's board counts her, and the
+    // supervisor's copy of it says so.
+    let token = sign_in(&address);
+    let (mut alice, _) = open(&address, &token).await;
+    let mut seen = Seen::default();
+    let reply = run(
+        &mut alice,
+        &mut seen,
+        "login",
+        serde_json::json!({"type": "login"}),
+    )
+    .await;
+    assert!(reply.get("confirmed").is_some(), "{reply}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no figures with alice logged in"
+        );
+        let update: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+        let logged_in = update["update"]["queues"].as_array().is_some_and(|q| {
+            q.iter()
+                .any(|q| q["queue"] == "support" && q["agents"]["logged_in"] == 1)
+        });
+        if logged_in {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

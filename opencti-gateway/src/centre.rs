@@ -156,7 +156,7 @@ impl Centre {
             .entry(queue.clone())
             .or_insert_with(|| broadcast::channel(UPDATE_BUFFER).0)
             .subscribe();
-        let figures = sessions.board()?.figures(queue)?;
+        let figures = sessions.queues()?.figures(queue)?;
         Some((text(&QueueWaiting::of(&figures)), receiver))
     }
 
@@ -171,7 +171,7 @@ impl Centre {
 
     /// Everything now, as one message.
     pub(crate) async fn whole(&self, sessions: &Sessions) -> Utf8Bytes {
-        let queues = sessions.board().map(|board| board.snapshot());
+        let queues = sessions.queues().map(|board| board.snapshot());
         let at = now(sessions);
         let history = self.lock_history().iter().cloned().collect();
         let whole = Whole {
@@ -215,7 +215,7 @@ impl Centre {
 
 fn now(sessions: &Sessions) -> Timestamp {
     sessions
-        .board()
+        .queues()
         .map(|b| b.now())
         .unwrap_or_else(Timestamp::now)
 }
@@ -232,7 +232,7 @@ async fn follow(sessions: std::sync::Weak<Sessions>, centre: std::sync::Weak<Cen
             return;
         };
         let queue_events = sessions
-            .board()
+            .queues()
             .map(|board| board.snapshot_and_subscribe().1);
         (queue_events, sessions.follow_roster())
     };
@@ -263,7 +263,7 @@ async fn follow(sessions: std::sync::Weak<Sessions>, centre: std::sync::Weak<Cen
                 // Fell behind the board: every queue as it is now.
                 Some(Err(_)) => {
                     let Some(sessions) = sessions.upgrade() else { return };
-                    if let Some(board) = sessions.board() {
+                    if let Some(board) = sessions.queues() {
                         for figures in board.snapshot().queues {
                             changed_queues.insert(figures.queue.clone(), figures);
                         }
@@ -308,7 +308,7 @@ async fn follow(sessions: std::sync::Weak<Sessions>, centre: std::sync::Weak<Cen
                 let (Some(sessions), Some(centre)) = (sessions.upgrade(), centre.upgrade()) else {
                     return;
                 };
-                if let Some(board) = sessions.board() {
+                if let Some(board) = sessions.queues() {
                     let snapshot = board.snapshot();
                     centre.sample(snapshot.at, &snapshot);
                 }

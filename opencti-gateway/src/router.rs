@@ -86,7 +86,7 @@ impl Gateway {
         Gateway {
             shared: Shared {
                 authenticator,
-                sessions: Arc::new(Sessions::new(sessions, crm, None, true)),
+                sessions: Arc::new(Sessions::new(sessions, crm, None, None, true)),
                 limits,
                 security: Arc::new(Security::default()),
                 sign_in: None,
@@ -122,6 +122,23 @@ impl Gateway {
             sessions.factory.clone(),
             sessions.crm.clone(),
             Some(board),
+            None,
+            sessions.log_calls,
+        ));
+        self
+    }
+
+    /// The same gateway, showing supervisors and agents the queue figures of `view`
+    /// instead of a board of its own: a `QueueMirror` of the board a site's link service
+    /// runs (`opencti serve --nats`). Call it before any agent connects.
+    #[must_use]
+    pub fn with_queue_view(mut self, view: Arc<dyn opencti_core::queue::QueueView>) -> Self {
+        let sessions = &self.shared.sessions;
+        self.shared.sessions = Arc::new(Sessions::new(
+            sessions.factory.clone(),
+            sessions.crm.clone(),
+            sessions.board.clone(),
+            Some(view),
             sessions.log_calls,
         ));
         self
@@ -137,7 +154,8 @@ impl Gateway {
         self.shared.sessions = Arc::new(Sessions::new(
             sessions.factory.clone(),
             sessions.crm.clone(),
-            sessions.board().cloned(),
+            sessions.board.clone(),
+            sessions.view.clone(),
             false,
         ));
         self

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use opencti_core::queue::QueueBoard;
+use opencti_core::queue::{QueueBoard, QueueView};
 use opencti_core::{AgentId, Error, ErrorKind, LineAccess, MonitorMode, Result, Session, Snapshot};
 use tokio::sync::{broadcast, Mutex};
 
@@ -63,8 +63,11 @@ pub(crate) struct Sessions {
     started: Mutex<HashMap<Grant, AgentSession>>,
     /// Every session's snapshot after each of its events, for supervisors.
     roster: broadcast::Sender<Arc<Snapshot>>,
-    /// The queue board every session's agent state goes to, if there is one.
-    board: Option<QueueBoard>,
+    /// The queue board every session's agent state goes to, if it runs here.
+    pub(crate) board: Option<QueueBoard>,
+    /// The queues' figures supervisors and agents read: the board's, or a copy of a
+    /// board that runs elsewhere.
+    pub(crate) view: Option<Arc<dyn QueueView>>,
     /// Whether this gateway writes its sessions' calls to the CRM's call log.
     pub(crate) log_calls: bool,
 }
@@ -74,21 +77,29 @@ impl Sessions {
         factory: Arc<dyn SessionFactory>,
         crm: Arc<dyn Crm>,
         board: Option<QueueBoard>,
+        view: Option<Arc<dyn QueueView>>,
         log_calls: bool,
     ) -> Self {
+        // A board that runs here is what its readers read, unless told otherwise.
+        let view = view.or_else(|| {
+            board
+                .clone()
+                .map(|board| Arc::new(board) as Arc<dyn QueueView>)
+        });
         Sessions {
             factory,
             crm,
             started: Mutex::new(HashMap::new()),
             roster: broadcast::channel(ROSTER_BUFFER).0,
             board,
+            view,
             log_calls,
         }
     }
 
-    /// The queue board, if the gateway has one.
-    pub(crate) fn board(&self) -> Option<&QueueBoard> {
-        self.board.as_ref()
+    /// The queues' figures, if the gateway has them.
+    pub(crate) fn queues(&self) -> Option<&Arc<dyn QueueView>> {
+        self.view.as_ref()
     }
 
     /// Every agent's session now, by agent id.

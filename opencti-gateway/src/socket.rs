@@ -270,7 +270,7 @@ fn queues_waiting(
     shared: &Arc<Shared>,
     grant: &crate::auth::Grant,
 ) -> futures::stream::BoxStream<'static, Utf8Bytes> {
-    let Some(board) = shared.sessions.board() else {
+    let Some(board) = shared.sessions.queues() else {
         return futures::stream::pending().boxed();
     };
     let centre = shared

@@ -39,10 +39,10 @@ impl Site {
 
     /// The subjects the site's stream keeps: every line's events
     /// (`opencti.<site>.events.>`), every accepted command (`opencti.<site>.commands.>`)
-    /// and the queues' events (`opencti.<site>.queues`). Requests to a line
+    /// and the queues' figures and events (`opencti.<site>.queues.>`). Requests to a line
     /// (`opencti.<site>.requests.>`) are answered at once and not kept.
     pub fn stream_subjects(&self) -> Vec<String> {
-        vec![self.all_events(), self.all_commands(), self.queues()]
+        vec![self.all_events(), self.all_commands(), self.all_queues()]
     }
 
     /// Every line's events: `opencti.<site>.events.>`.
@@ -87,9 +87,19 @@ impl Site {
         )
     }
 
-    /// The queues' events: `opencti.<site>.queues`.
-    pub fn queues(&self) -> String {
-        format!("{ROOT}.{}.queues", self.0)
+    /// Everything of the site's queues: `opencti.<site>.queues.>`.
+    pub fn all_queues(&self) -> String {
+        format!("{ROOT}.{}.queues.>", self.0)
+    }
+
+    /// The queues' figures, whole: `opencti.<site>.queues.figures`.
+    pub fn queue_figures(&self) -> String {
+        format!("{ROOT}.{}.queues.figures", self.0)
+    }
+
+    /// The queues' events: `opencti.<site>.queues.events`.
+    pub fn queue_events(&self) -> String {
+        format!("{ROOT}.{}.queues.events", self.0)
     }
 
     /// The agent and device of a line's events subject, if `subject` is one of this
@@ -380,12 +390,13 @@ mod tests {
             [
                 "opencti.paris.events.>",
                 "opencti.paris.commands.>",
-                "opencti.paris.queues"
+                "opencti.paris.queues.>"
             ]
         );
         assert_eq!(site.all_events(), "opencti.paris.events.>");
         assert_eq!(site.agent_events(&agent), "opencti.paris.events.j%2Edoe.*");
-        assert_eq!(site.queues(), "opencti.paris.queues");
+        assert_eq!(site.queue_figures(), "opencti.paris.queues.figures");
+        assert_eq!(site.queue_events(), "opencti.paris.queues.events");
         let subject = site.line_events(&agent, &device);
         assert_eq!(subject, "opencti.paris.events.j%2Edoe.PJSIP/1001");
         assert_eq!(

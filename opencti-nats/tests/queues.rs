@@ -1,6 +1,7 @@
 //! A site's queue figures on a real nats-server (see `support`): the board of a
 //! simulated centre is published, its figures first and then every event in order, and a
-//! follower reading the stream ends with the board's own figures.
+//! follower reading the stream ends with the board's own figures; a gateway's copy that
+//! joins late has the board's figures and keeps up.
 
 mod support;
 
@@ -12,7 +13,7 @@ use opencti_core::queue::{QueueBoard, QueueEnvelope, QueueSnapshot, QueueStats};
 use opencti_core::{AgentId, DesktopInterface, DesktopInterfaceExt, DeviceId, QueueId, Session};
 use opencti_nats::async_nats::{self, jetstream};
 use opencti_nats::{
-    ensure_stream, QueueFeed, Site, StreamLimits, KIND_HEADER, KIND_QUEUE_EVENT,
+    ensure_stream, QueueFeed, RemoteQueues, Site, StreamLimits, KIND_HEADER, KIND_QUEUE_EVENT,
     KIND_QUEUE_SNAPSHOT,
 };
 use opencti_sim::SimSwitch;
@@ -78,7 +79,7 @@ async fn a_board_is_published_figures_first_then_every_event_in_order() {
     let stream = js.get_stream(site.stream_name()).await.unwrap();
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: site.queues(),
+            filter_subject: site.all_queues(),
             ..Default::default()
         })
         .await
@@ -119,4 +120,46 @@ async fn a_board_is_published_figures_first_then_every_event_in_order() {
     let theirs = latest.expect("the support queue's figures");
     assert_eq!(theirs, ours, "the follower's figures are the board's");
     assert_eq!((ours.offered, ours.answered), (1, 1));
+
+    // A gateway that joins now copies the board: from its last figures and the events
+    // after them, it has the board's figures, and keeps up as calls go on.
+    let members =
+        std::collections::HashMap::from([(AgentId::new("alice").unwrap(), vec![support.clone()])]);
+    let remote = RemoteQueues::open(&js, &site, members).await.unwrap();
+    let caught_up = |target: u64| {
+        let mirror = remote.mirror().clone();
+        async move {
+            for _ in 0..500 {
+                if mirror.seq() >= target {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    assert!(caught_up(last).await, "the copy reaches seq {last}");
+    assert_eq!(remote.mirror().figures(&support), board.figures(&support));
+    switch
+        .control()
+        .customer_calls("support", "+1 555 0101")
+        .call()
+        .unwrap();
+    let call = loop {
+        if let Some(call) = alice.snapshot().calls.first() {
+            break call.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    alice.answer(call.clone()).await.unwrap();
+    alice.hangup(call).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let last = board.snapshot().seq;
+    assert!(caught_up(last).await, "the copy follows to seq {last}");
+    assert_eq!(remote.mirror().figures(&support), board.figures(&support));
+    assert_eq!(remote.mirror().figures(&support).unwrap().offered, 2);
+    assert_eq!(
+        remote.mirror().queues_of(&AgentId::new("alice").unwrap()),
+        vec![support]
+    );
 }

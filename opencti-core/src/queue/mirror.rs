@@ -225,7 +225,11 @@ mod tests {
                 skipped = Some(envelope);
                 continue;
             }
-            let expected = if n == 3 { Mirrored::Gap } else { Mirrored::Applied };
+            let expected = if n == 3 {
+                Mirrored::Gap
+            } else {
+                Mirrored::Applied
+            };
             assert_eq!(mirror.offer((*envelope).clone()), expected, "event {n}");
         }
         let skipped = skipped.expect("the third event");

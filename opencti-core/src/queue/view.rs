@@ -1,6 +1,7 @@
 //! What a wallboard reads of a site's queues, wherever their figures are computed.
 
 use crate::ids::{AgentId, QueueId};
+use crate::time::Timestamp;
 
 use super::board::{QueueBoard, QueueStream};
 use super::figures::{QueueFigures, QueueSnapshot};
@@ -10,6 +11,10 @@ use super::mirror::QueueMirror;
 /// see them: a [`QueueBoard`] that computes them in this process, or a [`QueueMirror`]
 /// of a board that runs in another.
 pub trait QueueView: Send + Sync + std::fmt::Debug {
+    /// The time by the figures' clock (a board's own, which a test may pause; the wall
+    /// clock for a copy).
+    fn now(&self) -> Timestamp;
+
     /// Every queue's figures now.
     fn snapshot(&self) -> QueueSnapshot;
 
@@ -24,6 +29,10 @@ pub trait QueueView: Send + Sync + std::fmt::Debug {
 }
 
 impl QueueView for QueueBoard {
+    fn now(&self) -> Timestamp {
+        QueueBoard::now(self)
+    }
+
     fn snapshot(&self) -> QueueSnapshot {
         QueueBoard::snapshot(self)
     }
@@ -42,6 +51,10 @@ impl QueueView for QueueBoard {
 }
 
 impl QueueView for QueueMirror {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
     fn snapshot(&self) -> QueueSnapshot {
         QueueMirror::snapshot(self)
     }
