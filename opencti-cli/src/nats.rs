@@ -8,7 +8,7 @@ use opencti_core::{Error, ErrorKind, Result};
 use opencti_gateway::{AgentLine, Grant, SessionFactory};
 use opencti_nats::async_nats;
 use opencti_nats::async_nats::jetstream;
-use opencti_nats::{ensure_stream, RemoteLine, Site, StreamLimits};
+use opencti_nats::{ensure_stream, RemoteLines, Site, StreamLimits};
 
 /// Where the services of a site meet.
 #[derive(Debug, Clone, Args)]
@@ -48,21 +48,15 @@ pub(crate) async fn connect(url: &str, site: &str) -> Result<(async_nats::Client
 }
 
 /// Agents' lines whose sessions run in the site's link service.
-pub(crate) struct NatsLines {
-    pub(crate) client: async_nats::Client,
-    pub(crate) site: Site,
-}
+pub(crate) struct NatsLines(pub(crate) RemoteLines);
 
 #[async_trait::async_trait]
 impl SessionFactory for NatsLines {
     async fn start(&self, grant: &Grant) -> Result<AgentLine> {
-        let line = RemoteLine::open(
-            self.client.clone(),
-            &self.site,
-            grant.agent.clone(),
-            grant.device.clone(),
-        )
-        .await?;
+        let line = self
+            .0
+            .open(grant.agent.clone(), grant.device.clone())
+            .await?;
         Ok(Arc::new(line))
     }
 }

@@ -298,7 +298,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             let jetstream = opencti_nats::async_nats::jetstream::new(client.clone());
             let tokens = NatsTokens::open(&jetstream, &site, &NatsTokenLimits::default()).await?;
             let queues = RemoteQueues::open(&jetstream, &site, agents_queues(&deployment)?).await?;
-            let lines: Arc<dyn SessionFactory> = Arc::new(crate::nats::NatsLines { client, site });
+            let lines: Arc<dyn SessionFactory> = Arc::new(crate::nats::NatsLines(
+                opencti_nats::RemoteLines::new(client, site),
+            ));
             (lines, None, Arc::new(tokens), Some(queues))
         }
         None => {

@@ -19,7 +19,7 @@ pub use publish::{
     EventPublisher, LineFeed, Published, RetryPolicy, KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT,
 };
 pub use queues::{QueueFeed, RemoteQueues, KIND_QUEUE_EVENT, KIND_QUEUE_SNAPSHOT};
-pub use remote::{RemoteLine, ANSWER_TIMEOUT, OUTCOME_TIMEOUT};
+pub use remote::{RemoteLine, RemoteLines, ANSWER_TIMEOUT, OUTCOME_TIMEOUT};
 pub use service::{LineService, ServedLine, KIND_COMMAND};
 pub use stream::{ensure_stream, StreamLimits};
 pub use subject::{decode_token, encode_token, Site};

@@ -12,7 +12,7 @@ use opencti_core::{
     Error, ErrorKind, EventEnvelope, EventStream, LineAccess, Offered, PendingCommand, Replica,
     Result, Snapshot,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::publish::{KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT};
@@ -87,11 +87,25 @@ impl RemoteLine {
     /// Opens `agent`'s line at `device` on `site`: subscribes to its events and accepted
     /// commands, then asks its session for the snapshot. Fails as `link_down` when no
     /// link service serves the line.
+    ///
+    /// Each line opened this way watches the connection on its own; a process with many
+    /// lines opens them through one [`RemoteLines`], which watches it once for all.
     pub async fn open(
         client: async_nats::Client,
         site: &Site,
         agent: AgentId,
         device: DeviceId,
+    ) -> Result<RemoteLine> {
+        RemoteLines::new(client, site.clone())
+            .open(agent, device)
+            .await
+    }
+
+    async fn open_with(
+        client: async_nats::Client,
+        site: &Site,
+        (agent, device): (AgentId, DeviceId),
+        reconnects: watch::Receiver<u64>,
     ) -> Result<RemoteLine> {
         let requests = site.line_requests(&agent, &device);
         // Subscribed before the snapshot is asked for: every event after it arrives.
@@ -113,9 +127,9 @@ impl RemoteLine {
             client.clone(),
             requests.clone(),
             replica.clone(),
-            events,
-            accepted,
+            (events, accepted),
             commands.clone(),
+            reconnects,
         ));
         Ok(RemoteLine {
             inner: Arc::new(Inner {
@@ -214,15 +228,11 @@ async fn follow(
     client: async_nats::Client,
     requests: String,
     replica: Replica,
-    mut events: async_nats::Subscriber,
-    mut accepted: async_nats::Subscriber,
+    (mut events, mut accepted): (async_nats::Subscriber, async_nats::Subscriber),
     commands: broadcast::Sender<Arc<AcceptedCommand>>,
+    mut reconnects: watch::Receiver<u64>,
 ) {
-    // Every (re)connection counts; one more than when the copy was taken means messages
-    // published meanwhile may be lost to a plain subscription.
-    let statistics = client.statistics();
-    let mut connects = statistics.connects.load(Ordering::Relaxed);
-    let mut check = tokio::time::interval(Duration::from_millis(250));
+    reconnects.mark_unchanged();
     loop {
         tokio::select! {
             message = events.next() => {
@@ -267,15 +277,70 @@ async fn follow(
                     Err(error) => tracing::warn!(subject = %message.subject, %error, "dropped"),
                 }
             }
-            _ = check.tick() => {
-                let now = statistics.connects.load(Ordering::Relaxed);
-                if now != connects {
-                    connects = now;
-                    tracing::info!(subject = %requests, "reconnected to NATS: the line's copy is taken again");
-                    reseed(&client, &requests, &replica).await;
+            changed = reconnects.changed() => {
+                if changed.is_err() {
+                    // Nobody watches the connection any more: the lines are being closed.
+                    return;
                 }
+                // Messages published while the connection was down are lost to a plain
+                // subscription: the copy is taken again.
+                tracing::info!(subject = %requests, "reconnected to NATS: the line's copy is taken again");
+                reseed(&client, &requests, &replica).await;
             }
         }
+    }
+}
+
+/// Opens the lines of a site's sessions for one process (a gateway), watching its
+/// connection to NATS once for all of them: after a reconnect, every line's copy is
+/// taken again. Cheap to clone; the watch stops when the last clone and every line
+/// opened through it are dropped.
+#[derive(Clone, Debug)]
+pub struct RemoteLines {
+    client: async_nats::Client,
+    site: Site,
+    reconnects: watch::Receiver<u64>,
+}
+
+impl RemoteLines {
+    /// Lines of `site` over `client`. Must run inside a tokio runtime (it starts the
+    /// watch of the connection).
+    pub fn new(client: async_nats::Client, site: Site) -> Self {
+        let statistics = client.statistics();
+        let (tell, reconnects) = watch::channel(statistics.connects.load(Ordering::Relaxed));
+        tokio::spawn(async move {
+            // Every (re)connection counts.
+            let mut check = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                check.tick().await;
+                if tell.is_closed() {
+                    return;
+                }
+                let now = statistics.connects.load(Ordering::Relaxed);
+                tell.send_if_modified(|seen| std::mem::replace(seen, now) != now);
+            }
+        });
+        RemoteLines {
+            client,
+            site,
+            reconnects,
+        }
+    }
+
+    /// The site.
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// Opens `agent`'s line at `device`: see [`RemoteLine::open`].
+    pub async fn open(&self, agent: AgentId, device: DeviceId) -> Result<RemoteLine> {
+        RemoteLine::open_with(
+            self.client.clone(),
+            &self.site,
+            (agent, device),
+            self.reconnects.clone(),
+        )
+        .await
     }
 }
 
