@@ -57,6 +57,8 @@ struct Shared {
     events: broadcast::Sender<Item>,
     /// The copy's `seq`, for those waiting until it holds an event.
     seq: watch::Sender<u64>,
+    /// How many times the copy's link went from up to down.
+    downs: watch::Sender<u64>,
 }
 
 struct State {
@@ -97,6 +99,7 @@ impl Replica {
                 }),
                 events: broadcast::channel(capacity.max(1)).0,
                 seq: watch::channel(seq).0,
+                downs: watch::channel(0).0,
             }),
         }
     }
@@ -136,6 +139,7 @@ impl Replica {
             ));
         }
         desk.stamp(&envelope.event, envelope.at);
+        self.note_link(state.desk.link(), desk.link());
         state.desk = desk;
         state.seq = envelope.seq;
         self.shared.seq.send_replace(state.seq);
@@ -151,6 +155,7 @@ impl Replica {
     pub fn reseed(&self, snapshot: Snapshot, capabilities: Option<Capabilities>) {
         let mut state = self.state();
         let capabilities = capabilities.unwrap_or(*state.desk.capabilities());
+        self.note_link(state.desk.link(), snapshot.link);
         state.desk = Desk::from_snapshot(&snapshot, capabilities);
         state.seq = snapshot.seq;
         self.shared.seq.send_replace(state.seq);
@@ -172,17 +177,21 @@ impl Replica {
         let _ = seqs.wait_for(|&held| held >= seq).await;
     }
 
-    /// Resolves once the copy has the link down (at once if it has).
-    pub async fn link_down(&self) {
-        let mut seqs = self.shared.seq.subscribe();
-        loop {
-            if self.state().desk.link() == crate::snapshot::LinkState::Down {
-                return;
-            }
-            if seqs.changed().await.is_err() {
-                return;
-            }
+    fn note_link(&self, before: crate::snapshot::LinkState, after: crate::snapshot::LinkState) {
+        use crate::snapshot::LinkState;
+        if before == LinkState::Up && after == LinkState::Down {
+            self.shared.downs.send_modify(|downs| *downs += 1);
         }
+    }
+
+    /// Resolves once the copy's link goes from up to down after this call. Where the
+    /// copy has the link down now (it may not have caught up with its session yet), that
+    /// is once it has come up and gone down again.
+    pub async fn link_goes_down(&self) {
+        let mut downs = self.shared.downs.subscribe();
+        let now = *downs.borrow_and_update();
+        // The sender lives as long as this replica.
+        let _ = downs.wait_for(|&seen| seen > now).await;
     }
 
     /// The copy's state.
@@ -316,6 +325,45 @@ mod tests {
         assert_eq!(lag.kind(), ErrorKind::Lagged);
         assert_eq!(replica.snapshot().agent_state, AgentState::LoggedOut);
         assert_eq!(replica.offer(&logged_in(10)), Offered::Applied);
+    }
+
+    #[tokio::test]
+    async fn a_link_that_goes_down_is_heard_only_once_it_was_up() {
+        let down = |seq| {
+            envelope(
+                seq,
+                Event::LinkDown {
+                    reason: "gone".into(),
+                },
+            )
+        };
+        let replica = Replica::new(snapshot(1), Capabilities::all(), 8);
+        let waiting = tokio::spawn({
+            let replica = replica.clone();
+            async move { replica.link_goes_down().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        assert_eq!(replica.offer(&down(2)), Offered::Applied);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("heard")
+            .expect("no panic");
+
+        // Down already (the copy is behind its session): not until it was up again.
+        let waiting = tokio::spawn({
+            let replica = replica.clone();
+            async move { replica.link_goes_down().await }
+        });
+        assert_eq!(replica.offer(&logged_in(3)), Offered::Applied);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        assert_eq!(replica.offer(&envelope(4, Event::LinkUp)), Offered::Applied);
+        assert_eq!(replica.offer(&down(5)), Offered::Applied);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("heard")
+            .expect("no panic");
     }
 
     #[test]

@@ -419,7 +419,7 @@ impl LineAccess for RemoteLine {
             // successor's `link_down` says the command's fate is unknown.
             let reply = tokio::select! {
                 reply = next_reply(&mut replies, &requests, OUTCOME_TIMEOUT) => reply?,
-                _ = replica.link_down() => {
+                _ = replica.link_goes_down() => {
                     return Err(Error::new(
                         ErrorKind::LinkDown,
                         format!("command {id} was accepted, then the link went down before it was confirmed; it may still take effect"),
