@@ -183,11 +183,21 @@ async fn two_gateways_serve_one_session_and_a_desk_moves_between_them_mid_call()
     // The accepted commands reach the gateway too (a call logger reads dispositions).
     let mut accepted = gateway_b.subscribe_commands();
     gateway_b.not_ready(None).await.unwrap();
-    let command = tokio::time::timeout(WAIT, accepted.recv())
-        .await
-        .expect("in time")
-        .expect("a command");
-    assert_eq!(command.command.kind().as_str(), "set_agent_state");
+    // (Earlier commands may still be on their way to the stream: they come first.)
+    let command = tokio::time::timeout(WAIT, async {
+        loop {
+            let command = accepted.recv().await.expect("a command");
+            if command.command.kind().as_str() == "set_agent_state" {
+                return command;
+            }
+        }
+    })
+    .await
+    .expect("in time");
+    assert!(matches!(
+        command.command,
+        opencti_core::Command::SetAgentState { .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
