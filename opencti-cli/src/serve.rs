@@ -343,7 +343,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
                 DeviceId::new(agent.device.get_ref())?,
             );
             if let Err(error) = gateway.session(&grant).await {
-                tracing::warn!(agent = %grant.agent, %error, "the agent's session did not start");
+                tracing::warn!(agent = %grant.agent, %error, "the agent's session did not start; trying again every 2 s");
+                // The phone system (or, on NATS, the link service) may not be up yet.
+                let gateway = gateway.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        if gateway.session(&grant).await.is_ok() {
+                            tracing::info!(agent = %grant.agent, "the agent's session started");
+                            return;
+                        }
+                    }
+                });
             }
         }
     }
