@@ -300,8 +300,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let agents = deployment.agents.len();
     let supervisors = deployment.supervisors.len();
     let phone_system = deployment.phone_system.to_string();
+    let mut limits = Limits::default();
+    if let Some(max) = deployment.max_connections() {
+        limits = limits.with_max_connections(max);
+    }
     let mut gateway =
-        Gateway::with_crm(tokens.clone(), sessions, Limits::default(), crm).with_security(security);
+        Gateway::with_crm(tokens.clone(), sessions, limits, crm).with_security(security);
     if let Some(library) = &deployment.salesforce_voice.library {
         gateway = gateway.with_salesforce_voice_library(deployment.resolve(library))?;
     }
