@@ -429,6 +429,8 @@ fn gateway(file: &Path, url: &str, dir: &Path, n: usize) -> (Killed, String) {
 struct Browsers {
     /// (agent, seq, at, latency µs) of every event received stamped after `go_at`.
     samples: Mutex<Vec<(u32, u64, u64, u64)>>,
+    /// The same of a plain NATS subscriber to every line's events, in this process.
+    on_nats: Mutex<Vec<(u32, u64, u64, u64)>>,
     /// Each desk's last `seq`.
     last_seq: Mutex<HashMap<u32, u64>>,
     go_at: AtomicU64,
@@ -701,6 +703,10 @@ fn centre() {
             .await
     });
     let ready_line = until("READY", Duration::from_secs(600));
+    let gateways_alone: Vec<u64> = gateways
+        .iter()
+        .map(|(g, _)| status_kib(g.0.id(), "VmRSS:"))
+        .collect();
     println!(
         "  link service: {} ({:.1} s from its start, load {})",
         ready_line,
@@ -747,6 +753,16 @@ fn centre() {
         settings.agents,
         load_average()
     );
+    for (n, (g, _)) in gateways.iter().enumerate() {
+        let rss = status_kib(g.0.id(), "VmRSS:");
+        let served = settings.agents.div_ceil(settings.gateways) as f64;
+        println!(
+            "  gateway {}: {} KiB before any browser, {rss} KiB with its {served} desks: {:.1} KiB a desk",
+            n + 1,
+            gateways_alone[n],
+            rss.saturating_sub(gateways_alone[n]) as f64 / served
+        );
+    }
     if ready < settings.agents {
         println!(
             "  NOT ALL READY: {} failures; the first: {:#?}",
@@ -781,6 +797,42 @@ fn centre() {
         .map(|m| status_kib(m.pid, "VmRSS:"))
         .collect();
     let before: Vec<u64> = measured.iter().map(|m| cpu_ticks(m.pid)).collect();
+
+    // A plain NATS subscriber to every line's events: what NATS alone adds.
+    rt.block_on(async {
+        let mut events = client
+            .subscribe(format!("opencti.{SITE}.events.>"))
+            .await
+            .expect("a subscription to the site's events");
+        client.flush().await.expect("the subscription in place");
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(message) = events.next().await {
+                let received = now_micros();
+                let Ok(event) = serde_json::from_slice::<Value>(&message.payload) else {
+                    continue;
+                };
+                let (Some(at), Some(seq), Some(agent)) = (
+                    event["at"].as_u64(),
+                    event["seq"].as_u64(),
+                    event["agent"]
+                        .as_str()
+                        .and_then(|a| a.strip_prefix("agent"))
+                        .and_then(|n| n.parse::<u32>().ok()),
+                ) else {
+                    continue;
+                };
+                if at >= shared.go_at.load(Ordering::Relaxed) {
+                    shared.on_nats.lock().expect("samples").push((
+                        agent,
+                        seq,
+                        at,
+                        received.saturating_sub(at),
+                    ));
+                }
+            }
+        });
+    });
 
     // The traffic.
     let load_before = load_average();
@@ -841,8 +893,39 @@ fn centre() {
         .filter(|(at, _)| in_window(*at))
         .map(|(_, l)| *l)
         .collect();
+    let on_nats = std::mem::take(&mut *shared.on_nats.lock().expect("samples"));
+    let mut nats_latencies = Vec::new();
+    let mut nats_added = Vec::new();
+    let mut nats_by_event = HashMap::new();
+    for (agent, seq, at, latency) in &on_nats {
+        if !in_window(*at) {
+            continue;
+        }
+        nats_latencies.push(*latency);
+        nats_by_event.insert((*agent, *seq), *latency);
+        if let Some((_, local)) = local.get(&(*agent, *seq)) {
+            nats_added.push(latency.saturating_sub(*local));
+        }
+    }
+    // The publisher waits for each event's ack before the next of its line: an event
+    // that follows another of its line closely waits for that one's ack.
+    let (mut nats_alone, mut nats_following) = (Vec::new(), Vec::new());
+    for ((agent, seq), latency) in &nats_by_event {
+        let previous = seq
+            .checked_sub(1)
+            .and_then(|p| local.get(&(*agent, p)))
+            .map(|(at, _)| *at);
+        let at = local.get(&(*agent, *seq)).map(|(at, _)| *at);
+        match (previous, at) {
+            (Some(previous), Some(at)) if at.saturating_sub(previous) < 5_000 => {
+                nats_following.push(*latency)
+            }
+            _ => nats_alone.push(*latency),
+        }
+    }
     let mut browser_latencies = Vec::new();
     let mut added = Vec::new();
+    let mut gateway_added = Vec::new();
     let mut unmatched = 0usize;
     for (agent, seq, at, latency) in &browsers {
         if !in_window(*at) {
@@ -852,6 +935,9 @@ fn centre() {
         match local.get(&(*agent, *seq)) {
             Some((_, local)) => added.push(latency.saturating_sub(*local)),
             None => unmatched += 1,
+        }
+        if let Some(on_nats) = nats_by_event.get(&(*agent, *seq)) {
+            gateway_added.push(latency.saturating_sub(*on_nats));
         }
     }
     // Every line's desks end where the line ended.
@@ -889,12 +975,32 @@ fn centre() {
         describe(&mut local_latencies)
     );
     println!(
+        "  to a plain NATS subscriber (stamp to a subscriber in the harness process): {}",
+        describe(&mut nats_latencies)
+    );
+    println!(
+        "    events stamped 5 ms or more after the previous event of their line: {}",
+        describe(&mut nats_alone)
+    );
+    println!(
+        "    events stamped within 5 ms of the previous event of their line: {}",
+        describe(&mut nats_following)
+    );
+    println!(
         "  to the browser (stamp to the WebSocket client): {}",
         describe(&mut browser_latencies)
     );
     println!(
         "  added by NATS, the gateway and the WebSocket (browser minus in-process, per event): {}",
         describe(&mut added)
+    );
+    println!(
+        "    of which to NATS's subscriber (NATS subscriber minus in-process, per event): {}",
+        describe(&mut nats_added)
+    );
+    println!(
+        "    of which after it (browser minus NATS subscriber, per event): {}",
+        describe(&mut gateway_added)
     );
     println!("  load: {load_before} at the start of the calls, {load_after} at the end");
     println!("  processes over the {run_secs:.1} s of calls (CPU as % of one core):");
