@@ -9,8 +9,9 @@
 //! - the leader dies: its NATS connection is closed and its sessions dropped, its lease
 //!   left to expire;
 //! - the standby takes the lease, then takes every line over as `opencti link` does (one
-//!   after the other: the line's last published state, a session that takes over from
-//!   it, served); each desk sees `link_down`, then `resynced`.
+//!   after the other, unless `FAILOVER_CONCURRENCY` says otherwise: the line's last
+//!   published state, a session that takes over from it, served); each desk sees
+//!   `link_down`, then `resynced`.
 //!
 //! Reported for each run: the lease's expiry (death to the standby holding the lease),
 //! the take-over of the lines (lease to the last line served), and death to `resynced`
@@ -24,7 +25,8 @@
 //! ```
 //!
 //! `FAILOVER_LINES` (`100,1000`), `FAILOVER_TTL_MS` (1500) and `FAILOVER_RUNS` (3)
-//! change the defaults.
+//! change the defaults; `FAILOVER_CONCURRENCY` (1, as `opencti link`) takes that many
+//! lines over at a time.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -60,18 +62,23 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    let concurrency: usize = std::env::var("FAILOVER_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    println!("link service failover, lease ttl {ttl:?}");
+    println!("link service failover, lease ttl {ttl:?}, lines taken over {concurrency} at a time");
     for &n in &lines {
         for run in 1..=runs {
             let Some(server) = NatsServer::start(&format!("failover-bench-{n}-{run}")) else {
                 return;
             };
-            let figures = runtime.block_on(failover(&server.url(), n, ttl));
+            let figures = runtime.block_on(failover(&server.url(), n, ttl, concurrency));
             println!(
                 "  {n:>5} lines, run {run}: lease expiry {:>6.0} ms, take-over of {n} lines {:>6.0} ms; death to resynced: first desk {:>6.0} ms, median {:>6.0} ms, last {:>6.0} ms; {} of {n} desks saw link_down first (load {})",
                 figures.lease.as_secs_f64() * 1e3,
@@ -120,7 +127,8 @@ struct LinkService {
 }
 
 /// Waits for the lease as `holder`, then takes every line over from what the stream
-/// last published, one after the other, and serves it (as `opencti link` does).
+/// last published and serves it: `concurrency` lines at a time (`opencti link` takes
+/// them one after the other: 1).
 async fn link_service(
     url: &str,
     site: &Site,
@@ -128,6 +136,7 @@ async fn link_service(
     lines: usize,
     holder: &str,
     ttl: Duration,
+    concurrency: usize,
 ) -> LinkService {
     let client = async_nats::connect(url).await.expect("NATS reachable");
     let lease = Lease::acquire(&jetstream::new(client.clone()), site, holder, ttl)
@@ -135,35 +144,40 @@ async fn link_service(
         .expect("the lease");
     let leading = Instant::now();
     let service = LineService::new(client.clone(), site.clone());
-    let mut sessions = Vec::with_capacity(lines);
-    let mut served = Vec::with_capacity(lines);
-    for i in 0..lines {
-        let (agent, device) = line(i);
-        let mut builder = Session::builder(
-            Arc::new(switch.connector(device.clone())),
-            agent.clone(),
-            device.clone(),
-        );
-        let previous = service
-            .last_published(&agent, &device)
-            .await
-            .expect("the stream answers");
-        let from = previous.as_ref().map_or(0, |p| p.seq);
-        if let Some(previous) = previous {
-            builder = builder.take_over(previous, format!("link service {holder} took over"));
-        }
-        let (session, events) = builder
-            .start_with_events()
-            .await
-            .expect("the session starts");
-        served.push(
-            service
-                .serve_events(session.clone(), events, from, Timestamp::now())
-                .await
-                .expect("the line is served"),
-        );
-        sessions.push(session);
-    }
+    let taken: Vec<(Session, ServedLine)> = futures::stream::iter(0..lines)
+        .map(|i| {
+            let service = &service;
+            async move {
+                let (agent, device) = line(i);
+                let mut builder = Session::builder(
+                    Arc::new(switch.connector(device.clone())),
+                    agent.clone(),
+                    device.clone(),
+                );
+                let previous = service
+                    .last_published(&agent, &device)
+                    .await
+                    .expect("the stream answers");
+                let from = previous.as_ref().map_or(0, |p| p.seq);
+                if let Some(previous) = previous {
+                    builder =
+                        builder.take_over(previous, format!("link service {holder} took over"));
+                }
+                let (session, events) = builder
+                    .start_with_events()
+                    .await
+                    .expect("the session starts");
+                let served = service
+                    .serve_events(session.clone(), events, from, Timestamp::now())
+                    .await
+                    .expect("the line is served");
+                (session, served)
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let (sessions, served) = taken.into_iter().unzip();
     LinkService {
         client,
         _lease: lease,
@@ -183,7 +197,7 @@ struct Figures {
     saw_link_down: usize,
 }
 
-async fn failover(url: &str, lines: usize, ttl: Duration) -> Figures {
+async fn failover(url: &str, lines: usize, ttl: Duration, concurrency: usize) -> Figures {
     let site = Site::new("failover").expect("a site name");
     let client = async_nats::connect(url).await.expect("NATS reachable");
     ensure_stream(
@@ -194,10 +208,12 @@ async fn failover(url: &str, lines: usize, ttl: Duration) -> Figures {
     .await
     .expect("the stream");
     let switch = centre(lines);
-    let first = link_service(url, &site, &switch, lines, "link-a", ttl).await;
+    let first = link_service(url, &site, &switch, lines, "link-a", ttl, 64).await;
     let standby = {
         let (url, site, switch) = (url.to_owned(), site.clone(), switch.clone());
-        tokio::spawn(async move { link_service(&url, &site, &switch, lines, "link-b", ttl).await })
+        tokio::spawn(async move {
+            link_service(&url, &site, &switch, lines, "link-b", ttl, concurrency).await
+        })
     };
     // The gateway's desks, each waiting for the take-over's `resynced`.
     let gateway = async_nats::connect(url).await.expect("NATS reachable");
