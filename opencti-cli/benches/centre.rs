@@ -796,6 +796,10 @@ fn centre() {
         .iter()
         .map(|m| status_kib(m.pid, "VmRSS:"))
         .collect();
+    // What every desk ready and no call costs.
+    let idle_secs = 5.0;
+    let idle_from: Vec<u64> = measured.iter().map(|m| cpu_ticks(m.pid)).collect();
+    std::thread::sleep(Duration::from_secs_f64(idle_secs));
     let before: Vec<u64> = measured.iter().map(|m| cpu_ticks(m.pid)).collect();
 
     // A plain NATS subscriber to every line's events: what NATS alone adds.
@@ -1003,13 +1007,16 @@ fn centre() {
         describe(&mut gateway_added)
     );
     println!("  load: {load_before} at the start of the calls, {load_after} at the end");
-    println!("  processes over the {run_secs:.1} s of calls (CPU as % of one core):");
+    println!(
+        "  processes over the {run_secs:.1} s of calls (CPU as % of one core; idle: over {idle_secs} s before them, every desk ready):"
+    );
     for (n, m) in measured.iter().enumerate() {
         let cpu = after[n].saturating_sub(before[n]) as f64 / hz / cpu_secs * 100.0;
+        let idle = before[n].saturating_sub(idle_from[n]) as f64 / hz / idle_secs * 100.0;
         let (rss, hwm, fds) = busy[n];
         println!(
-            "    {:<20} CPU {:>5.1}%  RSS {:>7} KiB (idle before calls {:>7} KiB, peak {:>7} KiB)  {} open files",
-            m.name, cpu, rss, idle_rss[n], hwm, fds
+            "    {:<20} CPU {:>5.1}% (idle {:>5.1}%)  RSS {:>7} KiB (idle {:>7} KiB, peak {:>7} KiB)  {} open files",
+            m.name, cpu, idle, rss, idle_rss[n], hwm, fds
         );
     }
     drop(link_stdin);
