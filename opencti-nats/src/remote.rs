@@ -1,7 +1,7 @@
 //! A line whose session runs in a link service, as a gateway reaches it over NATS.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use opencti_core::{
     Error, ErrorKind, EventEnvelope, EventStream, LineAccess, Offered, PendingCommand, Replica,
     Result, Snapshot,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::publish::{KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT};
@@ -30,6 +30,9 @@ pub const OUTCOME_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How far local subscribers may fall behind before they get `Lagged`.
 const EVENT_CAPACITY: usize = 1024;
+
+/// How often a connection's count of (re)connections is read.
+const RECONNECT_CHECK: Duration = Duration::from_millis(250);
 
 /// A line whose [`Session`](opencti_core::Session) runs in a link service
 /// ([`LineService`](crate::LineService)) of the same site, reached over NATS: what a
@@ -220,9 +223,10 @@ async fn follow(
 ) {
     // Every (re)connection counts; one more than when the copy was taken means messages
     // published meanwhile may be lost to a plain subscription.
+    let mut reconnected = reconnections(&client);
+    let mut watching = true;
     let statistics = client.statistics();
     let mut connects = statistics.connects.load(Ordering::Relaxed);
-    let mut check = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             message = events.next() => {
@@ -267,7 +271,12 @@ async fn follow(
                     Err(error) => tracing::warn!(subject = %message.subject, %error, "dropped"),
                 }
             }
-            _ = check.tick() => {
+            changed = reconnected.changed(), if watching => {
+                if changed.is_err() {
+                    // The watcher stopped (its runtime is shutting down).
+                    watching = false;
+                    continue;
+                }
                 let now = statistics.connects.load(Ordering::Relaxed);
                 if now != connects {
                     connects = now;
@@ -277,6 +286,53 @@ async fn follow(
             }
         }
     }
+}
+
+/// The count of `client`'s (re)connections, changed within [`RECONNECT_CHECK`] of each
+/// reconnection. One watcher for each connection, whatever the number of lines on it:
+/// a timer for each line would wake a gateway of thousands of lines thousands of times
+/// a second for nothing.
+fn reconnections(client: &async_nats::Client) -> watch::Receiver<u64> {
+    /// Each watched connection's statistics, its watcher's sender and task.
+    type Watcher = (
+        Weak<async_nats::Statistics>,
+        watch::Sender<u64>,
+        JoinHandle<()>,
+    );
+    static WATCHERS: Mutex<Vec<Watcher>> = Mutex::new(Vec::new());
+    let statistics = client.statistics();
+    let mut watchers = WATCHERS.lock().unwrap_or_else(PoisonError::into_inner);
+    // A watcher whose lines have all gone stops at its next check; one whose runtime
+    // ended has stopped.
+    watchers.retain(|(of, sender, task)| {
+        of.strong_count() > 0 && !sender.is_closed() && !task.is_finished()
+    });
+    let watched = watchers
+        .iter()
+        .find(|(of, _, _)| of.upgrade().is_some_and(|of| Arc::ptr_eq(&of, &statistics)));
+    if let Some((_, sender, _)) = watched {
+        return sender.subscribe();
+    }
+    let (sender, receiver) = watch::channel(statistics.connects.load(Ordering::Relaxed));
+    let of = Arc::downgrade(&statistics);
+    let watching = sender.clone();
+    let task = tokio::spawn(async move {
+        let mut check = tokio::time::interval(RECONNECT_CHECK);
+        loop {
+            check.tick().await;
+            if watching.is_closed() {
+                return;
+            }
+            let now = statistics.connects.load(Ordering::Relaxed);
+            watching.send_if_modified(|seen| {
+                let changed = *seen != now;
+                *seen = now;
+                changed
+            });
+        }
+    });
+    watchers.push((of, sender, task));
+    receiver
 }
 
 /// Takes the copy again from the session, retrying until it answers.
@@ -381,5 +437,43 @@ impl LineAccess for RemoteLine {
 
     fn subscribe_commands(&self) -> broadcast::Receiver<Arc<AcceptedCommand>> {
         self.inner.commands.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that keeps trying to connect in the background, with no server.
+    async fn unconnected() -> async_nats::Client {
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("127.0.0.1:1")
+            .await
+            .expect("a client that connects in the background")
+    }
+
+    #[tokio::test]
+    async fn the_lines_of_one_connection_share_one_reconnection_watcher() {
+        let (a, b) = (unconnected().await, unconnected().await);
+        let first = reconnections(&a);
+        let second = reconnections(&a.clone());
+        assert!(
+            first.same_channel(&second),
+            "one watcher for one connection"
+        );
+        let other = reconnections(&b);
+        assert!(
+            !first.same_channel(&other),
+            "a watcher of its own for another"
+        );
+        // Once every line of a connection has gone, its watcher stops, and the next line
+        // gets a new one.
+        drop((first, second));
+        tokio::time::sleep(RECONNECT_CHECK * 3).await;
+        let third = reconnections(&a);
+        let fourth = reconnections(&a);
+        assert!(third.same_channel(&fourth));
+        assert!(!third.same_channel(&other));
     }
 }
