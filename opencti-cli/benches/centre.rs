@@ -13,7 +13,8 @@
 //!
 //! `CENTRE_AGENTS` (10000), `CENTRE_QUEUES` (100), `CENTRE_CALLS_PER_SEC` (100),
 //! `CENTRE_SECS` (40), `CENTRE_TALK_MS` (2000), `CENTRE_GATEWAYS` (2) change the
-//! defaults; `CENTRE_THREADS` (2) is each harness process's tokio worker threads.
+//! defaults; `CENTRE_THREADS` (2) is each harness process's tokio worker threads, and
+//! `CENTRE_CONNECTING` (200) how many browsers connect and get ready at a time.
 //!
 //! The processes:
 //!
@@ -28,7 +29,9 @@
 //!   through `NatsTokens`, as a sign-in on any gateway would);
 //! - this process: every agent's browser, a WebSocket to gateway `i % CENTRE_GATEWAYS`,
 //!   which logs in, gets ready, answers each offered call, and checks that its events'
-//!   `seq`s follow on from its snapshot with none missing and none twice.
+//!   `seq`s follow on from its snapshot with none missing and none twice; and a plain
+//!   NATS subscriber to every line's events, to tell what NATS adds from what the
+//!   gateway adds.
 //!
 //! The latencies are taken over the events stamped from the first call placed until the
 //! last call's talk is over (plus a second), after a further two seconds for the last of
