@@ -54,6 +54,10 @@ pub struct Deployment {
 pub struct Listen {
     /// `address = "127.0.0.1:8080"`.
     pub address: Spanned<String>,
+    /// Connections open at once, WebSockets included (default 1,024): at least one for
+    /// each agent whose browser this gateway serves. Beyond it a new connection is closed.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<usize>>,
     /// PEM certificate chain for HTTPS; with `tls_key`, or neither.
     #[serde(default)]
     pub tls_certificate: Option<PathBuf>,
@@ -324,6 +328,11 @@ impl Deployment {
             .collect()
     }
 
+    /// How many connections the gateway keeps open at once, when `[listen]` says.
+    pub fn max_connections(&self) -> Option<usize> {
+        self.listen.max_connections.as_ref().map(|m| *m.get_ref())
+    }
+
     /// The listen address (checked when the file was loaded).
     pub fn address(&self) -> Option<SocketAddr> {
         self.listen.address.get_ref().parse().ok()
@@ -363,6 +372,14 @@ impl Deployment {
                     self.listen.address.get_ref()
                 ),
             ));
+        }
+        if let Some(max) = &self.listen.max_connections {
+            if *max.get_ref() == 0 {
+                return Err((
+                    Some(max.span()),
+                    "listen.max_connections: expected at least 1".into(),
+                ));
+            }
         }
         if self.listen.tls_certificate.is_some() != self.listen.tls_key.is_some() {
             return Err((
@@ -550,6 +567,19 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_for_many_agents_keeps_as_many_connections_as_the_file_says() {
+        let hash = hash_password("pw").unwrap_or_default();
+        let plain = parse(&centre(&agent("a", "PJSIP/1", &hash))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain.max_connections(), None);
+        let many = centre(&agent("a", "PJSIP/1", &hash)).replace(
+            "address = \"127.0.0.1:8080\"",
+            "address = \"127.0.0.1:8080\"\nmax_connections = 6000",
+        );
+        let d = parse(&many).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.max_connections(), Some(6000));
+    }
+
+    #[test]
     fn the_shipped_examples_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/deployments");
         for name in ["simulator.toml", "asterisk.toml"] {
@@ -666,6 +696,13 @@ mod tests {
                 "unknown variant `always`, expected `by_hand` or `phone_answers_itself`",
             ),
             (centre(&agent("a b", "PJSIP/1", &hash)), "agent id"),
+            (
+                centre(&agent("a", "PJSIP/1", &hash)).replace(
+                    "address = \"127.0.0.1:8080\"",
+                    "address = \"127.0.0.1:8080\"\nmax_connections = 0",
+                ),
+                "listen.max_connections: expected at least 1",
+            ),
         ];
         for (text, expected) in bad {
             let e = parse(&text).map(|_| ()).unwrap_err();

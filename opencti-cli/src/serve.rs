@@ -320,8 +320,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let agents = deployment.agents.len();
     let supervisors = deployment.supervisors.len();
     let phone_system = deployment.phone_system.to_string();
+    let mut limits = Limits::default();
+    if let Some(max) = deployment.max_connections() {
+        limits = limits.with_max_connections(max);
+    }
     let mut gateway =
-        Gateway::with_crm(tokens.clone(), sessions, Limits::default(), crm).with_security(security);
+        Gateway::with_crm(tokens.clone(), sessions, limits, crm).with_security(security);
     if args.nats.nats.is_some() {
         // The site's link service writes the call log, once for every gateway.
         gateway = gateway.without_call_log();
