@@ -399,7 +399,18 @@ impl LineAccess for RemoteLine {
             &LineRequest::Command(command),
         )
         .await?;
-        let id = match next_reply(&mut replies, &inner.requests, ANSWER_TIMEOUT).await? {
+        // A link service that died as the request reached it never answers; its
+        // successor's `link_down` says so sooner than the timeout.
+        let accepted = tokio::select! {
+            reply = next_reply(&mut replies, &inner.requests, ANSWER_TIMEOUT) => reply?,
+            _ = inner.replica.link_goes_down() => {
+                return Err(Error::new(
+                    ErrorKind::LinkDown,
+                    "the link went down before the command was accepted; it may have reached the phone system: check the state",
+                ))
+            }
+        };
+        let id = match accepted {
             CommandReply::Accepted(id) => id,
             CommandReply::Error(body) => return Err(body.into()),
             CommandReply::Confirmed { .. } => {
