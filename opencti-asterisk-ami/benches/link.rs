@@ -86,6 +86,8 @@ async fn measure(lines: usize) {
         // Made before the clock starts and handed over without a copy: the timing is
         // the link's, not the making of the stream.
         let stream = bytes::Bytes::from(stream);
+        // Kept until memory is read after the pass, so that both readings include it.
+        let kept = stream.clone();
         let rss_before = resident_kib();
         let started = Instant::now();
         control.send_shared(stream);
@@ -117,6 +119,7 @@ async fn measure(lines: usize) {
             rss_before,
             resident_kib()
         );
+        drop(kept);
         assert_eq!((rejected, calls_left), (0, 0), "events lost or misread");
     }
     let _ = link.stop().await;

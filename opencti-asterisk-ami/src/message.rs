@@ -291,15 +291,28 @@ fn known_of(n: u8) -> Option<Known> {
 #[inline]
 pub(crate) fn classify(key: &[u8]) -> Option<Known> {
     match key.len() {
-        len @ 1..=16 => {
-            let mut bytes = [0u8; 16];
-            bytes[..len].copy_from_slice(key);
-            let (lo, hi) = bytes.split_at(8);
-            known_of(known_number(word(lo), word(hi), len))
+        len @ 8..=16 => {
+            // The last 8 bytes, shifted so that the key's bytes past its first 8 come
+            // first (overlapping loads, no copy).
+            let last = word(&key[len - 8..])
+                .checked_shr(8 * (16 - len) as u32)
+                .unwrap_or(0);
+            known_of(known_number(word(&key[..8]), last, len))
+        }
+        len @ 4..=7 => {
+            let first = u64::from(word32(&key[..4]));
+            let last = u64::from(word32(&key[len - 4..])) << (8 * (len - 4));
+            known_of(known_number(first | last, 0, len))
         }
         17 | 20 | 21 => LONG_KEYS.iter().copied().find(|k| is_name(key, k.name())),
         _ => None,
     }
+}
+
+/// Four bytes as a little-endian word.
+#[inline]
+fn word32(bytes: &[u8]) -> u32 {
+    <[u8; 4]>::try_from(bytes).map_or(0, u32::from_le_bytes)
 }
 
 /// Eight bytes as a little-endian word.
