@@ -83,9 +83,14 @@ async fn measure(lines: usize) {
         }
         stream.extend_from_slice(call(first + CALLS, "Local/99999@agents").as_bytes());
         let bytes = stream.len();
+        // Made before the clock starts and handed over without a copy: the timing is
+        // the link's, not the making of the stream.
+        let stream = bytes::Bytes::from(stream);
+        // Kept until memory is read after the pass, so that both readings include it.
+        let kept = stream.clone();
         let rss_before = resident_kib();
         let started = Instant::now();
-        control.send_raw(&stream);
+        control.send_shared(stream);
         loop {
             match tokio::time::timeout(Duration::from_secs(120), marker_events.next()).await {
                 Ok(Some(Ok(e))) if e.event.name() == "call_ended" => break,
@@ -114,6 +119,7 @@ async fn measure(lines: usize) {
             rss_before,
             resident_kib()
         );
+        drop(kept);
         assert_eq!((rejected, calls_left), (0, 0), "events lost or misread");
     }
     let _ = link.stop().await;

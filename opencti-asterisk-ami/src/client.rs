@@ -43,6 +43,13 @@ pub trait ClientEvents: Send + Sync + 'static {
     /// An event that answers no waiting action. Return `false` to drop the connection
     /// (the consumer could not keep it).
     fn event(&self, event: Message) -> bool;
+    /// Several such events in a row, in order, as one read brought them: take them
+    /// all out of `events` (what is left is dropped). Return `false` to drop the
+    /// connection. The default hands each to [`event`](ClientEvents::event), stopping
+    /// at the first `false`; a consumer that takes a lock per event can take it once.
+    fn events(&self, events: &mut Vec<Message>) -> bool {
+        events.drain(..).all(|event| self.event(event))
+    }
     /// The connection dropped (or could not be established after having been up).
     fn disconnected(&self, reason: &str);
 }
@@ -695,24 +702,19 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     shared.handler.connected(&banner);
     shared.up.send_replace(generation);
     let keepalive = tokio::spawn(keepalive(shared.clone(), generation, kill.clone()));
+    // Reused for every read: the messages decoded, and the run of events among them.
+    let mut messages = Vec::new();
+    let mut events = Vec::new();
     let reason = 'conn: loop {
         // Whatever is already buffered (it came with the login response) goes first.
-        loop {
-            match codec.decode(&mut buf) {
-                Ok(Some(Frame::Message(msg))) => {
-                    if !dispatch(shared, msg) {
-                        break 'conn "the event consumer could not keep up; reconnecting to rebuild"
-                            .to_owned();
-                    }
-                }
-                Ok(Some(Frame::Banner(_))) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    break 'conn format!(
-                    "Asterisk sent something that is not AMI ({e}); reconnecting to resynchronise"
-                )
-                }
-            }
+        let decoded = codec.decode_batch(&mut buf, &mut messages);
+        if !deliver(shared, &mut messages, &mut events) {
+            break 'conn "the event consumer could not keep up; reconnecting to rebuild".to_owned();
+        }
+        if let Err(e) = decoded {
+            break 'conn format!(
+                "Asterisk sent something that is not AMI ({e}); reconnecting to resynchronise"
+            );
         }
         buf.reserve(READ_CHUNK);
         tokio::select! {
@@ -745,7 +747,34 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     reason
 }
 
-/// Routes one message: to the action waiting for it, or to the handler.
+/// Routes a read's messages in order: runs of events that answer no action go to the
+/// handler together, anything else through [`dispatch`]. Returns `false` when the
+/// handler could not keep up (the rest is dropped with the connection).
+fn deliver(shared: &Shared, messages: &mut Vec<Message>, events: &mut Vec<Message>) -> bool {
+    let mut ok = true;
+    for msg in messages.drain(..) {
+        if msg.kind() == MessageKind::Event && msg.action_id().is_none() {
+            events.push(msg);
+            continue;
+        }
+        // The events before a response reach the handler before its waiter wakes.
+        ok = events.is_empty() || shared.handler.events(events);
+        events.clear();
+        if !ok || !dispatch(shared, msg) {
+            ok = false;
+            break;
+        }
+    }
+    messages.clear();
+    if ok && !events.is_empty() {
+        ok = shared.handler.events(events);
+    }
+    events.clear();
+    ok
+}
+
+/// Routes one message: to the action waiting for it, or to the handler. What a waiter
+/// keeps is detached from the read's shared text.
 fn dispatch(shared: &Shared, msg: Message) -> bool {
     let kind = msg.kind();
     if let Some(id) = msg.action_id() {
@@ -754,7 +783,7 @@ fn dispatch(shared: &Shared, msg: Message) -> bool {
             match waiting {
                 Waiting::Single(_) if kind != MessageKind::Event => {
                     if let Some(Waiting::Single(tx)) = link.pending.remove(id) {
-                        let _ = tx.send(Ok(msg));
+                        let _ = tx.send(Ok(msg.detached()));
                     }
                     return true;
                 }
@@ -767,11 +796,11 @@ fn dispatch(shared: &Shared, msg: Message) -> bool {
                             .get("EventList")
                             .is_some_and(|v| v.eq_ignore_ascii_case("start"));
                         if is_list {
-                            *response = Some(msg);
+                            *response = Some(msg.detached());
                         } else if let Some(Waiting::List { reply, .. }) = link.pending.remove(id) {
                             // An error, or a list that is empty without saying so.
                             let _ = reply.send(Ok(ListResponse {
-                                response: msg,
+                                response: msg.detached(),
                                 items: Vec::new(),
                                 complete: None,
                             }));
@@ -794,7 +823,7 @@ fn dispatch(shared: &Shared, msg: Message) -> bool {
                             }
                             return true;
                         }
-                        items.push(msg);
+                        items.push(msg.detached());
                         return true;
                     }
                     if let Some(Waiting::List {
@@ -803,6 +832,7 @@ fn dispatch(shared: &Shared, msg: Message) -> bool {
                         items,
                     }) = link.pending.remove(id)
                     {
+                        let msg = msg.detached();
                         let response = response.unwrap_or_else(|| msg.clone());
                         let _ = reply.send(Ok(ListResponse {
                             response,

@@ -9,12 +9,20 @@
 //! it minus one space. The decoder remembers how far it has parsed the buffered bytes,
 //! so a message that arrives one byte at a time is still scanned once.
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, BytesMut};
 
 use crate::action::Action;
 use crate::error::{quote, Error, ErrorKind, Result};
 use crate::frame::{Banner, Frame};
-use crate::message::{Message, Span};
+use crate::message::{
+    classify, known_number, word, Batch, KnownIndex, Layout, Message, Span, NOT_KNOWN,
+};
+
+/// A batch of messages decoded together is closed once its text reaches this size, so
+/// that a message kept long keeps at most this much text (plus its own) with it.
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// Default for [`DecoderConfig::max_message_bytes`]: 1 MiB.
 ///
@@ -176,10 +184,18 @@ pub struct AmiCodec {
     scan: usize,
     /// Offset up to which the buffer has been searched (`scan <= searched <= len`).
     searched: usize,
-    /// Headers of the current message parsed so far, as offsets into the buffer.
+    /// Headers of the current message parsed so far, as offsets from its start.
     spans: Vec<Span>,
+    /// Where the current message's well-known keys are.
+    index: KnownIndex,
     /// While skipping: the current line already had content that was dropped.
     skip_line_dirty: bool,
+    /// Messages complete but not yet built (they are built together, sharing a text).
+    pending: Vec<Layout>,
+    /// The pending messages' headers, as offsets into their batch's text.
+    pending_spans: Vec<Span>,
+    /// Where [`decode`](Self::decode) takes its one message from.
+    one: Vec<Message>,
 }
 
 impl Default for AmiCodec {
@@ -211,7 +227,11 @@ impl AmiCodec {
             scan: 0,
             searched: 0,
             spans: Vec::with_capacity(32),
+            index: KnownIndex::default(),
             skip_line_dirty: false,
+            pending: Vec::new(),
+            pending_spans: Vec::new(),
+            one: Vec::with_capacity(1),
         }
     }
 
@@ -232,12 +252,18 @@ impl AmiCodec {
         if self.searched > buf.len() {
             // The caller replaced the buffer: start over on what it holds now.
             self.restart_line();
-            self.spans.clear();
+            self.clear_message();
         }
         loop {
             match self.state {
                 State::Banner => return self.decode_banner(buf),
-                State::Messages => return self.decode_message(buf),
+                State::Messages => {
+                    let mut one = std::mem::take(&mut self.one);
+                    let decoded = self.decode_messages(buf, 1, &mut one);
+                    let message = one.pop();
+                    self.one = one;
+                    return decoded.map(|()| message.map(Frame::Message));
+                }
                 State::SkipToBlankLine => {
                     if !self.skip_to_blank_line(buf) {
                         return Ok(None);
@@ -258,6 +284,32 @@ impl AmiCodec {
         }
     }
 
+    /// Decodes every complete message in `buf` onto `out`, consuming their bytes; the
+    /// messages of one call share one text (closed every 64 KiB), so a read's worth of
+    /// events costs two allocations. Rules and errors as for [`decode`](Self::decode):
+    /// on an error, the messages before the bad one are on `out` already. A banner (in
+    /// a stream that expects one) is decoded and dropped.
+    pub(crate) fn decode_batch(
+        &mut self,
+        buf: &mut BytesMut,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        if self.searched > buf.len() {
+            self.restart_line();
+            self.clear_message();
+        }
+        loop {
+            match self.state {
+                State::Messages => return self.decode_messages(buf, usize::MAX, out),
+                _ => match self.decode(buf)? {
+                    Some(Frame::Message(message)) => out.push(message),
+                    Some(Frame::Banner(_)) => {}
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
     /// Like [`decode`](Self::decode), for when the stream has ended: returns the
     /// remaining complete frames, then a [`Truncated`](ErrorKind::Truncated) error if a
     /// partial message is left (its bytes are dropped), then `Ok(None)`.
@@ -272,7 +324,7 @@ impl AmiCodec {
         buf.clear();
         self.restart_line();
         let headers = self.spans.len();
-        self.spans.clear();
+        self.clear_message();
         if partial {
             let what = if self.state == State::Banner {
                 "the banner line".to_owned()
@@ -337,40 +389,156 @@ impl AmiCodec {
         }
     }
 
-    fn decode_message(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>> {
-        loop {
-            match self.scan_lines(buf) {
+    /// Decodes up to `limit` complete messages onto `out` (see
+    /// [`decode_batch`](Self::decode_batch)). The buffer is consumed once, at the end:
+    /// `base` is where the current message starts in it, `region` where the text of the
+    /// messages not yet built starts.
+    fn decode_messages(
+        &mut self,
+        buf: &mut BytesMut,
+        limit: usize,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        let mut base = 0;
+        let mut region = 0;
+        let mut decoded = 0;
+        while decoded < limit {
+            if base - region >= BATCH_BYTES {
+                self.build_pending(&buf[region..base], out);
+                region = base;
+            }
+            match self.scan_lines(&buf[base..]) {
                 Scan::NeedMore => {
-                    if buf.len() > self.config.max_message_bytes {
-                        let error = self.too_large_error("message", buf);
-                        let consumed = self.scan;
+                    if buf.len() - base > self.config.max_message_bytes {
+                        let error = self.too_large_error("message", &buf[base..]);
+                        let consumed = base + self.scan;
+                        self.build_pending(&buf[region..base], out);
                         return Err(self.start_skipping(buf, consumed, error));
                     }
-                    return Ok(None);
+                    break;
                 }
                 Scan::Blank { end } => {
                     if self.spans.is_empty() {
                         // Before any header: an extra blank line between messages.
-                        buf.advance(end);
+                        base += end;
+                        if self.pending.is_empty() {
+                            region = base;
+                        }
                         self.restart_line();
                         continue;
                     }
                     if end > self.config.max_message_bytes {
                         // Complete, so nothing is left to skip.
-                        let error = self.too_large_error("message", buf);
-                        buf.advance(end);
+                        let error = self.too_large_error("message", &buf[base..]);
+                        self.build_pending(&buf[region..base], out);
+                        buf.advance(base + end);
                         self.restart_line();
-                        self.spans.clear();
+                        self.clear_message();
                         return Err(error);
                     }
-                    let message = self.build_message(&buf[..self.scan]);
-                    buf.advance(end);
+                    self.add_pending(base - region);
+                    base += end;
+                    decoded += 1;
                     self.restart_line();
-                    return Ok(Some(Frame::Message(message)));
                 }
-                Scan::Bad { error, end } => return Err(self.start_skipping(buf, end, error)),
+                Scan::Bad { error, end } => {
+                    self.build_pending(&buf[region..base], out);
+                    return Err(self.start_skipping(buf, base + end, error));
+                }
             }
         }
+        self.build_pending(&buf[region..base], out);
+        // What is left is the current message's start: its scan offsets count from it.
+        buf.advance(base);
+        Ok(())
+    }
+
+    /// The current message (its header lines `self.scan` bytes long) is complete and
+    /// starts `offset` bytes into the pending messages' text.
+    fn add_pending(&mut self, offset: usize) {
+        // Offsets fit in u32: a batch is closed past BATCH_BYTES, and a message (even
+        // after lossy UTF-8 replacement) is at most 3 * MAX_MESSAGE_BYTES_LIMIT bytes.
+        let shift = offset as u32;
+        let first = self.pending_spans.len() as u32;
+        self.pending_spans
+            .extend(self.spans.iter().map(|span| span.shifted(shift)));
+        self.pending.push(Layout {
+            start: shift,
+            end: shift + self.scan as u32,
+            first,
+            count: self.spans.len() as u32,
+            index: self.index,
+            lossy: false,
+        });
+        self.clear_message();
+    }
+
+    /// Builds the pending messages, whose text is `region`, onto `out`: one shared text
+    /// and one span table for all of them.
+    fn build_pending(&mut self, region: &[u8], out: &mut Vec<Message>) {
+        let Some(last) = self.pending.last() else {
+            return;
+        };
+        // Without the blank line that ends the last message.
+        let region = &region[..last.end as usize];
+        let batch = match std::str::from_utf8(region) {
+            Ok(text) => Batch {
+                text: Arc::from(text),
+                spans: Arc::from(self.pending_spans.as_slice()),
+            },
+            Err(_) => self.lossy_batch(region),
+        };
+        out.extend(self.pending.drain(..).map(|layout| batch.message(layout)));
+        self.pending_spans.clear();
+    }
+
+    /// The pending messages' batch when some are not valid UTF-8: those are copied with
+    /// U+FFFD for the invalid bytes (lossy, see [`Message::is_lossy`]) and indexed
+    /// again; the others are copied as they are.
+    fn lossy_batch(&mut self, region: &[u8]) -> Batch {
+        let mut text = String::with_capacity(region.len() + region.len() / 8);
+        let mut spans = Vec::with_capacity(self.pending_spans.len());
+        for layout in &mut self.pending {
+            let (start, end) = (layout.start as usize, layout.end as usize);
+            let raw = region.get(start..end).unwrap_or_default();
+            let offset = text.len() as u32;
+            let first = spans.len() as u32;
+            match std::str::from_utf8(raw) {
+                Ok(valid) => {
+                    text.push_str(valid);
+                    let own = self
+                        .pending_spans
+                        .get(layout.first as usize..(layout.first + layout.count) as usize)
+                        .unwrap_or_default();
+                    spans.extend(own.iter().map(|s| s.rebased(layout.start, offset)));
+                }
+                Err(_) => {
+                    // Replacement keeps every ASCII byte (CR, LF, `:`), so the lines and
+                    // headers are the same; only the offsets move.
+                    let replaced = String::from_utf8_lossy(raw);
+                    let mut own = Vec::with_capacity(layout.count as usize);
+                    index_headers(replaced.as_bytes(), &mut own);
+                    layout.index = KnownIndex::of_spans(&replaced, &own);
+                    layout.count = own.len() as u32;
+                    layout.lossy = true;
+                    text.push_str(&replaced);
+                    spans.extend(own.iter().map(|s| s.shifted(offset)));
+                }
+            }
+            layout.start = offset;
+            layout.end = text.len() as u32;
+            layout.first = first;
+        }
+        Batch {
+            text: Arc::from(text),
+            spans: Arc::from(spans),
+        }
+    }
+
+    /// Forgets the current message's headers.
+    fn clear_message(&mut self) {
+        self.spans.clear();
+        self.index = KnownIndex::default();
     }
 
     /// Scans the lines of the current message from where the last call stopped,
@@ -412,8 +580,9 @@ impl AmiCodec {
                 );
                 return Scan::Bad { error, end };
             }
-            match find_colon(buf, start, line_end) {
-                Some(colon) if colon > start => {
+            match find_key(buf, start, line_end) {
+                Some((colon, known)) if colon > start => {
+                    self.index.note(known, self.spans.len());
                     self.spans.push(header_span(buf, start, colon, line_end));
                 }
                 _ => {
@@ -445,7 +614,7 @@ impl AmiCodec {
     fn start_skipping(&mut self, buf: &mut BytesMut, consumed: usize, error: Error) -> Error {
         buf.advance(consumed.min(buf.len()));
         self.restart_line();
-        self.spans.clear();
+        self.clear_message();
         self.skip_line_dirty = false;
         self.state = State::SkipToBlankLine;
         error
@@ -478,22 +647,6 @@ impl AmiCodec {
                 }
             }
         }
-    }
-
-    fn build_message(&mut self, raw: &[u8]) -> Message {
-        let message = match std::str::from_utf8(raw) {
-            Ok(text) => Message::from_parts(text.to_owned(), self.spans.as_slice().into(), false),
-            Err(_) => {
-                // Replacement keeps every ASCII byte (CR, LF, `:`), so the lines and
-                // headers are the same; only the offsets move.
-                let text = String::from_utf8_lossy(raw).into_owned();
-                self.spans.clear();
-                index_headers(text.as_bytes(), &mut self.spans);
-                Message::from_parts(text, self.spans.as_slice().into(), true)
-            }
-        };
-        self.spans.clear();
-        message
     }
 
     /// The error for a banner or message over `max_message_bytes`, quoting its start.
@@ -557,12 +710,40 @@ fn find_colon(buf: &[u8], start: usize, end: usize) -> Option<usize> {
     line.iter().position(|&b| b == b':').map(|i| start + i)
 }
 
+/// The first `:` in `buf[start..end]`, as [`find_colon`] finds it, and the number of
+/// the well-known key before it ([`NOT_KNOWN`] if none): the key is classified from the
+/// same 16 bytes the colon is looked for in.
+#[inline]
+fn find_key(buf: &[u8], start: usize, end: usize) -> Option<(usize, u8)> {
+    if let Some(head) = buf.get(start..start + 16) {
+        let (lo, hi) = head.split_at(8);
+        let (lo, hi) = (word(lo), word(hi));
+        let mask = u128::from(colon_word(lo)) | (u128::from(colon_word(hi)) << 64);
+        if mask != 0 {
+            let len = (mask.trailing_zeros() / 8) as usize;
+            let colon = start + len;
+            return (colon < end).then(|| (colon, known_number(lo, hi, len)));
+        }
+    }
+    let colon = find_colon(buf, start, end)?;
+    let known = buf
+        .get(start..colon)
+        .and_then(classify)
+        .map_or(NOT_KNOWN, |k| k as u8);
+    Some((colon, known))
+}
+
 /// High bit set in each byte of the little-endian word `bytes` that is a `:`; exact
 /// (no carries between bytes). `bytes` has 8 bytes.
 #[inline]
 fn colon_bytes(bytes: &[u8]) -> u64 {
+    colon_word(<[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes))
+}
+
+/// [`colon_bytes`] of a word.
+#[inline]
+fn colon_word(word: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let word = <[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes);
     let x = word ^ (0x0101_0101_0101_0101 * u64::from(b':'));
     // A byte of `x` is zero exactly where `word` has a `:`.
     !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
@@ -820,6 +1001,142 @@ mod tests {
         assert_eq!(c.max_message_bytes(), DEFAULT_MAX_MESSAGE_BYTES);
         assert!(c.expects_banner() && !c.with_banner(false).expects_banner());
         assert_eq!(DecoderConfig::default(), c);
+    }
+
+    /// Every message of `input` through `decode_batch`, fed in `chunk`-byte reads,
+    /// errors included in order, as `(message, error)` texts.
+    fn batched(input: &[u8], chunk: usize) -> Vec<std::result::Result<Message, String>> {
+        let mut codec = AmiCodec::without_banner();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut decoded = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            loop {
+                let result = codec.decode_batch(&mut buf, &mut decoded);
+                out.extend(decoded.drain(..).map(Ok));
+                match result {
+                    Ok(()) => break,
+                    Err(e) => out.push(Err(e.to_string())),
+                }
+            }
+        }
+        out
+    }
+
+    /// The same through `decode`, one frame at a time, in one piece.
+    fn single(input: &[u8]) -> Vec<std::result::Result<Message, String>> {
+        let mut codec = AmiCodec::without_banner();
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(Frame::Message(m))) => out.push(Ok(m)),
+                Ok(Some(Frame::Banner(_))) => {}
+                Ok(None) => return out,
+                Err(e) => out.push(Err(e.to_string())),
+            }
+        }
+    }
+
+    const MIXED: &[u8] =
+        b"\r\nEvent: Newchannel\r\nChannel: PJSIP/1001-0001\r\nUniqueid: 1.1\r\n\r\n\
+        \n\nEvent: Hangup\nCallerIDName: Caf\xe9 \xff\nUniqueid: 1.1\nCause: 16\n\n\
+        Response: Success\r\nActionID: a-1\r\nMessage: ok\r\n\r\n\
+        no colon here\r\nEvent: Skipped\r\n\r\n\
+        Event: DialBegin\r\nDestUniqueid: 1.2\r\nDESTCHANNEL: Local/1@a-1;1\r\n\
+        AVeryLongHeaderKeyThatIsLongerThanSixteenBytes: v\r\nConnectedLineName: x\r\n\r\n\
+        Event: Last\r\nUniqueid: \xc3\r\n\r\n";
+
+    #[test]
+    fn batches_match_single_decoding_however_the_input_is_split() {
+        let expected = single(MIXED);
+        assert_eq!(expected.len(), 6, "{expected:?}");
+        assert!(expected[3].is_err(), "the malformed line is an error");
+        for chunk in [1, 2, 3, 5, 7, 16, 17, 64, MIXED.len()] {
+            assert_eq!(batched(MIXED, chunk), expected, "reads of {chunk} bytes");
+        }
+        let [Ok(hangup), Ok(last)] = [&expected[1], &expected[5]] else {
+            panic!("{expected:?}")
+        };
+        assert!(hangup.is_lossy() && last.is_lossy());
+        assert_eq!(hangup.get("CallerIDName"), Some("Caf\u{fffd} \u{fffd}"));
+        assert_eq!(hangup.get("Cause"), Some("16"));
+        assert_eq!(last.get("uniqueid"), Some("\u{fffd}"));
+        // The valid messages decoded with them are not lossy.
+        let all = batched(MIXED, MIXED.len());
+        assert!(all.iter().flatten().filter(|m| !m.is_lossy()).count() == 3);
+    }
+
+    #[test]
+    fn one_batch_shares_its_text_and_keeps_every_lookup() {
+        let mut codec = AmiCodec::without_banner();
+        let mut buf = BytesMut::new();
+        let mut text = Vec::new();
+        for i in 0..300 {
+            text.extend_from_slice(
+                format!("Event: Newstate\r\nUniqueid: {i}.5\r\nChannelState: 6\r\n\r\n").as_bytes(),
+            );
+        }
+        buf.extend_from_slice(&text);
+        let mut out = Vec::new();
+        assert!(codec.decode_batch(&mut buf, &mut out).is_ok());
+        assert!(buf.is_empty());
+        assert_eq!(out.len(), 300);
+        for (i, m) in out.iter().enumerate() {
+            assert_eq!(m.event(), Some("Newstate"));
+            assert_eq!(m.get("Uniqueid"), Some(format!("{i}.5").as_str()));
+            assert_eq!(
+                m.as_str(),
+                format!("Event: Newstate\r\nUniqueid: {i}.5\r\nChannelState: 6\r\n")
+            );
+            let own = m.detached();
+            assert_eq!(&own, m);
+            assert_eq!(own.as_str(), m.as_str());
+            assert_eq!(own.get("ChannelState"), Some("6"));
+        }
+    }
+
+    #[test]
+    fn huge_headers_and_batches_past_the_batch_size() {
+        let value = "x".repeat(100_000);
+        let mut input = Vec::new();
+        for i in 0..3 {
+            input.extend_from_slice(
+                format!("Event: Big\r\nOutput: {value}\r\nUniqueid: {i}\r\n\r\n").as_bytes(),
+            );
+        }
+        for chunk in [4096, 65_536, input.len()] {
+            let out = batched(&input, chunk);
+            assert_eq!(out.len(), 3);
+            for (i, m) in out.iter().enumerate() {
+                let m = m.as_ref().expect("a message");
+                assert_eq!(m.get("Output").map(str::len), Some(100_000));
+                assert_eq!(m.get("Uniqueid"), Some(i.to_string().as_str()));
+            }
+        }
+        // Over the limit: an error, then the next message.
+        let mut codec = AmiCodec::with_config(
+            DecoderConfig::new()
+                .with_banner(false)
+                .with_max_message_bytes(50_000),
+        );
+        let mut buf = BytesMut::from(&input[..]);
+        buf.extend_from_slice(b"Event: Small\r\n\r\n");
+        let mut out = Vec::new();
+        let mut errors = 0;
+        loop {
+            match codec.decode_batch(&mut buf, &mut out) {
+                Ok(()) => break,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
+                    errors += 1;
+                }
+            }
+        }
+        assert_eq!(errors, 3);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].event(), Some("Small"));
     }
 
     #[test]

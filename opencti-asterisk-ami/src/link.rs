@@ -231,6 +231,15 @@ impl ClientEvents for Events {
             .with_board(|switchboard, sinks| switchboard.on_event(&event, sinks))
     }
 
+    fn events(&self, events: &mut Vec<Message>) -> bool {
+        // One lock for a read's worth of events.
+        self.0.with_board(|switchboard, sinks| {
+            events
+                .drain(..)
+                .all(|event| switchboard.on_event(&event, sinks))
+        })
+    }
+
     fn disconnected(&self, reason: &str) {
         if self.0.stopped.load(Ordering::SeqCst) {
             return;

@@ -1,23 +1,410 @@
 //! One inbound AMI message (a response or an event) and the banner line: the decoder's
 //! output.
 //!
-//! A [`Message`] is one string (the message's header lines as received) plus the byte
-//! ranges of each key and value in it, so decoding costs two allocations per message
-//! however many headers it has, and lookups borrow from it.
+//! A [`Message`] is a range of a shared text (the header lines as received) plus the
+//! byte ranges of each key and value in it. The decoder makes one text and one range
+//! table for all the messages of a read, so decoding costs two allocations per read,
+//! not per message; lookups borrow from the text. The well-known keys (`Event`,
+//! `Uniqueid`, `Channel`, `ActionID`, ...) are classified once while decoding, so looking
+//! one up does not scan the headers.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::codec::AmiCodec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::Frame;
 
-/// Byte ranges of one header's key and value inside [`Message::as_str`].
+/// Byte ranges of one header's key and value inside the message's shared text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
     pub(crate) key_start: u32,
     pub(crate) key_end: u32,
     pub(crate) value_start: u32,
     pub(crate) value_end: u32,
+}
+
+impl Span {
+    /// The same span `by` bytes further into the text.
+    #[inline]
+    pub(crate) fn shifted(self, by: u32) -> Span {
+        Span {
+            key_start: self.key_start + by,
+            key_end: self.key_end + by,
+            value_start: self.value_start + by,
+            value_end: self.value_end + by,
+        }
+    }
+
+    /// The same span moved from a text where its message starts at `from` to one where
+    /// it starts at `to`.
+    #[inline]
+    pub(crate) fn rebased(self, from: u32, to: u32) -> Span {
+        self.unshifted(from).shifted(to)
+    }
+
+    /// The same span `by` bytes earlier in the text.
+    #[inline]
+    fn unshifted(self, by: u32) -> Span {
+        Span {
+            key_start: self.key_start - by,
+            key_end: self.key_end - by,
+            value_start: self.value_start - by,
+            value_end: self.value_end - by,
+        }
+    }
+}
+
+/// The header keys the connector looks up on every event, classified once when a
+/// message is decoded. The channel snapshot keys (`Uniqueid` to `ConnectedLineName`)
+/// come a second time with Asterisk's `Dest` prefix, [`DEST`] places further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Known {
+    Event,
+    Response,
+    ActionId,
+    Uniqueid,
+    Linkedid,
+    Channel,
+    ChannelState,
+    Exten,
+    Context,
+    CallerIdNum,
+    CallerIdName,
+    ConnectedLineNum,
+    ConnectedLineName,
+    DestUniqueid,
+    DestLinkedid,
+    DestChannel,
+    DestChannelState,
+    DestExten,
+    DestContext,
+    DestCallerIdNum,
+    DestCallerIdName,
+    DestConnectedLineNum,
+    DestConnectedLineName,
+    BridgeUniqueid,
+    BridgeType,
+    DialStatus,
+    DialString,
+    Cause,
+    EventList,
+    Message,
+    Interface,
+    Queue,
+    Location,
+}
+
+/// Number of [`Known`] keys.
+pub(crate) const KNOWN: usize = 33;
+
+/// How far the `Dest` variant of a snapshot key is from the plain one.
+pub(crate) const DEST: u8 = Known::DestUniqueid as u8 - Known::Uniqueid as u8;
+
+/// Every [`Known`] key, by its number, with its name as Asterisk spells it.
+const KNOWN_KEYS: [(Known, &str); KNOWN] = [
+    (Known::Event, "Event"),
+    (Known::Response, "Response"),
+    (Known::ActionId, "ActionID"),
+    (Known::Uniqueid, "Uniqueid"),
+    (Known::Linkedid, "Linkedid"),
+    (Known::Channel, "Channel"),
+    (Known::ChannelState, "ChannelState"),
+    (Known::Exten, "Exten"),
+    (Known::Context, "Context"),
+    (Known::CallerIdNum, "CallerIDNum"),
+    (Known::CallerIdName, "CallerIDName"),
+    (Known::ConnectedLineNum, "ConnectedLineNum"),
+    (Known::ConnectedLineName, "ConnectedLineName"),
+    (Known::DestUniqueid, "DestUniqueid"),
+    (Known::DestLinkedid, "DestLinkedid"),
+    (Known::DestChannel, "DestChannel"),
+    (Known::DestChannelState, "DestChannelState"),
+    (Known::DestExten, "DestExten"),
+    (Known::DestContext, "DestContext"),
+    (Known::DestCallerIdNum, "DestCallerIDNum"),
+    (Known::DestCallerIdName, "DestCallerIDName"),
+    (Known::DestConnectedLineNum, "DestConnectedLineNum"),
+    (Known::DestConnectedLineName, "DestConnectedLineName"),
+    (Known::BridgeUniqueid, "BridgeUniqueid"),
+    (Known::BridgeType, "BridgeType"),
+    (Known::DialStatus, "DialStatus"),
+    (Known::DialString, "DialString"),
+    (Known::Cause, "Cause"),
+    (Known::EventList, "EventList"),
+    (Known::Message, "Message"),
+    (Known::Interface, "Interface"),
+    (Known::Queue, "Queue"),
+    (Known::Location, "Location"),
+];
+
+impl Known {
+    /// The key as Asterisk spells it.
+    pub(crate) fn name(self) -> &'static str {
+        KNOWN_KEYS[self as usize].1
+    }
+
+    /// The `Dest` variant of a snapshot key (`Uniqueid` to `ConnectedLineName`) if
+    /// `dest`, else the key itself.
+    #[inline]
+    pub(crate) fn dest_if(self, dest: bool) -> Known {
+        let n = self as u8;
+        if dest && (Known::Uniqueid as u8..=Known::ConnectedLineName as u8).contains(&n) {
+            KNOWN_KEYS[usize::from(n + DEST)].0
+        } else {
+            self
+        }
+    }
+}
+
+/// The 8 bytes of `bytes` at `at` as a little-endian word with bit 5 of every byte set
+/// (for a letter: its lower case).
+#[inline]
+fn folded64(bytes: &[u8], at: usize) -> u64 {
+    let word = bytes
+        .get(at..at + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes);
+    word | 0x2020_2020_2020_2020
+}
+
+/// The 4 bytes of `bytes` at `at`, as [`folded64`] does.
+#[inline]
+fn folded32(bytes: &[u8], at: usize) -> u32 {
+    let word = bytes
+        .get(at..at + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_le_bytes);
+    word | 0x2020_2020
+}
+
+/// Whether `key` is `name` ASCII case-insensitively, for a `name` made of letters only
+/// and at least 4 long: then `b | 0x20` equals a letter's lower case exactly for that
+/// letter in either case, so words are compared at once (the last one overlapping the
+/// one before, rather than padded).
+#[inline]
+fn is_name(key: &[u8], name: &str) -> bool {
+    let name = name.as_bytes();
+    let len = key.len();
+    if len != name.len() {
+        return false;
+    }
+    if len >= 8 {
+        let mut at = 0;
+        while at + 8 < len {
+            if folded64(key, at) != folded64(name, at) {
+                return false;
+            }
+            at += 8;
+        }
+        folded64(key, len - 8) == folded64(name, len - 8)
+    } else if len >= 4 {
+        folded32(key, 0) == folded32(name, 0) && folded32(key, len - 4) == folded32(name, len - 4)
+    } else {
+        key.iter().zip(name).all(|(k, n)| k | 0x20 == n | 0x20)
+    }
+}
+
+/// Bit 5 of every byte: for a letter, the bit that makes it lower case.
+const FOLD: u64 = 0x2020_2020_2020_2020;
+/// Spreads a key's words (the second rotated into the first) over the table's 64 slots:
+/// one multiply, chosen so that the well-known keys of up to 16 bytes all fall in slots
+/// of their own (`SLOTS` checks it when compiling).
+const HASH_MUL: u64 = 0x6604_f7f3_87a2_8657;
+
+#[inline]
+const fn slot(lo: u64, hi: u64) -> usize {
+    ((lo ^ hi.rotate_left(29)).wrapping_mul(HASH_MUL) >> 58) as usize
+}
+
+/// The well-known keys of up to 16 bytes by [`slot`]: their folded words and number
+/// (`u8::MAX` for an empty slot). Two keys in one slot fail the build.
+const SLOTS: [(u64, u64, u8); 64] = {
+    let mut table = [(0u64, 0u64, u8::MAX); 64];
+    let mut i = 0;
+    while i < KNOWN {
+        let name = KNOWN_KEYS[i].1.as_bytes();
+        if name.len() <= 16 {
+            let (mut lo, mut hi) = (0u64, 0u64);
+            let mut j = 0;
+            while j < name.len() {
+                let byte = (name[j] | 0x20) as u64;
+                if j < 8 {
+                    lo |= byte << (8 * j);
+                } else {
+                    hi |= byte << (8 * (j - 8));
+                }
+                j += 1;
+            }
+            let s = slot(lo, hi);
+            assert!(table[s].2 == u8::MAX, "two well-known keys share a slot");
+            table[s] = (lo, hi, i as u8);
+        }
+        i += 1;
+    }
+    table
+};
+
+/// The well-known keys longer than 16 bytes.
+const LONG_KEYS: [Known; 3] = [
+    Known::ConnectedLineName,
+    Known::DestConnectedLineNum,
+    Known::DestConnectedLineName,
+];
+
+/// [`known_number`]'s answer for a key that is not well-known.
+pub(crate) const NOT_KNOWN: u8 = u8::MAX;
+
+/// The number of the [`Known`] key of `len` bytes whose first 16 bytes are `lo` and
+/// `hi` (little-endian; what lies past the key in them is ignored), or [`NOT_KNOWN`]
+/// (always for a `len` of 0 or over 16). Keys are letters only, so comparing the folded
+/// words is comparing ASCII case-insensitively, lengths included.
+#[inline]
+pub(crate) fn known_number(lo: u64, hi: u64, len: usize) -> u8 {
+    let lo_mask = u64::MAX
+        .checked_shr(8 * (8 - len.min(8)) as u32)
+        .unwrap_or(0);
+    let hi_mask = if len > 16 {
+        0
+    } else {
+        u64::MAX
+            .checked_shr(8 * (16 - len.max(8)) as u32)
+            .unwrap_or(0)
+    };
+    let (lo, hi) = ((lo | FOLD) & lo_mask, (hi | FOLD) & hi_mask);
+    let (name_lo, name_hi, known) = SLOTS[slot(lo, hi)];
+    if name_lo == lo && name_hi == hi && len <= 16 {
+        known
+    } else {
+        NOT_KNOWN
+    }
+}
+
+/// The [`Known`] key with number `n`, if any.
+#[inline]
+fn known_of(n: u8) -> Option<Known> {
+    KNOWN_KEYS.get(usize::from(n)).map(|&(k, _)| k)
+}
+
+/// The [`Known`] key `key` is (ASCII case-insensitive), if any.
+#[inline]
+pub(crate) fn classify(key: &[u8]) -> Option<Known> {
+    match key.len() {
+        len @ 8..=16 => {
+            // The last 8 bytes, shifted so that the key's bytes past its first 8 come
+            // first (overlapping loads, no copy).
+            let last = word(&key[len - 8..])
+                .checked_shr(8 * (16 - len) as u32)
+                .unwrap_or(0);
+            known_of(known_number(word(&key[..8]), last, len))
+        }
+        len @ 4..=7 => {
+            let first = u64::from(word32(&key[..4]));
+            let last = u64::from(word32(&key[len - 4..])) << (8 * (len - 4));
+            known_of(known_number(first | last, 0, len))
+        }
+        17 | 20 | 21 => LONG_KEYS.iter().copied().find(|k| is_name(key, k.name())),
+        _ => None,
+    }
+}
+
+/// Four bytes as a little-endian word.
+#[inline]
+fn word32(bytes: &[u8]) -> u32 {
+    <[u8; 4]>::try_from(bytes).map_or(0, u32::from_le_bytes)
+}
+
+/// Eight bytes as a little-endian word.
+#[inline]
+pub(crate) fn word(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes)
+}
+
+/// In a message's index: the key is absent.
+const ABSENT: u8 = 0;
+/// In a message's index: the key's first header is past the index's reach (the 255th
+/// header or later); look it up by scanning.
+const FAR: u8 = u8::MAX;
+
+/// Where a message's [`Known`] keys are: for each, 0 (absent), its first header's
+/// position plus one, or [`FAR`]; and whether one of them appears more than once (or
+/// far), for the lookups that want the last of repeated headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KnownIndex {
+    first: [u8; KNOWN],
+    repeats: bool,
+}
+
+impl Default for KnownIndex {
+    fn default() -> Self {
+        KnownIndex {
+            first: [ABSENT; KNOWN],
+            repeats: false,
+        }
+    }
+}
+
+impl KnownIndex {
+    /// Notes the header at `position` whose key is the [`Known`] key numbered `known`
+    /// (nothing for [`NOT_KNOWN`]).
+    #[inline]
+    pub(crate) fn note(&mut self, known: u8, position: usize) {
+        let Some(slot) = self.first.get_mut(usize::from(known)) else {
+            return;
+        };
+        if *slot != ABSENT {
+            self.repeats = true;
+        } else if position < usize::from(FAR - 1) {
+            *slot = position as u8 + 1;
+        } else {
+            *slot = FAR;
+            self.repeats = true;
+        }
+    }
+
+    /// Indexes every header of `text` (`spans` into it).
+    pub(crate) fn of_spans(text: &str, spans: &[Span]) -> KnownIndex {
+        let mut index = KnownIndex::default();
+        for (i, span) in spans.iter().enumerate() {
+            let key = text
+                .as_bytes()
+                .get(span.key_start as usize..span.key_end as usize)
+                .unwrap_or_default();
+            index.note(classify(key).map_or(NOT_KNOWN, |k| k as u8), i);
+        }
+        index
+    }
+}
+
+/// Where one message is in its batch's shared text and span table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// The message's lines: `text[start..end]`.
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+    /// The message's headers: `spans[first..first + count]`.
+    pub(crate) first: u32,
+    pub(crate) count: u32,
+    pub(crate) index: KnownIndex,
+    pub(crate) lossy: bool,
+}
+
+/// The messages decoded together: one text, one span table (offsets into the text).
+pub(crate) struct Batch {
+    pub(crate) text: Arc<str>,
+    pub(crate) spans: Arc<[Span]>,
+}
+
+impl Batch {
+    /// The message at `layout` in this batch.
+    pub(crate) fn message(&self, layout: Layout) -> Message {
+        Message {
+            text: self.text.clone(),
+            spans: self.spans.clone(),
+            layout,
+        }
+    }
 }
 
 /// What an inbound message is, by its first identifying header.
@@ -59,11 +446,14 @@ pub enum MessageKind {
 /// assert_eq!(msg.len(), 5);
 /// # Ok::<(), opencti_asterisk_ami::Error>(())
 /// ```
+///
+/// A message decoded from a connection shares its text with the other messages of the
+/// same read (at most about 64 KiB of them): keeping one message keeps that text.
 #[derive(Clone)]
 pub struct Message {
-    text: String,
-    spans: Box<[Span]>,
-    lossy: bool,
+    text: Arc<str>,
+    spans: Arc<[Span]>,
+    layout: Layout,
 }
 
 impl Message {
@@ -99,17 +489,80 @@ impl Message {
         }
     }
 
-    pub(crate) fn from_parts(text: String, spans: Box<[Span]>, lossy: bool) -> Message {
-        Message { text, spans, lossy }
+    /// This message with a text and span table of its own, so that keeping it does not
+    /// keep the other messages decoded with it.
+    pub(crate) fn detached(&self) -> Message {
+        let Layout {
+            start,
+            end,
+            first,
+            count,
+            ..
+        } = self.layout;
+        if start == 0
+            && first == 0
+            && end as usize == self.text.len()
+            && count as usize == self.spans.len()
+        {
+            return self.clone();
+        }
+        let spans: Arc<[Span]> = self.spans().iter().map(|s| s.unshifted(start)).collect();
+        Message {
+            text: Arc::from(self.as_str()),
+            spans,
+            layout: Layout {
+                start: 0,
+                end: end - start,
+                first: 0,
+                ..self.layout
+            },
+        }
+    }
+
+    /// This message's headers.
+    #[inline]
+    fn spans(&self) -> &[Span] {
+        let Layout { first, count, .. } = self.layout;
+        self.spans
+            .get(first as usize..first as usize + count as usize)
+            .unwrap_or_default()
+    }
+
+    /// The value of the first header with the well-known key `key`: one index lookup.
+    #[inline]
+    pub(crate) fn known(&self, key: Known) -> Option<&str> {
+        match self.layout.index.first[key as usize] {
+            ABSENT => None,
+            FAR => self.scan(key.name()),
+            position => self
+                .spans()
+                .get(usize::from(position - 1))
+                .map(|span| self.value_of(span)),
+        }
+    }
+
+    /// Whether some well-known key appears more than once (then [`known`](Self::known)
+    /// gives the first of them).
+    #[inline]
+    pub(crate) fn repeats_known(&self) -> bool {
+        self.layout.index.repeats
+    }
+
+    /// The value of the first header named `key`, by scanning the headers.
+    fn scan(&self, key: &str) -> Option<&str> {
+        self.spans()
+            .iter()
+            .find(|span| self.key_is(span, key))
+            .map(|span| self.value_of(span))
     }
 
     /// The value of the first header named `key` (ASCII case-insensitive), if any.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.spans
-            .iter()
-            .find(|span| self.key_is(span, key))
-            .map(|span| self.value_of(span))
+        match classify(key.as_bytes()) {
+            Some(known) => self.known(known),
+            None => self.scan(key),
+        }
     }
 
     /// The values of every header named `key` (ASCII case-insensitive), in order.
@@ -124,7 +577,7 @@ impl Message {
     pub fn get_all<'a>(&'a self, key: &'a str) -> GetAll<'a> {
         GetAll {
             message: self,
-            spans: self.spans.iter(),
+            spans: self.spans().iter(),
             key,
         }
     }
@@ -171,59 +624,55 @@ impl Message {
     pub fn headers(&self) -> Headers<'_> {
         Headers {
             message: self,
-            spans: self.spans.iter(),
+            spans: self.spans().iter(),
         }
     }
 
     /// The header at `index` (0-based, in order received).
     pub fn header(&self, index: usize) -> Option<(&str, &str)> {
-        self.spans
+        self.spans()
             .get(index)
             .map(|span| (self.key_of(span), self.value_of(span)))
     }
 
     /// Number of headers (repeats included).
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.layout.count as usize
     }
 
     /// Whether the message has no header (never true for a decoded message).
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.layout.count == 0
     }
 
     /// The `Event` header: the event's type (`Newchannel`, `Hangup`, ...).
     pub fn event(&self) -> Option<&str> {
-        self.get("Event")
+        self.known(Known::Event)
     }
 
     /// The `Response` header: `Success`, `Error`, `Goodbye`, ... (also present on the
     /// `OriginateResponse` event).
     pub fn response(&self) -> Option<&str> {
-        self.get("Response")
+        self.known(Known::Response)
     }
 
     /// The `ActionID` header that ties a response, and the events an action generates,
     /// to the action.
     pub fn action_id(&self) -> Option<&str> {
-        self.get("ActionID")
+        self.known(Known::ActionId)
     }
 
     /// The `Message` header, Asterisk's human-readable explanation of a response.
     pub fn text(&self) -> Option<&str> {
-        self.get("Message")
+        self.known(Known::Message)
     }
 
     /// Whether this is an event or a response; `Event:` wins over `Response:`.
     pub fn kind(&self) -> MessageKind {
-        let mut response = false;
-        for span in self.spans.iter() {
-            if self.key_is(span, "Event") {
-                return MessageKind::Event;
-            }
-            response |= self.key_is(span, "Response");
-        }
-        if response {
+        let first = &self.layout.index.first;
+        if first[Known::Event as usize] != ABSENT {
+            MessageKind::Event
+        } else if first[Known::Response as usize] != ABSENT {
             MessageKind::Response
         } else {
             MessageKind::Other
@@ -244,13 +693,15 @@ impl Message {
     /// The header lines as received, line endings included, without the blank line that
     /// ended the message (after lossy UTF-8 replacement if [`is_lossy`](Self::is_lossy)).
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.text
+            .get(self.layout.start as usize..self.layout.end as usize)
+            .unwrap_or_default()
     }
 
     /// Whether some bytes were not valid UTF-8 and were replaced by U+FFFD. The decoder
     /// never rejects a message for its encoding: dropping an event would be worse.
     pub fn is_lossy(&self) -> bool {
-        self.lossy
+        self.layout.lossy
     }
 
     /// Whether the header's key is `key`, ASCII case-insensitively; compares lengths
@@ -427,6 +878,91 @@ mod tests {
         assert!(Message::parse("").is_err());
         assert!(Message::parse("\r\n\r\n").is_err());
         assert!(Message::parse("no colon here").is_err());
+    }
+
+    #[test]
+    fn well_known_keys_are_classified_exactly() {
+        for (i, &(known, name)) in KNOWN_KEYS.iter().enumerate() {
+            assert_eq!(known as usize, i, "{name} in its place");
+            assert_eq!(classify(name.as_bytes()), Some(known), "{name}");
+            assert_eq!(classify(name.to_uppercase().as_bytes()), Some(known));
+            assert_eq!(classify(name.to_lowercase().as_bytes()), Some(known));
+            assert_eq!(known.name(), name);
+            // One byte more, one less, or one changed: not the key.
+            assert_eq!(classify(format!("{name}x").as_bytes()), None, "{name}x");
+            assert_eq!(classify(&name.as_bytes()[1..]), None, "{name} shortened");
+            let mut changed = name.as_bytes().to_vec();
+            let last = changed.len() - 1;
+            changed[last] ^= 0x01;
+            assert_eq!(classify(&changed), None, "{name} changed");
+            // A byte that is no letter in place of the last letter.
+            changed[last] = name.as_bytes()[last] ^ 0x60;
+            assert_eq!(classify(&changed), None, "{name} with a non-letter");
+        }
+        for other in [
+            "",
+            "E",
+            "Even",
+            "Cause-txt",
+            "Privilege",
+            "Dest",
+            "DestBridgeUniqueid",
+            "ChannelStateDesc",
+            "DestChannelStateDesc",
+            "Event\u{e9}",
+            "Ev\0nt",
+            "Evenu",
+        ] {
+            assert_eq!(classify(other.as_bytes()), None, "{other}");
+        }
+        assert_eq!(Known::Uniqueid.dest_if(true), Known::DestUniqueid);
+        assert_eq!(
+            Known::ConnectedLineName.dest_if(true),
+            Known::DestConnectedLineName
+        );
+        assert_eq!(Known::Event.dest_if(true), Known::Event);
+        assert_eq!(Known::Channel.dest_if(false), Known::Channel);
+    }
+
+    #[test]
+    fn index_lookups_agree_with_scanning() {
+        let m = parse(
+            "Privilege: call,all\nEVENT: Dial\nuniqueid: 1\nUniqueid: 2\nDestUniqueid: 3\n\
+             Cause-txt: x\nEvent: again\nConnectedLineName: n\n",
+        );
+        for key in [
+            "Event",
+            "event",
+            "Uniqueid",
+            "DestUniqueid",
+            "Cause",
+            "Cause-txt",
+            "ConnectedLineName",
+            "Privilege",
+            "Channel",
+        ] {
+            assert_eq!(m.get(key), m.scan(key), "{key}");
+        }
+        assert_eq!(m.event(), Some("Dial"));
+        assert_eq!(m.get("Uniqueid"), Some("1"));
+        assert!(m.repeats_known());
+        assert!(!parse("Event: A\nUniqueid: 1\n").repeats_known());
+    }
+
+    #[test]
+    fn keys_past_the_index_are_found_by_scanning() {
+        let mut text = String::new();
+        for i in 0..300 {
+            text.push_str(&format!("Output: line {i}\n"));
+        }
+        text.push_str("Uniqueid: far\nEvent: Late\n");
+        let m = parse(&text);
+        assert_eq!(m.len(), 302);
+        assert_eq!(m.get("Uniqueid"), Some("far"));
+        assert_eq!(m.event(), Some("Late"));
+        assert_eq!(m.kind(), MessageKind::Event);
+        assert!(m.repeats_known(), "far keys take the scanning paths");
+        assert_eq!(m.get("ActionID"), None);
     }
 
     #[test]

@@ -251,7 +251,8 @@ impl Switchboard {
                 self.held_overflow = true;
                 return false;
             }
-            held.push(msg.clone());
+            // Its own copy: a held event must not keep the rest of its read.
+            held.push(msg.detached());
             return true;
         }
         self.translate(msg, outputs);

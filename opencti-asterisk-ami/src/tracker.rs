@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::device::{LineId, Owners};
-use crate::message::Message;
+use crate::message::{Known, Message};
 
 /// Asterisk's channel states (`ChannelState` header).
 pub mod state {
@@ -247,11 +247,19 @@ pub enum Change<'m> {
 /// (`DestChannel`, `DestUniqueid`, ...).
 struct Keys {
     prefix: &'static str,
+    /// The keys are the `Dest` variants of the [`Known`] snapshot keys.
+    dest: bool,
 }
 
-const PLAIN: Keys = Keys { prefix: "" };
+const PLAIN: Keys = Keys {
+    prefix: "",
+    dest: false,
+};
 
-const DEST: Keys = Keys { prefix: "Dest" };
+const DEST: Keys = Keys {
+    prefix: "Dest",
+    dest: true,
+};
 
 /// `key` without `prefix` (ASCII case-insensitive), if it starts with it.
 #[inline]
@@ -438,14 +446,14 @@ impl ChannelTracker {
     /// Adds or refreshes a channel from a `CoreShowChannel` list item (used to rebuild
     /// after a (re)connect); its `BridgeId` puts it in that bridge.
     pub fn insert_listed(&mut self, item: &Message) {
-        let Some(uniqueid) = item.get("Uniqueid").filter(|u| !u.is_empty()) else {
+        let Some(uniqueid) = item.known(Known::Uniqueid).filter(|u| !u.is_empty()) else {
             return;
         };
         if self.upsert(item, &PLAIN, uniqueid, true).is_none() {
             return;
         }
         if let Some(channel) = self.channels.get_mut(uniqueid) {
-            if let Some(state) = item.get("ChannelState").and_then(|s| s.parse().ok()) {
+            if let Some(state) = item.known(Known::ChannelState).and_then(|s| s.parse().ok()) {
                 channel.state = state;
             }
             if let Some(app) = item.get("Application") {
@@ -459,8 +467,8 @@ impl ChannelTracker {
 
     /// Adds a bridge from a `BridgeListItem` (or refreshes its type).
     pub fn insert_listed_bridge(&mut self, item: &Message) {
-        if let Some(id) = item.get("BridgeUniqueid").filter(|b| !b.is_empty()) {
-            let kind = item.get("BridgeType").unwrap_or_default();
+        if let Some(id) = item.known(Known::BridgeUniqueid).filter(|b| !b.is_empty()) {
+            let kind = item.known(Known::BridgeType).unwrap_or_default();
             if let Some(bridge) = self.bridge_entry(id) {
                 set(&mut bridge.kind, kind);
             }
@@ -473,7 +481,7 @@ impl ChannelTracker {
             return Change::None;
         };
         match event {
-            "Newchannel" => match msg.get("Uniqueid") {
+            "Newchannel" => match msg.known(Known::Uniqueid) {
                 Some(uniqueid) => match self.upsert(msg, &PLAIN, uniqueid, true) {
                     Some(_) => Change::ChannelCreated { uniqueid },
                     None => Change::None,
@@ -481,7 +489,7 @@ impl ChannelTracker {
                 None => Change::None,
             },
             "Newstate" => {
-                let Some(uniqueid) = msg.get("Uniqueid") else {
+                let Some(uniqueid) = msg.known(Known::Uniqueid) else {
                     return Change::None;
                 };
                 match self.upsert(msg, &PLAIN, uniqueid, false) {
@@ -491,14 +499,15 @@ impl ChannelTracker {
                     _ => Change::None,
                 }
             }
-            "NewCallerid" | "NewConnectedLine" => match msg.get("Uniqueid") {
+            "NewCallerid" | "NewConnectedLine" => match msg.known(Known::Uniqueid) {
                 Some(uniqueid) if self.upsert(msg, &PLAIN, uniqueid, false).is_some() => {
                     Change::CallerIdChanged { uniqueid }
                 }
                 _ => Change::None,
             },
             "Rename" => {
-                let (Some(uniqueid), Some(new)) = (msg.get("Uniqueid"), msg.get("Newname")) else {
+                let (Some(uniqueid), Some(new)) = (msg.known(Known::Uniqueid), msg.get("Newname"))
+                else {
                     return Change::None;
                 };
                 match self.channels.get_mut(uniqueid) {
@@ -511,10 +520,10 @@ impl ChannelTracker {
                 }
             }
             "DialBegin" | "DialState" | "DialEnd" => {
-                let Some(dest) = msg.get("DestUniqueid") else {
+                let Some(dest) = msg.known(Known::DestUniqueid) else {
                     return Change::None;
                 };
-                let caller = msg.get("Uniqueid").filter(|u| !u.is_empty());
+                let caller = msg.known(Known::Uniqueid).filter(|u| !u.is_empty());
                 let begin = event == "DialBegin";
                 if let Some(caller) = caller {
                     self.upsert(msg, &PLAIN, caller, begin);
@@ -522,7 +531,7 @@ impl ChannelTracker {
                 if self.upsert(msg, &DEST, dest, begin).is_none() {
                     return Change::None;
                 }
-                let status = msg.get("DialStatus").unwrap_or_default();
+                let status = msg.known(Known::DialStatus).unwrap_or_default();
                 match event {
                     "DialBegin" => {
                         if let Some(channel) = self.channels.get_mut(dest) {
@@ -531,7 +540,7 @@ impl ChannelTracker {
                         Change::DialBegin {
                             caller,
                             dest,
-                            dial_string: msg.get("DialString").unwrap_or_default(),
+                            dial_string: msg.known(Known::DialString).unwrap_or_default(),
                         }
                     }
                     "DialState" => Change::DialState {
@@ -547,8 +556,8 @@ impl ChannelTracker {
                 }
             }
             "BridgeCreate" => {
-                if let Some(id) = msg.get("BridgeUniqueid") {
-                    let kind = msg.get("BridgeType").unwrap_or_default();
+                if let Some(id) = msg.known(Known::BridgeUniqueid) {
+                    let kind = msg.known(Known::BridgeType).unwrap_or_default();
                     if let Some(bridge) = self.bridge_entry(id) {
                         set(&mut bridge.kind, kind);
                     }
@@ -557,14 +566,14 @@ impl ChannelTracker {
             }
             "BridgeEnter" => {
                 let (Some(bridge), Some(uniqueid)) =
-                    (msg.get("BridgeUniqueid"), msg.get("Uniqueid"))
+                    (msg.known(Known::BridgeUniqueid), msg.known(Known::Uniqueid))
                 else {
                     return Change::None;
                 };
                 if self.upsert(msg, &PLAIN, uniqueid, true).is_none() {
                     return Change::None;
                 }
-                if self.enter(bridge, uniqueid, msg.get("BridgeType")) {
+                if self.enter(bridge, uniqueid, msg.known(Known::BridgeType)) {
                     Change::BridgeEntered { bridge, uniqueid }
                 } else {
                     Change::None
@@ -572,7 +581,7 @@ impl ChannelTracker {
             }
             "BridgeLeave" => {
                 let (Some(bridge), Some(uniqueid)) =
-                    (msg.get("BridgeUniqueid"), msg.get("Uniqueid"))
+                    (msg.known(Known::BridgeUniqueid), msg.known(Known::Uniqueid))
                 else {
                     return Change::None;
                 };
@@ -584,7 +593,7 @@ impl ChannelTracker {
                 }
             }
             "BridgeDestroy" => {
-                if let Some(id) = msg.get("BridgeUniqueid") {
+                if let Some(id) = msg.known(Known::BridgeUniqueid) {
                     if let Some(bridge) = self.bridges.remove(id) {
                         for member in bridge.members {
                             if let Some(channel) = self.channels.get_mut(&member) {
@@ -613,7 +622,7 @@ impl ChannelTracker {
                 }
                 Change::BridgeMerged { from, to }
             }
-            "Hold" | "Unhold" => match msg.get("Uniqueid") {
+            "Hold" | "Unhold" => match msg.known(Known::Uniqueid) {
                 Some(uniqueid) => {
                     self.upsert(msg, &PLAIN, uniqueid, false);
                     Change::Hold {
@@ -623,7 +632,7 @@ impl ChannelTracker {
                 }
                 None => Change::None,
             },
-            "MusicOnHoldStart" | "MusicOnHoldStop" => match msg.get("Uniqueid") {
+            "MusicOnHoldStart" | "MusicOnHoldStop" => match msg.known(Known::Uniqueid) {
                 Some(uniqueid) => {
                     let on = event == "MusicOnHoldStart";
                     if let Some(channel) = self.channels.get_mut(uniqueid) {
@@ -634,7 +643,7 @@ impl ChannelTracker {
                 None => Change::None,
             },
             "Hangup" => {
-                let Some(uniqueid) = msg.get("Uniqueid") else {
+                let Some(uniqueid) = msg.known(Known::Uniqueid) else {
                     return Change::None;
                 };
                 let Some(mut channel) = self.channels.remove(uniqueid) else {
@@ -649,7 +658,10 @@ impl ChannelTracker {
                         }
                     }
                 }
-                let cause = msg.get("Cause").and_then(|c| c.parse().ok()).unwrap_or(0);
+                let cause = msg
+                    .known(Known::Cause)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
                 Change::Hungup {
                     channel: Box::new(channel),
                     bridge,
@@ -684,7 +696,7 @@ impl ChannelTracker {
                     _ => Change::None,
                 }
             }
-            "DTMFEnd" => match (msg.get("Uniqueid"), msg.get("Digit")) {
+            "DTMFEnd" => match (msg.known(Known::Uniqueid), msg.get("Digit")) {
                 (Some(uniqueid), Some(digit)) => Change::Dtmf {
                     uniqueid,
                     digit,
@@ -692,7 +704,7 @@ impl ChannelTracker {
                 },
                 _ => Change::None,
             },
-            "MixMonitorStart" | "MixMonitorStop" => match msg.get("Uniqueid") {
+            "MixMonitorStart" | "MixMonitorStop" => match msg.known(Known::Uniqueid) {
                 Some(uniqueid) => Change::Recording {
                     uniqueid,
                     on: event == "MixMonitorStart",
@@ -740,6 +752,48 @@ impl ChannelTracker {
         };
         let before = channel.state;
         let mut named = false;
+        if !msg.repeats_known() {
+            // Each key at most once: its index entry is the whole story.
+            let get = |key: Known| msg.known(key.dest_if(keys.dest));
+            if let Some(value) = get(Known::Exten) {
+                set(&mut channel.exten, value);
+            }
+            if full {
+                if let Some(value) = get(Known::Channel) {
+                    named = channel.name != value;
+                    set(&mut channel.name, value);
+                }
+            }
+            if let Some(value) = get(Known::Context) {
+                set(&mut channel.context, value);
+            }
+            if let Some(value) = get(Known::Linkedid) {
+                set(&mut channel.linkedid, value);
+            }
+            if full {
+                let caller = [
+                    (Known::CallerIdNum, &mut channel.caller_num),
+                    (Known::CallerIdName, &mut channel.caller_name),
+                    (Known::ConnectedLineNum, &mut channel.connected_num),
+                    (Known::ConnectedLineName, &mut channel.connected_name),
+                ];
+                for (key, field) in caller {
+                    if let Some(value) = get(key) {
+                        set(field, value);
+                    }
+                }
+            }
+            if let Some(state) = get(Known::ChannelState).and_then(|v| v.parse::<u8>().ok()) {
+                // Only forward: a re-applied old event must not undo progress.
+                if state > channel.state || channel.state == state::DOWN {
+                    channel.state = state;
+                }
+            }
+            if named {
+                channel.owner = self.owners.of_channel(&channel.name);
+            }
+            return Some((before, channel.state));
+        }
         let prefix = keys.prefix;
         for (key, value) in msg.headers() {
             // One pass over the headers; a key is classified by its length first, so
@@ -864,6 +918,43 @@ mod tests {
 
     fn msg(text: &str) -> Message {
         Message::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn repeated_snapshot_headers_are_applied_in_order() {
+        // Each key once: read through the message's index.
+        let mut t = ChannelTracker::new(10);
+        let once = msg(
+            "Event: Newchannel\nChannel: PJSIP/1-1\nChannelState: 4\nUniqueid: 1.1\n\
+                        Exten: 100\nContext: in\nCallerIDNum: 7\nDestExten: 9\n",
+        );
+        t.apply(&once);
+        let c = t.channel("1.1").expect("tracked");
+        assert_eq!(
+            (c.exten.as_str(), c.context.as_str(), c.caller_num.as_str()),
+            ("100", "in", "7")
+        );
+        assert_eq!(c.state, state::RING);
+        // Repeated keys: every one is applied in turn, as Asterisk sent them.
+        let twice = msg("Event: Newstate\nUniqueid: 1.1\nExten: 200\nexten: 300\n\
+                         ChannelState: 6\nChannelState: 5\nLinkedid: 9.9\n");
+        assert!(twice.repeats_known());
+        t.apply(&twice);
+        let c = t.channel("1.1").expect("tracked");
+        assert_eq!((c.exten.as_str(), c.linkedid.as_str()), ("300", "9.9"));
+        assert_eq!(c.state, state::UP, "never backwards");
+        // The Dest snapshot of a dial.
+        let dial = msg(
+            "Event: DialBegin\nUniqueid: 1.1\nDestUniqueid: 1.2\nDestChannel: PJSIP/2-1\n\
+                        DestChannelState: 5\nDestExten: 555\nDestCallerIDNum: 2\nDialString: 2\n",
+        );
+        t.apply(&dial);
+        let d = t.channel("1.2").expect("tracked");
+        assert_eq!(
+            (d.name.as_str(), d.exten.as_str(), d.caller_num.as_str()),
+            ("PJSIP/2-1", "555", "2")
+        );
+        assert_eq!(d.state, state::RINGING);
     }
 
     #[test]

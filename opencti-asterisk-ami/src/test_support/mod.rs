@@ -200,10 +200,16 @@ impl Control {
         self.world().mute_pings = mute;
     }
 
-    /// Sends raw bytes to every logged-in connection.
+    /// Sends raw bytes to every logged-in connection (copied once).
     pub fn send_raw(&self, bytes: &[u8]) {
+        self.send_shared(bytes::Bytes::copy_from_slice(bytes));
+    }
+
+    /// Sends `bytes` to every logged-in connection without copying them: each
+    /// connection's writer holds a reference to the same buffer (a large stream made
+    /// before a measurement starts costs nothing to send).
+    pub fn send_shared(&self, bytes: bytes::Bytes) {
         let mut w = self.world();
-        let bytes = bytes.to_vec();
         w.conns
             .retain(|(_, tx)| tx.send(Out::Bytes(bytes.clone())).is_ok());
     }

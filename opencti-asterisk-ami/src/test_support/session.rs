@@ -94,7 +94,7 @@ pub(super) fn handle(
     let name = a.get("Action").unwrap_or_default().to_string();
     let id = a.action_id().unwrap_or_default().to_string();
     let reply = |text: String| {
-        let _ = tx.send(Out::Bytes(text.into_bytes()));
+        let _ = tx.send(Out::Bytes(text.into_bytes().into()));
     };
     let mut w = world.lock().unwrap_or_else(|e| e.into_inner());
     w.actions.push(match a.get("Channel") {
@@ -127,9 +127,9 @@ pub(super) fn handle(
                     *logged_in = true;
                     reply(response(&id, "Success", "Authentication accepted", ""));
                     w.conns.push((conn_id, tx.clone()));
-                    let _ = tx.send(Out::Bytes(
-                        b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 5\r\nLastReload: 5\r\nStatus: Fully Booted\r\n\r\n".to_vec(),
-                    ));
+                    let _ = tx.send(Out::Bytes(bytes::Bytes::from_static(
+                        b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 5\r\nLastReload: 5\r\nStatus: Fully Booted\r\n\r\n",
+                    )));
                     return false;
                 }
                 reply(response(&id, "Error", "Authentication failed", ""));

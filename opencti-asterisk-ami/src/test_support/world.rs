@@ -57,7 +57,9 @@ pub(super) struct World {
 }
 
 pub(super) enum Out {
-    Bytes(Vec<u8>),
+    /// Shared, so that one stream sent to several connections is not copied per
+    /// connection.
+    Bytes(bytes::Bytes),
     Close,
 }
 
@@ -108,7 +110,7 @@ impl World {
     }
 
     pub(super) fn broadcast(&mut self, text: String) {
-        let bytes = text.into_bytes();
+        let bytes = bytes::Bytes::from(text.into_bytes());
         self.conns
             .retain(|(_, tx)| tx.send(Out::Bytes(bytes.clone())).is_ok());
     }
