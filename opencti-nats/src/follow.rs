@@ -9,7 +9,8 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use opencti_core::{AgentId, DeviceId, Error, ErrorKind, EventEnvelope, Result, Snapshot};
 
-use crate::publish::{KIND_HEADER, KIND_SNAPSHOT};
+use crate::publish::kind_of;
+use crate::publish::KIND_SNAPSHOT;
 use crate::subject::{check_name, Site};
 
 /// Which events a follower reads.
@@ -222,11 +223,7 @@ impl Reader {
         let subject = message.subject.as_str();
         let (agent, device) = self.site.parse_line_subject(subject)?;
         let stream_seq = message.info().map(|info| info.stream_sequence).unwrap_or(0);
-        let kind = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(KIND_HEADER))
-            .map(|v| v.as_str().to_owned());
+        let kind = kind_of(message.headers.as_ref()).map(str::to_owned);
         let bad = |what: &str, e: serde_json::Error| {
             Error::new(
                 ErrorKind::BadInput,

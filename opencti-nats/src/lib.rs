@@ -16,7 +16,8 @@ mod wire;
 pub use follow::{FollowFilter, Followed, Follower, LineMessage};
 pub use lease::{leader, Lease};
 pub use publish::{
-    EventPublisher, LineFeed, Published, RetryPolicy, KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT,
+    kind_of, EventPublisher, LineFeed, Published, RetryPolicy, KIND_EVENT, KIND_HEADER,
+    KIND_SNAPSHOT,
 };
 pub use queues::{QueueFeed, RemoteQueues, KIND_QUEUE_EVENT, KIND_QUEUE_SNAPSHOT};
 pub use remote::{RemoteLine, RemoteLines, ANSWER_TIMEOUT, OUTCOME_TIMEOUT};

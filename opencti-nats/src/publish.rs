@@ -24,6 +24,13 @@ pub const KIND_EVENT: &str = "event";
 /// published when the publisher fell behind the session and skipped events.
 pub const KIND_SNAPSHOT: &str = "snapshot";
 
+/// The [`KIND_HEADER`] of a message, if it has one: what its payload holds.
+pub fn kind_of(headers: Option<&HeaderMap>) -> Option<&str> {
+    headers
+        .and_then(|h| h.get(KIND_HEADER))
+        .map(|value| value.as_str())
+}
+
 /// What the server said about one published message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Published {

@@ -11,6 +11,7 @@ use opencti_core::{AgentId, Error, ErrorKind, LinkState, QueueId, Result, Timest
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::publish::kind_of;
 use crate::publish::KIND_HEADER;
 use crate::subject::Site;
 
@@ -265,11 +266,7 @@ async fn mirror_queues(
                 continue;
             }
         };
-        let kind = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(KIND_HEADER))
-            .map(|v| v.as_str().to_owned());
+        let kind = kind_of(message.headers.as_ref()).map(str::to_owned);
         match kind.as_deref() {
             Some(KIND_QUEUE_SNAPSHOT) => {
                 match serde_json::from_slice::<QueueSnapshot>(&message.payload) {

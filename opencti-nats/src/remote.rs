@@ -15,7 +15,8 @@ use opencti_core::{
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::publish::{KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT};
+use crate::publish::kind_of;
+use crate::publish::{KIND_EVENT, KIND_SNAPSHOT};
 use crate::service::KIND_COMMAND;
 use crate::subject::Site;
 use crate::wire::{from_json, to_json, CommandReply, LineRequest, SnapshotReply};
@@ -237,11 +238,7 @@ async fn follow(
         tokio::select! {
             message = events.next() => {
                 let Some(message) = message else { return };
-                let kind = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(KIND_HEADER))
-                    .map(|v| v.as_str().to_owned());
+                let kind = kind_of(message.headers.as_ref()).map(str::to_owned);
                 let offered = match kind.as_deref() {
                     Some(KIND_EVENT) => match from_json::<EventEnvelope>("event", &message.payload) {
                         Ok(envelope) => replica.offer(&envelope),
@@ -264,11 +261,7 @@ async fn follow(
             }
             message = accepted.next() => {
                 let Some(message) = message else { return };
-                let is_command = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(KIND_HEADER))
-                    .is_some_and(|v| v.as_str() == KIND_COMMAND);
+                let is_command = kind_of(message.headers.as_ref()) == Some(KIND_COMMAND);
                 match from_json::<AcceptedCommand>("accepted command", &message.payload) {
                     Ok(command) if is_command => {
                         let _ = commands.send(Arc::new(command));

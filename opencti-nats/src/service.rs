@@ -14,6 +14,7 @@ use opencti_core::{
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use crate::publish::kind_of;
 use crate::publish::{EventPublisher, LineFeed, KIND_HEADER, KIND_SNAPSHOT};
 use crate::subject::Site;
 use crate::wire::{from_json, to_json, CommandReply, LineRequest, SnapshotReply};
@@ -88,10 +89,7 @@ impl LineService {
                 ))
             }
         };
-        let kind = message
-            .headers
-            .get(KIND_HEADER)
-            .map(|v| v.as_str().to_owned());
+        let kind = kind_of(Some(&message.headers)).map(str::to_owned);
         let snapshot = match kind.as_deref() {
             Some(KIND_SNAPSHOT) => from_json::<Snapshot>("snapshot", &message.payload)?,
             _ => {

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use opencti_core::session::AcceptedCommand;
 use opencti_core::{Error, ErrorKind, EventEnvelope, Result};
 use opencti_nats::async_nats::jetstream::{self, consumer, kv};
-use opencti_nats::{Site, KIND_COMMAND, KIND_EVENT, KIND_HEADER, KIND_SNAPSHOT};
+use opencti_nats::{kind_of, Site, KIND_COMMAND, KIND_EVENT, KIND_SNAPSHOT};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -173,11 +173,7 @@ async fn follow(
                 continue;
             }
         };
-        let kind = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(KIND_HEADER))
-            .map(|v| v.as_str().to_owned());
+        let kind = kind_of(message.headers.as_ref()).map(str::to_owned);
         let subject = message.subject.as_str();
         let write = match kind.as_deref() {
             Some(KIND_EVENT) => match serde_json::from_slice::<EventEnvelope>(&message.payload) {
