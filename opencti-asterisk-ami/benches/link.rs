@@ -10,7 +10,9 @@
 //! it has been translated.
 //!
 //! Run: `cargo bench -p opencti-asterisk-ami --bench link` (optionally `-- LINES...`, the
-//! numbers of lines to measure; default 1 20 200).
+//! numbers of lines to measure; default 1 20 200). To profile only the timed passes:
+//! `mkfifo /tmp/ctl /tmp/ack`, then run the bench binary under `perf record -D -1
+//! --control fifo:/tmp/ctl,/tmp/ack` with `PERF_CTL_FIFO=/tmp/ctl PERF_ACK_FIFO=/tmp/ack`.
 
 mod common;
 
@@ -41,6 +43,28 @@ fn resident_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Tells `perf record --control fifo:CTL,ACK -D -1` (when `PERF_CTL_FIFO` and
+/// `PERF_ACK_FIFO` name its fifos) to sample only the timed passes, not the making of
+/// the stream.
+fn profiler(command: &str) {
+    use std::io::{Read, Write};
+    let (Ok(ctl), Ok(ack)) = (
+        std::env::var("PERF_CTL_FIFO"),
+        std::env::var("PERF_ACK_FIFO"),
+    ) else {
+        return;
+    };
+    let told = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ctl)
+        .and_then(|mut f| f.write_all(format!("{command}\n").as_bytes()));
+    let mut answer = [0u8; 5];
+    let acked = std::fs::File::open(ack).and_then(|mut f| f.read(&mut answer));
+    if told.is_err() || acked.is_err() {
+        eprintln!("could not reach perf's control fifos");
+    }
 }
 
 async fn measure(lines: usize) {
@@ -89,6 +113,7 @@ async fn measure(lines: usize) {
         // Kept until memory is read after the pass, so that both readings include it.
         let kept = stream.clone();
         let rss_before = resident_kib();
+        profiler("enable");
         let started = Instant::now();
         control.send_shared(stream);
         loop {
@@ -104,6 +129,7 @@ async fn measure(lines: usize) {
             }
         }
         let elapsed = started.elapsed();
+        profiler("disable");
         let delivered: u64 = sessions.iter().map(|s| s.stats().received).sum();
         // Nothing lost: no session refused an event, and every call ended on its line.
         let rejected: u64 = sessions.iter().map(|s| s.stats().rejected).sum();
