@@ -2,7 +2,7 @@
 //! header's key, value and well-known key number found while its line is read.
 
 use crate::error::{quote, Error, ErrorKind};
-use crate::message::{classify, known_number, word, Span, NOT_KNOWN};
+use crate::message::{known_number, word, Span, LONGEST_KEY, NOT_KNOWN};
 
 use super::{first_line, AmiCodec};
 
@@ -10,63 +10,303 @@ impl AmiCodec {
     /// Scans the lines of the current message from where the last call stopped,
     /// recording header spans, up to a blank line, a bad line, or the end of the buffer.
     ///
-    /// A partial line is not searched again when more bytes arrive, so input that
-    /// trickles in byte by byte still costs linear time.
+    /// Each line is read a word at a time, without a branch per byte: its key's `:`
+    /// in the words from its start (the key classified from the same words), its
+    /// newline in the words after the `:` (see [`header_line`]). A line the words do
+    /// not settle (the buffer's end, a key or value longer than they hold, no `:`) is
+    /// read by the exact, slower [`any_line`].
+    ///
+    /// A partial line is not searched again when more bytes arrive (only its first
+    /// words are read again), so input that trickles in byte by byte still costs
+    /// linear time.
     #[inline]
     pub(super) fn scan_lines(&mut self, buf: &[u8]) -> Scan {
-        let from = self.searched;
-        let Some(rest) = buf.get(from..) else {
-            return Scan::NeedMore;
-        };
-        for rel in memchr::memchr_iter(b'\n', rest) {
-            let pos = from + rel;
-            let start = self.scan;
-            let end = pos + 1;
-            let line_end = if pos > start && buf[pos - 1] == b'\r' {
-                pos - 1
-            } else {
-                pos
+        let max_bytes = self.config.max_message_bytes;
+        let max_headers = self.config.max_headers;
+        let searched = self.searched;
+        let mut start = self.scan;
+        // Worked on in locals, so that the loop keeps them in registers.
+        let mut spans = std::mem::take(&mut self.spans);
+        let mut index = self.index;
+        let found = loop {
+            let (span, known, end) = match header_line(buf, start, searched) {
+                Some(header) => header,
+                None => match any_line(buf, start, searched) {
+                    Line::Partial => break Scan::NeedMore,
+                    Line::Blank { end } => break Scan::Blank { end },
+                    Line::Header { span, known, end } => (span, known, end),
+                    Line::Malformed { line_end, end } => {
+                        break self.bad_line(buf, start, line_end, end, spans.len());
+                    }
+                },
             };
-            if line_end == start {
-                return Scan::Blank { end };
+            if end > max_bytes || spans.len() >= max_headers {
+                break self.bad_line(buf, start, end, end, spans.len());
             }
-            if end > self.config.max_message_bytes {
-                let error = self.too_large_error("message", buf);
-                return Scan::Bad { error, end };
-            }
-            if self.spans.len() >= self.config.max_headers {
-                let limit = self.config.max_headers;
-                let error = Error::new(
-                    ErrorKind::TooManyHeaders,
-                    format!(
-                        "AMI message starting with {} has more than {limit} headers (the \
-                         limit max_headers = {limit}); skipping it up to the next blank line",
-                        quote(first_line(buf, usize::MAX))
-                    ),
-                );
-                return Scan::Bad { error, end };
-            }
-            match find_key(buf, start, line_end) {
-                Some((colon, known)) if colon > start => {
-                    self.index.note(known, self.spans.len());
-                    self.spans.push(header_span(buf, start, colon, line_end));
-                }
-                _ => {
-                    let error = Error::new(
-                        ErrorKind::MalformedLine,
-                        format!(
-                            "malformed AMI line {}: expected `Key: Value`; skipping the \
-                             message up to the next blank line",
-                            quote(&buf[start..line_end])
-                        ),
-                    );
-                    return Scan::Bad { error, end };
-                }
-            }
-            self.scan = end;
+            index.note(known, spans.len());
+            spans.push(span);
+            start = end;
+        };
+        self.spans = spans;
+        self.index = index;
+        self.scan = start;
+        if let Scan::NeedMore = found {
+            self.searched = buf.len();
         }
-        self.searched = buf.len();
-        Scan::NeedMore
+        found
+    }
+
+    /// The error for the line `buf[start..end]` (its text `..line_end`) that ends a
+    /// message with `headers` headers so far: the message is over
+    /// [`max_message_bytes`](super::DecoderConfig::max_message_bytes), over
+    /// [`max_headers`](super::DecoderConfig::max_headers), or (its text shorter than
+    /// the line) the line is malformed, in that order.
+    #[cold]
+    fn bad_line(
+        &self,
+        buf: &[u8],
+        start: usize,
+        line_end: usize,
+        end: usize,
+        headers: usize,
+    ) -> Scan {
+        let max_headers = self.config.max_headers;
+        let error = if end > self.config.max_message_bytes {
+            self.too_large_error("message", buf)
+        } else if headers >= max_headers {
+            Error::new(
+                ErrorKind::TooManyHeaders,
+                format!(
+                    "AMI message starting with {} has more than {max_headers} headers (the \
+                     limit max_headers = {max_headers}); skipping it up to the next blank line",
+                    quote(first_line(buf, usize::MAX))
+                ),
+            )
+        } else {
+            Error::new(
+                ErrorKind::MalformedLine,
+                format!(
+                    "malformed AMI line {}: expected `Key: Value`; skipping the message up to \
+                     the next blank line",
+                    quote(buf.get(start..line_end).unwrap_or_default())
+                ),
+            )
+        };
+        Scan::Bad { error, end }
+    }
+}
+
+/// One line of a message, as [`header_line`] and [`any_line`] read it.
+enum Line {
+    /// The line is not complete yet.
+    Partial,
+    /// A blank line, ending at `end` (its line ending included).
+    Blank { end: usize },
+    /// A `Key: Value` line ending at `end`, its key the [`Known`](crate::message::Known)
+    /// key numbered `known` ([`NOT_KNOWN`] if none).
+    Header { span: Span, known: u8, end: usize },
+    /// A line that is neither, its text `..line_end`, ending at `end`.
+    Malformed { line_end: usize, end: usize },
+}
+
+/// The common line, read from words: a key of at most [`LONGEST_KEY`] bytes whose `:`
+/// comes before any newline, and the newline within the 16 bytes after the `:` (or
+/// found by `memchr` past them, from where the last search stopped: `searched`): its
+/// span, the number of its key ([`NOT_KNOWN`] if none) and where it ends. `None` for
+/// any other line (a blank one, say), or too near the buffer's end.
+#[inline]
+fn header_line(buf: &[u8], start: usize, searched: usize) -> Option<(Span, u8, usize)> {
+    let key = buf.get(start..start + 16)?;
+    let (w0, w1) = (word(&key[..8]), word(&key[8..]));
+    // The first `:` or `\n` (or `*` or 0x1a, which the exact path then deals with).
+    let mut at = first_of(stop_bytes(w0), stop_bytes(w1));
+    let mut w2 = 0;
+    if at == 16 {
+        w2 = word(buf.get(start + 16..start + 24)?);
+        at = 16 + first_of(stop_bytes(w2), 0);
+        if at > LONGEST_KEY {
+            return None;
+        }
+    }
+    let colon = start + at;
+    if at == 0 || buf.get(colon) != Some(&b':') {
+        return None;
+    }
+    let known = known_number([w0, w1, w2], at);
+    let value = buf.get(colon + 1..colon + 17)?;
+    let (v0, v1) = (word(&value[..8]), word(&value[8..]));
+    let nl = match first_of(newline_bytes(v0), newline_bytes(v1)) {
+        16 => {
+            let from = searched.max(colon + 17);
+            from + memchr::memchr(b'\n', buf.get(from..)?)?
+        }
+        rel => colon + 1 + rel,
+    };
+    let line_end = if buf.get(nl - 1) == Some(&b'\r') {
+        nl - 1
+    } else {
+        nl
+    };
+    let value_start = colon + 1 + usize::from(v0 as u8 == b' ');
+    // Offsets fit in u32: a message (even after lossy UTF-8 replacement) is at most
+    // 3 * MAX_MESSAGE_BYTES_LIMIT < u32::MAX bytes.
+    let span = Span {
+        key_start: start as u32,
+        key_end: colon as u32,
+        // A space after the `:` is not the line's end: `value_start <= line_end`.
+        value_start: value_start as u32,
+        value_end: line_end as u32,
+    };
+    Some((span, known, nl + 1))
+}
+/// Any line, read exactly: its newline in the [`Window`] from its start (or found by
+/// `memchr` past it, from where the last search stopped: `searched`), its key's `:` in
+/// the window's first [`KEY_WINDOW`] bytes (or past them).
+fn any_line(buf: &[u8], start: usize, searched: usize) -> Line {
+    let window = Window::at(buf, start);
+    let nl = match window.newline() {
+        Some(rel) => start + rel,
+        None => {
+            let from = searched.max(start + WINDOW);
+            match buf.get(from..).and_then(|rest| memchr::memchr(b'\n', rest)) {
+                Some(rel) => from + rel,
+                None => return Line::Partial,
+            }
+        }
+    };
+    let end = nl + 1;
+    let line_end = if nl > start && buf.get(nl - 1) == Some(&b'\r') {
+        nl - 1
+    } else {
+        nl
+    };
+    if line_end == start {
+        return Line::Blank { end };
+    }
+    let key = match window.colon() {
+        // The first `:` of the window may lie past the line's end (in the next line):
+        // then the line has none.
+        Some(len) => (start + len < line_end).then(|| (start + len, window.known(len))),
+        // A key longer than the window is none of the well-known ones.
+        None => find_colon(buf, start + KEY_WINDOW, line_end).map(|c| (c, NOT_KNOWN)),
+    };
+    match key {
+        Some((colon, known)) if colon > start => Line::Header {
+            span: header_span(buf, start, colon, line_end),
+            known,
+            end,
+        },
+        _ => Line::Malformed { line_end, end },
+    }
+}
+
+/// Offset of the first marked byte in the 16 little-endian bytes `lo` then `hi` (each
+/// from a `*_bytes` function below), 16 if none.
+#[inline]
+fn first_of(lo: u64, hi: u64) -> usize {
+    ((u128::from(lo) | u128::from(hi) << 64).trailing_zeros() / 8) as usize
+}
+
+/// The high bit of the first `:`, `\n`, `*` or 0x1a byte of `word` (the bytes that
+/// are `:` with bits 4 and 5 ignored: one test for the key's end and the line's), and
+/// perhaps of bytes after it.
+#[inline]
+fn stop_bytes(word: u64) -> u64 {
+    first_zero_byte((word | 0x3030_3030_3030_3030) ^ 0x3a3a_3a3a_3a3a_3a3a)
+}
+
+/// The high bit of the first `\n` byte of `word`, and perhaps of bytes after it.
+#[inline]
+fn newline_bytes(word: u64) -> u64 {
+    first_zero_byte(word ^ 0x0a0a_0a0a_0a0a_0a0a)
+}
+
+/// The high bit of the first zero byte of `x`, and perhaps of bytes after it (a borrow
+/// from a zero byte can mark the byte above it): exact for the first one, which is all
+/// [`first_of`] looks at, in fewer steps than [`byte_word`].
+#[inline]
+fn first_zero_byte(x: u64) -> u64 {
+    x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080
+}
+
+/// Bytes of a line [`any_line`] reads at once from its start: its newline is looked
+/// for in all of them.
+const WINDOW: usize = 32;
+
+/// Bytes of a [`Window`] its key's `:` is looked for in: the longest key the well-known
+/// keys' table classifies, and the `:` after it (three words).
+const KEY_WINDOW: usize = LONGEST_KEY + 1;
+
+/// The [`WINDOW`] bytes from a line's start as little-endian words, zero past the end of
+/// the buffer (a zero byte is neither `\n` nor `:`, so a partial line stays partial).
+struct Window([u64; WINDOW / 8]);
+
+impl Window {
+    #[inline]
+    fn at(buf: &[u8], start: usize) -> Window {
+        match buf.get(start..start + WINDOW) {
+            Some(bytes) => Window::of(bytes),
+            None => {
+                let mut padded = [0u8; WINDOW];
+                let tail = buf.get(start..).unwrap_or_default();
+                if let Some(head) = padded.get_mut(..tail.len()) {
+                    head.copy_from_slice(tail);
+                }
+                Window::of(&padded)
+            }
+        }
+    }
+
+    /// `bytes` has [`WINDOW`] bytes.
+    #[inline]
+    fn of(bytes: &[u8]) -> Window {
+        Window([
+            word(bytes.get(..8).unwrap_or_default()),
+            word(bytes.get(8..16).unwrap_or_default()),
+            word(bytes.get(16..24).unwrap_or_default()),
+            word(bytes.get(24..32).unwrap_or_default()),
+        ])
+    }
+
+    /// Offset of the first `\n`, if the window has one.
+    #[inline]
+    fn newline(&self) -> Option<usize> {
+        let [w0, w1, w2, w3] = self.0;
+        first_byte(
+            u128::from(byte_word(w0, b'\n')) | u128::from(byte_word(w1, b'\n')) << 64,
+            u128::from(byte_word(w2, b'\n')) | u128::from(byte_word(w3, b'\n')) << 64,
+        )
+    }
+
+    /// Offset of the first `:` in the first [`KEY_WINDOW`] bytes, if any.
+    #[inline]
+    fn colon(&self) -> Option<usize> {
+        let [w0, w1, w2, _] = self.0;
+        first_byte(
+            u128::from(colon_word(w0)) | u128::from(colon_word(w1)) << 64,
+            u128::from(colon_word(w2)),
+        )
+    }
+
+    /// The number of the well-known key of the first `len` bytes ([`NOT_KNOWN`] if
+    /// none); `len` is below [`KEY_WINDOW`].
+    #[inline]
+    fn known(&self, len: usize) -> u8 {
+        let [w0, w1, w2, _] = self.0;
+        known_number([w0, w1, w2], len)
+    }
+}
+
+/// Offset of the first byte whose high bit is set in the 32 little-endian bytes `lo`
+/// then `hi`, if any.
+#[inline]
+fn first_byte(lo: u128, hi: u128) -> Option<usize> {
+    if lo != 0 {
+        Some((lo.trailing_zeros() / 8) as usize)
+    } else if hi != 0 {
+        Some(16 + (hi.trailing_zeros() / 8) as usize)
+    } else {
+        None
     }
 }
 
@@ -101,29 +341,6 @@ fn find_colon(buf: &[u8], start: usize, end: usize) -> Option<usize> {
     line.iter().position(|&b| b == b':').map(|i| start + i)
 }
 
-/// The first `:` in `buf[start..end]`, as [`find_colon`] finds it, and the number of
-/// the well-known key before it ([`NOT_KNOWN`] if none): the key is classified from the
-/// same 16 bytes the colon is looked for in.
-#[inline]
-fn find_key(buf: &[u8], start: usize, end: usize) -> Option<(usize, u8)> {
-    if let Some(head) = buf.get(start..start + 16) {
-        let (lo, hi) = head.split_at(8);
-        let (lo, hi) = (word(lo), word(hi));
-        let mask = u128::from(colon_word(lo)) | (u128::from(colon_word(hi)) << 64);
-        if mask != 0 {
-            let len = (mask.trailing_zeros() / 8) as usize;
-            let colon = start + len;
-            return (colon < end).then(|| (colon, known_number(lo, hi, len)));
-        }
-    }
-    let colon = find_colon(buf, start, end)?;
-    let known = buf
-        .get(start..colon)
-        .and_then(classify)
-        .map_or(NOT_KNOWN, |k| k as u8);
-    Some((colon, known))
-}
-
 /// High bit set in each byte of the little-endian word `bytes` that is a `:`; exact
 /// (no carries between bytes). `bytes` has 8 bytes.
 #[inline]
@@ -134,9 +351,16 @@ fn colon_bytes(bytes: &[u8]) -> u64 {
 /// [`colon_bytes`] of a word.
 #[inline]
 fn colon_word(word: u64) -> u64 {
+    byte_word(word, b':')
+}
+
+/// High bit set in each byte of `word` that is `byte`; exact (no carries between
+/// bytes).
+#[inline]
+fn byte_word(word: u64, byte: u8) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = word ^ (0x0101_0101_0101_0101 * u64::from(b':'));
-    // A byte of `x` is zero exactly where `word` has a `:`.
+    let x = word ^ (0x0101_0101_0101_0101 * u64::from(byte));
+    // A byte of `x` is zero exactly where `word` has `byte`.
     !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 

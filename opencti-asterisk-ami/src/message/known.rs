@@ -107,124 +107,105 @@ impl Known {
     }
 }
 
-/// The 8 bytes of `bytes` at `at` as a little-endian word with bit 5 of every byte set
-/// (for a letter: its lower case).
-#[inline]
-fn folded64(bytes: &[u8], at: usize) -> u64 {
-    let word = bytes
-        .get(at..at + 8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, u64::from_le_bytes);
-    word | 0x2020_2020_2020_2020
-}
-
-/// The 4 bytes of `bytes` at `at`, as [`folded64`] does.
-#[inline]
-fn folded32(bytes: &[u8], at: usize) -> u32 {
-    let word = bytes
-        .get(at..at + 4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, u32::from_le_bytes);
-    word | 0x2020_2020
-}
-
-/// Whether `key` is `name` ASCII case-insensitively, for a `name` made of letters only
-/// and at least 4 long: then `b | 0x20` equals a letter's lower case exactly for that
-/// letter in either case, so words are compared at once (the last one overlapping the
-/// one before, rather than padded).
-#[inline]
-fn is_name(key: &[u8], name: &str) -> bool {
-    let name = name.as_bytes();
-    let len = key.len();
-    if len != name.len() {
-        return false;
-    }
-    if len >= 8 {
-        let mut at = 0;
-        while at + 8 < len {
-            if folded64(key, at) != folded64(name, at) {
-                return false;
-            }
-            at += 8;
-        }
-        folded64(key, len - 8) == folded64(name, len - 8)
-    } else if len >= 4 {
-        folded32(key, 0) == folded32(name, 0) && folded32(key, len - 4) == folded32(name, len - 4)
-    } else {
-        key.iter().zip(name).all(|(k, n)| k | 0x20 == n | 0x20)
-    }
-}
-
 /// Bit 5 of every byte: for a letter, the bit that makes it lower case.
 const FOLD: u64 = 0x2020_2020_2020_2020;
-/// Spreads a key's words (the second rotated into the first) over the table's 64 slots:
-/// one multiply, chosen so that the well-known keys of up to 16 bytes all fall in slots
-/// of their own (`SLOTS` checks it when compiling).
-const HASH_MUL: u64 = 0x6604_f7f3_87a2_8657;
+
+/// Longest key [`known_number`] can classify, in bytes: the longest well-known key is
+/// 21 (`DestConnectedLineName`), and a decoder that reads three words from a line's
+/// start finds the `:` after a key of up to 23 in them.
+pub(crate) const LONGEST_KEY: usize = 23;
+
+/// Spreads a key's folded words over the table's 64 slots: one multiply, chosen so
+/// that the well-known keys all fall in slots of their own (`SLOTS` checks it when
+/// compiling).
+const HASH_MUL: u64 = 0xb0dd_caa6_a6ed_5237;
 
 #[inline]
-const fn slot(lo: u64, hi: u64) -> usize {
-    ((lo ^ hi.rotate_left(29)).wrapping_mul(HASH_MUL) >> 58) as usize
+const fn slot(key: [u64; 3]) -> usize {
+    ((key[0] ^ key[1] ^ key[2]).wrapping_mul(HASH_MUL) >> 58) as usize
 }
 
-/// The well-known keys of up to 16 bytes by [`slot`]: their folded words and number
-/// (`u8::MAX` for an empty slot). Two keys in one slot fail the build.
-const SLOTS: [(u64, u64, u8); 64] = {
-    let mut table = [(0u64, 0u64, u8::MAX); 64];
+/// For each key length up to [`LONGEST_KEY`], the masks that keep a key's bytes of its
+/// three little-endian words and clear what follows it.
+const KEY_MASKS: [[u64; 3]; LONGEST_KEY + 1] = {
+    let mut masks = [[0u64; 3]; LONGEST_KEY + 1];
+    let mut len = 0;
+    while len <= LONGEST_KEY {
+        let mut w = 0;
+        while w < 3 {
+            let bytes = len.saturating_sub(8 * w);
+            masks[len][w] = if bytes >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * bytes)) - 1
+            };
+            w += 1;
+        }
+        len += 1;
+    }
+    masks
+};
+
+/// One slot of the table: a well-known key's folded words and number ([`NOT_KNOWN`]
+/// and no key in an empty slot).
+#[derive(Clone, Copy)]
+struct Slot {
+    key: [u64; 3],
+    known: u8,
+}
+
+/// The well-known keys by [`slot`]. Two keys in one slot fail the build.
+const SLOTS: [Slot; 64] = {
+    let empty = Slot {
+        key: [0; 3],
+        known: NOT_KNOWN,
+    };
+    let mut table = [empty; 64];
     let mut i = 0;
     while i < KNOWN {
         let name = KNOWN_KEYS[i].1.as_bytes();
-        if name.len() <= 16 {
-            let (mut lo, mut hi) = (0u64, 0u64);
-            let mut j = 0;
-            while j < name.len() {
-                let byte = (name[j] | 0x20) as u64;
-                if j < 8 {
-                    lo |= byte << (8 * j);
-                } else {
-                    hi |= byte << (8 * (j - 8));
-                }
-                j += 1;
-            }
-            let s = slot(lo, hi);
-            assert!(table[s].2 == u8::MAX, "two well-known keys share a slot");
-            table[s] = (lo, hi, i as u8);
+        assert!(name.len() <= LONGEST_KEY, "a well-known key is too long");
+        let mut key = [0u64; 3];
+        let mut j = 0;
+        while j < name.len() {
+            key[j / 8] |= ((name[j] | 0x20) as u64) << (8 * (j % 8));
+            j += 1;
         }
+        let s = slot(key);
+        assert!(
+            table[s].known == NOT_KNOWN,
+            "two well-known keys share a slot"
+        );
+        table[s] = Slot {
+            key,
+            known: i as u8,
+        };
         i += 1;
     }
     table
 };
 
-/// The well-known keys longer than 16 bytes.
-const LONG_KEYS: [Known; 3] = [
-    Known::ConnectedLineName,
-    Known::DestConnectedLineNum,
-    Known::DestConnectedLineName,
-];
-
 /// [`known_number`]'s answer for a key that is not well-known.
 pub(crate) const NOT_KNOWN: u8 = u8::MAX;
 
-/// The number of the [`Known`] key of `len` bytes whose first 16 bytes are `lo` and
-/// `hi` (little-endian; what lies past the key in them is ignored), or [`NOT_KNOWN`]
-/// (always for a `len` of 0 or over 16). Keys are letters only, so comparing the folded
-/// words is comparing ASCII case-insensitively, lengths included.
+/// The number of the [`Known`] key of `len` bytes whose first 24 bytes are `words`
+/// (little-endian; what lies past the key in them is ignored), or [`NOT_KNOWN`]
+/// (always for a `len` of 0 or over [`LONGEST_KEY`]). Keys are letters only, so
+/// comparing the folded words is comparing ASCII case-insensitively, lengths included.
 #[inline]
-pub(crate) fn known_number(lo: u64, hi: u64, len: usize) -> u8 {
-    let lo_mask = u64::MAX
-        .checked_shr(8 * (8 - len.min(8)) as u32)
-        .unwrap_or(0);
-    let hi_mask = if len > 16 {
-        0
-    } else {
-        u64::MAX
-            .checked_shr(8 * (16 - len.max(8)) as u32)
-            .unwrap_or(0)
+pub(crate) fn known_number(words: [u64; 3], len: usize) -> u8 {
+    let Some(masks) = KEY_MASKS.get(len) else {
+        return NOT_KNOWN;
     };
-    let (lo, hi) = ((lo | FOLD) & lo_mask, (hi | FOLD) & hi_mask);
-    let (name_lo, name_hi, known) = SLOTS[slot(lo, hi)];
-    if name_lo == lo && name_hi == hi && len <= 16 {
-        known
+    let key = [
+        (words[0] | FOLD) & masks[0],
+        (words[1] | FOLD) & masks[1],
+        (words[2] | FOLD) & masks[2],
+    ];
+    let slot = &SLOTS[slot(key)];
+    let differ = (slot.key[0] ^ key[0]) | (slot.key[1] ^ key[1]) | (slot.key[2] ^ key[2]);
+    if differ == 0 {
+        slot.known
     } else {
         NOT_KNOWN
     }
@@ -239,23 +220,31 @@ fn known_of(n: u8) -> Option<Known> {
 /// The [`Known`] key `key` is (ASCII case-insensitive), if any.
 #[inline]
 pub(crate) fn classify(key: &[u8]) -> Option<Known> {
-    match key.len() {
-        len @ 8..=16 => {
-            // The last 8 bytes, shifted so that the key's bytes past its first 8 come
-            // first (overlapping loads, no copy).
-            let last = word(&key[len - 8..])
-                .checked_shr(8 * (16 - len) as u32)
-                .unwrap_or(0);
-            known_of(known_number(word(&key[..8]), last, len))
-        }
-        len @ 4..=7 => {
+    let len = key.len();
+    // Overlapping loads rather than a copy: a key's bytes past a whole word are read
+    // from its last 8 bytes, shifted down.
+    let words = match len {
+        16..=LONGEST_KEY => [word(&key[..8]), word(&key[8..16]), tail(key, 16)],
+        8..=15 => [word(&key[..8]), tail(key, 8), 0],
+        4..=7 => {
             let first = u64::from(word32(&key[..4]));
             let last = u64::from(word32(&key[len - 4..])) << (8 * (len - 4));
-            known_of(known_number(first | last, 0, len))
+            [first | last, 0, 0]
         }
-        17 | 20 | 21 => LONG_KEYS.iter().copied().find(|k| is_name(key, k.name())),
-        _ => None,
-    }
+        // No well-known key is shorter than 5 bytes.
+        _ => return None,
+    };
+    known_of(known_number(words, len))
+}
+
+/// The bytes of `key` from `at` (at most 8 of them, `key` at least 8 long) as a
+/// little-endian word.
+#[inline]
+fn tail(key: &[u8], at: usize) -> u64 {
+    let len = key.len();
+    word(key.get(len.saturating_sub(8)..).unwrap_or_default())
+        .checked_shr(8 * (8 - (len - at).min(8)) as u32)
+        .unwrap_or(0)
 }
 
 /// Four bytes as a little-endian word.

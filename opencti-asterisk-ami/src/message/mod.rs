@@ -17,7 +17,7 @@ use crate::frame::Frame;
 
 mod known;
 
-pub(crate) use known::{classify, known_number, word, Known, KnownIndex, NOT_KNOWN};
+pub(crate) use known::{classify, known_number, word, Known, KnownIndex, LONGEST_KEY, NOT_KNOWN};
 use known::{ABSENT, FAR};
 
 /// Byte ranges of one header's key and value inside the message's shared text.
