@@ -396,6 +396,7 @@ mod tests {
 
     use super::*;
     use crate::frame::Frame;
+    use crate::message::KNOWN_KEYS;
 
     #[test]
     fn a_partial_line_is_not_searched_again() {
@@ -432,5 +433,103 @@ mod tests {
             Some(26)
         );
         assert_eq!(colon_bytes(b"a:b:cdef"), 0x0000_0000_8000_8000);
+    }
+
+    /// The headers of every message of `input`, read plainly (split at `\n`, one `\r`
+    /// dropped, the key before the first `:`, one space dropped from the value); the
+    /// input holds no malformed line.
+    fn plainly(input: &[u8]) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut messages = vec![Vec::new()];
+        for line in input.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                if messages.last().is_some_and(|m| !m.is_empty()) {
+                    messages.push(Vec::new());
+                }
+                continue;
+            };
+            let value = &line[colon + 1..];
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if let Some(m) = messages.last_mut() {
+                m.push((line[..colon].to_vec(), value.to_vec()));
+            }
+        }
+        messages.retain(|m| !m.is_empty());
+        messages
+    }
+
+    /// Every message of `input` through the batch decoder, fed in `chunk`-byte reads.
+    fn decoded(input: &[u8], chunk: usize) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut codec = AmiCodec::without_banner();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            assert!(codec.decode_batch(&mut buf, &mut out).is_ok());
+        }
+        out.iter()
+            .map(|m| {
+                m.headers()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keys_and_values_ending_at_every_word_boundary() {
+        // Keys and values of every length around the words the scan reads (8, 16, 24
+        // bytes from a line's start, 16 from its `:`), lines of both endings, values
+        // holding the bytes the key search stops at (`:`, `*`, 0x1a) and the ones a
+        // borrow can mark after a `:` or `\n` (`;`, 0x0b).
+        let mut input = Vec::new();
+        let mut n = 0usize;
+        for key_len in 1..=27 {
+            for value_len in [0, 1, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 23, 31, 40] {
+                let key: Vec<u8> = (0..key_len).map(|i| b'A' + ((i + n) % 26) as u8).collect();
+                let value: Vec<u8> = (0..value_len)
+                    .map(|i| b"x:;*\x1a\x0b y"[(i + n) % 8])
+                    .collect();
+                input.extend_from_slice(&key);
+                input.extend_from_slice(if n.is_multiple_of(3) { b":" } else { b": " });
+                input.extend_from_slice(&value);
+                input.extend_from_slice(if n.is_multiple_of(2) { b"\r\n" } else { b"\n" });
+                n += 1;
+                if n.is_multiple_of(5) {
+                    input.extend_from_slice(if n.is_multiple_of(10) { b"\r\n" } else { b"\n" });
+                }
+            }
+        }
+        input.extend_from_slice(b"Last: 1\r\n\r\n");
+        let expected = plainly(&input);
+        assert!(expected.len() > 80, "{}", expected.len());
+        for chunk in [1, 3, 8, 16, 23, 24, 25, 64, 4096, input.len()] {
+            assert!(decoded(&input, chunk) == expected, "reads of {chunk} bytes");
+        }
+    }
+
+    #[test]
+    fn well_known_keys_are_indexed_wherever_they_fall() {
+        // Each well-known key at offsets that put its end on and around the words the
+        // scan reads, with an unknown key of the same length after it.
+        for pad in 0..24 {
+            let mut text = format!("P{}: x\r\n", "p".repeat(pad));
+            for (_, name) in KNOWN_KEYS {
+                text.push_str(&format!("{name}: {}\r\n", name.len()));
+                text.push_str(&format!("{}Q: other\r\n", &name[..name.len() - 1]));
+            }
+            text.push_str("\r\n");
+            let mut codec = AmiCodec::without_banner();
+            let mut buf = BytesMut::from(text.as_bytes());
+            let mut out = Vec::new();
+            assert!(codec.decode_batch(&mut buf, &mut out).is_ok());
+            let [m] = &out[..] else { panic!("{out:?}") };
+            assert_eq!(m.len(), 1 + 2 * KNOWN_KEYS.len());
+            for (known, name) in KNOWN_KEYS {
+                let len = name.len().to_string();
+                assert_eq!(m.known(known), Some(len.as_str()), "{name} after {pad}");
+            }
+            assert!(!m.repeats_known());
+        }
     }
 }

@@ -52,7 +52,7 @@ pub(crate) const KNOWN: usize = 33;
 pub(crate) const DEST: u8 = Known::DestUniqueid as u8 - Known::Uniqueid as u8;
 
 /// Every [`Known`] key, by its number, with its name as Asterisk spells it.
-const KNOWN_KEYS: [(Known, &str); KNOWN] = [
+pub(crate) const KNOWN_KEYS: [(Known, &str); KNOWN] = [
     (Known::Event, "Event"),
     (Known::Response, "Response"),
     (Known::ActionId, "ActionID"),

@@ -17,6 +17,8 @@ use crate::frame::Frame;
 
 mod known;
 
+#[cfg(test)]
+pub(crate) use known::KNOWN_KEYS;
 pub(crate) use known::{classify, known_number, word, Known, KnownIndex, LONGEST_KEY, NOT_KNOWN};
 use known::{ABSENT, FAR};
 
