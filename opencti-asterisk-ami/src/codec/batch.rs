@@ -10,23 +10,22 @@ use super::AmiCodec;
 
 impl AmiCodec {
     /// The current message (its header lines `self.scan` bytes long) is complete and
-    /// starts `offset` bytes into the pending messages' text.
+    /// starts `offset` bytes into the pending messages' text. Its headers are in the
+    /// span table already.
     pub(super) fn add_pending(&mut self, offset: usize) {
         // Offsets fit in u32: a batch is closed past BATCH_BYTES, and a message (even
         // after lossy UTF-8 replacement) is at most 3 * MAX_MESSAGE_BYTES_LIMIT bytes.
-        let shift = offset as u32;
-        let first = self.pending_spans.len() as u32;
-        self.pending_spans
-            .extend(self.spans.iter().map(|span| span.shifted(shift)));
+        let start = offset as u32;
         self.pending.push(Layout {
-            start: shift,
-            end: shift + self.scan as u32,
-            first,
-            count: self.spans.len() as u32,
+            start,
+            end: start + self.scan as u32,
+            first: self.first as u32,
+            count: self.headers() as u32,
             index: self.index,
             lossy: false,
         });
-        self.clear_message();
+        self.first = self.spans.len();
+        self.index = KnownIndex::default();
     }
 
     /// Builds the pending messages, whose text is `region`, onto `out`: one shared text
@@ -40,12 +39,14 @@ impl AmiCodec {
         let batch = match std::str::from_utf8(region) {
             Ok(text) => Batch {
                 text: Arc::from(text),
-                spans: Arc::from(self.pending_spans.as_slice()),
+                spans: Arc::from(self.spans.get(..self.first).unwrap_or_default()),
             },
             Err(_) => self.lossy_batch(region),
         };
         out.extend(self.pending.drain(..).map(|layout| batch.message(layout)));
-        self.pending_spans.clear();
+        // The current message's headers, if any, now start the table.
+        self.spans.drain(..self.first);
+        self.first = 0;
     }
 
     /// The pending messages' batch when some are not valid UTF-8: those are copied with
@@ -53,7 +54,7 @@ impl AmiCodec {
     /// again; the others are copied as they are.
     fn lossy_batch(&mut self, region: &[u8]) -> Batch {
         let mut text = String::with_capacity(region.len() + region.len() / 8);
-        let mut spans = Vec::with_capacity(self.pending_spans.len());
+        let mut spans = Vec::with_capacity(self.first);
         for layout in &mut self.pending {
             let (start, end) = (layout.start as usize, layout.end as usize);
             let raw = region.get(start..end).unwrap_or_default();
@@ -63,14 +64,14 @@ impl AmiCodec {
                 Ok(valid) => {
                     text.push_str(valid);
                     let own = self
-                        .pending_spans
+                        .spans
                         .get(layout.first as usize..(layout.first + layout.count) as usize)
                         .unwrap_or_default();
-                    spans.extend(own.iter().map(|s| s.rebased(layout.start, offset)));
+                    spans.extend_from_slice(own);
                 }
                 Err(_) => {
                     // Replacement keeps every ASCII byte (CR, LF, `:`), so the lines and
-                    // headers are the same; only the offsets move.
+                    // headers are the same; only their offsets change.
                     let replaced = String::from_utf8_lossy(raw);
                     let mut own = Vec::with_capacity(layout.count as usize);
                     index_headers(replaced.as_bytes(), &mut own);
@@ -78,7 +79,7 @@ impl AmiCodec {
                     layout.count = own.len() as u32;
                     layout.lossy = true;
                     text.push_str(&replaced);
-                    spans.extend(own.iter().map(|s| s.shifted(offset)));
+                    spans.extend_from_slice(&own);
                 }
             }
             layout.start = offset;

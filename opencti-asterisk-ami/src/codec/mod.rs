@@ -185,16 +185,18 @@ pub struct AmiCodec {
     scan: usize,
     /// Offset up to which the buffer has been searched (`scan <= searched <= len`).
     searched: usize,
-    /// Headers of the current message parsed so far, as offsets from its start.
+    /// Headers of the pending messages, then those of the current message parsed so
+    /// far, each as offsets from its message's start: the table the pending messages'
+    /// batch shares.
     spans: Vec<Span>,
+    /// Where the current message's headers start in `spans`.
+    first: usize,
     /// Where the current message's well-known keys are.
     index: KnownIndex,
     /// While skipping: the current line already had content that was dropped.
     skip_line_dirty: bool,
     /// Messages complete but not yet built (they are built together, sharing a text).
     pending: Vec<Layout>,
-    /// The pending messages' headers, as offsets into their batch's text.
-    pending_spans: Vec<Span>,
     /// Where [`decode`](Self::decode) takes its one message from.
     one: Vec<Message>,
 }
@@ -228,10 +230,10 @@ impl AmiCodec {
             scan: 0,
             searched: 0,
             spans: Vec::with_capacity(32),
+            first: 0,
             index: KnownIndex::default(),
             skip_line_dirty: false,
             pending: Vec::new(),
-            pending_spans: Vec::new(),
             one: Vec::with_capacity(1),
         }
     }
@@ -320,11 +322,11 @@ impl AmiCodec {
         }
         let leftover = buf.iter().any(|&b| b != b'\r' && b != b'\n');
         let partial = matches!(self.state, State::Banner | State::Messages)
-            && (leftover || !self.spans.is_empty());
+            && (leftover || self.headers() > 0);
         let dropped = buf.len();
         buf.clear();
         self.restart_line();
-        let headers = self.spans.len();
+        let headers = self.headers();
         self.clear_message();
         if partial {
             let what = if self.state == State::Banner {
@@ -419,7 +421,7 @@ impl AmiCodec {
                     break;
                 }
                 Scan::Blank { end } => {
-                    if self.spans.is_empty() {
+                    if self.headers() == 0 {
                         // Before any header: an extra blank line between messages.
                         base += end;
                         if self.pending.is_empty() {
@@ -454,9 +456,14 @@ impl AmiCodec {
         Ok(())
     }
 
+    /// Number of headers of the current message parsed so far.
+    fn headers(&self) -> usize {
+        self.spans.len() - self.first
+    }
+
     /// Forgets the current message's headers.
     fn clear_message(&mut self) {
-        self.spans.clear();
+        self.spans.truncate(self.first);
         self.index = KnownIndex::default();
     }
 

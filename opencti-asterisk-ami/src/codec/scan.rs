@@ -26,6 +26,7 @@ impl AmiCodec {
         let searched = self.searched;
         let mut start = self.scan;
         // Worked on in locals, so that the loop keeps them in registers.
+        let first = self.first;
         let mut spans = std::mem::take(&mut self.spans);
         let mut index = self.index;
         let found = loop {
@@ -36,14 +37,15 @@ impl AmiCodec {
                     Line::Blank { end } => break Scan::Blank { end },
                     Line::Header { span, known, end } => (span, known, end),
                     Line::Malformed { line_end, end } => {
-                        break self.bad_line(buf, start, line_end, end, spans.len());
+                        break self.bad_line(buf, start, line_end, end, spans.len() - first);
                     }
                 },
             };
-            if end > max_bytes || spans.len() >= max_headers {
-                break self.bad_line(buf, start, end, end, spans.len());
+            let headers = spans.len() - first;
+            if end > max_bytes || headers >= max_headers {
+                break self.bad_line(buf, start, end, end, headers);
             }
-            index.note(known, spans.len());
+            index.note(known, headers);
             spans.push(span);
             start = end;
         };

@@ -301,7 +301,7 @@ impl KnownIndex {
         }
     }
 
-    /// Indexes every header of `text` (`spans` into it).
+    /// Indexes every header of the message `text` (`spans` into it).
     pub(crate) fn of_spans(text: &str, spans: &[Span]) -> KnownIndex {
         let mut index = KnownIndex::default();
         for (i, span) in spans.iter().enumerate() {

@@ -22,7 +22,9 @@ pub(crate) use known::KNOWN_KEYS;
 pub(crate) use known::{classify, known_number, word, Known, KnownIndex, LONGEST_KEY, NOT_KNOWN};
 use known::{ABSENT, FAR};
 
-/// Byte ranges of one header's key and value inside the message's shared text.
+/// Byte ranges of one header's key and value in its message's text, as offsets from the
+/// message's start (so that they need no change when the message is copied, or decoded
+/// into a batch's text at any place).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
     pub(crate) key_start: u32,
@@ -31,51 +33,20 @@ pub(crate) struct Span {
     pub(crate) value_end: u32,
 }
 
-impl Span {
-    /// The same span `by` bytes further into the text.
-    #[inline]
-    pub(crate) fn shifted(self, by: u32) -> Span {
-        Span {
-            key_start: self.key_start + by,
-            key_end: self.key_end + by,
-            value_start: self.value_start + by,
-            value_end: self.value_end + by,
-        }
-    }
-
-    /// The same span moved from a text where its message starts at `from` to one where
-    /// it starts at `to`.
-    #[inline]
-    pub(crate) fn rebased(self, from: u32, to: u32) -> Span {
-        self.unshifted(from).shifted(to)
-    }
-
-    /// The same span `by` bytes earlier in the text.
-    #[inline]
-    fn unshifted(self, by: u32) -> Span {
-        Span {
-            key_start: self.key_start - by,
-            key_end: self.key_end - by,
-            value_start: self.value_start - by,
-            value_end: self.value_end - by,
-        }
-    }
-}
-
 /// Where one message is in its batch's shared text and span table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
     /// The message's lines: `text[start..end]`.
     pub(crate) start: u32,
     pub(crate) end: u32,
-    /// The message's headers: `spans[first..first + count]`.
+    /// The message's headers: `spans[first..first + count]`, offsets from `start`.
     pub(crate) first: u32,
     pub(crate) count: u32,
     pub(crate) index: KnownIndex,
     pub(crate) lossy: bool,
 }
 
-/// The messages decoded together: one text, one span table (offsets into the text).
+/// The messages decoded together: one text, one span table.
 pub(crate) struct Batch {
     pub(crate) text: Arc<str>,
     pub(crate) spans: Arc<[Span]>,
@@ -191,7 +162,7 @@ impl Message {
         {
             return self.clone();
         }
-        let spans: Arc<[Span]> = self.spans().iter().map(|s| s.unshifted(start)).collect();
+        let spans: Arc<[Span]> = Arc::from(self.spans());
         Message {
             text: Arc::from(self.as_str()),
             spans,
@@ -395,23 +366,27 @@ impl Message {
     fn key_is(&self, span: &Span, key: &str) -> bool {
         span.key_end.wrapping_sub(span.key_start) as usize == key.len()
             && self
-                .text
+                .slice(span.key_start, span.key_end)
                 .as_bytes()
-                .get(span.key_start as usize..span.key_end as usize)
-                .is_some_and(|k| k.eq_ignore_ascii_case(key.as_bytes()))
+                .eq_ignore_ascii_case(key.as_bytes())
     }
 
     #[inline]
     fn key_of(&self, span: &Span) -> &str {
-        self.text
-            .get(span.key_start as usize..span.key_end as usize)
-            .unwrap_or_default()
+        self.slice(span.key_start, span.key_end)
     }
 
     #[inline]
     fn value_of(&self, span: &Span) -> &str {
+        self.slice(span.value_start, span.value_end)
+    }
+
+    /// The message's text from `from` to `to` (offsets from its start).
+    #[inline]
+    fn slice(&self, from: u32, to: u32) -> &str {
+        let start = self.layout.start as usize;
         self.text
-            .get(span.value_start as usize..span.value_end as usize)
+            .get(start + from as usize..start + to as usize)
             .unwrap_or_default()
     }
 }
