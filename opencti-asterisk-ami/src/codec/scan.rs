@@ -118,37 +118,38 @@ enum Line {
 /// any other line (a blank one, say), or too near the buffer's end.
 #[inline]
 fn header_line(buf: &[u8], start: usize, searched: usize) -> Option<(Span, u8, usize)> {
-    let key = buf.get(start..start + 16)?;
-    let (w0, w1) = (word(&key[..8]), word(&key[8..]));
+    // The words read below all lie in these bytes: one bounds check for all of them.
+    let line: &[u8; 48] = buf.get(start..start + 48)?.try_into().ok()?;
+    let (w0, w1) = (word(&line[..8]), word(&line[8..16]));
     // The first `:` or `\n` (or `*` or 0x1a, which the exact path then deals with).
     let mut at = first_of(stop_bytes(w0), stop_bytes(w1));
     let mut w2 = 0;
     if at == 16 {
-        w2 = word(buf.get(start + 16..start + 24)?);
+        w2 = word(&line[16..24]);
         at = 16 + first_of(stop_bytes(w2), 0);
         if at > LONGEST_KEY {
             return None;
         }
     }
-    let colon = start + at;
-    if at == 0 || buf.get(colon) != Some(&b':') {
+    if at == 0 || line.get(at) != Some(&b':') {
         return None;
     }
     let known = known_number([w0, w1, w2], at);
-    let value = buf.get(colon + 1..colon + 17)?;
+    let value = line.get(at + 1..at + 17)?;
     let (v0, v1) = (word(&value[..8]), word(&value[8..]));
-    let nl = match first_of(newline_bytes(v0), newline_bytes(v1)) {
+    let colon = start + at;
+    let (nl, cr) = match first_of(newline_bytes(v0), newline_bytes(v1)) {
         16 => {
             let from = searched.max(colon + 17);
-            from + memchr::memchr(b'\n', buf.get(from..)?)?
+            let nl = from + memchr::memchr(b'\n', buf.get(from..)?)?;
+            (nl, buf.get(nl - 1) == Some(&b'\r'))
         }
-        rel => colon + 1 + rel,
+        rel => (
+            colon + 1 + rel,
+            value.get(rel.wrapping_sub(1)) == Some(&b'\r'),
+        ),
     };
-    let line_end = if buf.get(nl - 1) == Some(&b'\r') {
-        nl - 1
-    } else {
-        nl
-    };
+    let line_end = nl - usize::from(cr);
     let value_start = colon + 1 + usize::from(v0 as u8 == b' ');
     // Offsets fit in u32: a message (even after lossy UTF-8 replacement) is at most
     // 3 * MAX_MESSAGE_BYTES_LIMIT < u32::MAX bytes.
