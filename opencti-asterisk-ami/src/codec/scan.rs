@@ -58,11 +58,11 @@ impl AmiCodec {
         found
     }
 
-    /// The error for the line `buf[start..end]` (its text `..line_end`) that ends a
-    /// message with `headers` headers so far: the message is over
-    /// [`max_message_bytes`](super::DecoderConfig::max_message_bytes), over
-    /// [`max_headers`](super::DecoderConfig::max_headers), or (its text shorter than
-    /// the line) the line is malformed, in that order.
+    /// The error for the line `buf[start..end]` of a message with `headers` headers
+    /// before it, checked in this order: the message is over
+    /// [`max_message_bytes`](super::DecoderConfig::max_message_bytes), it is over
+    /// [`max_headers`](super::DecoderConfig::max_headers), or else the line (its text
+    /// `buf[start..line_end]`) is malformed.
     #[cold]
     fn bad_line(
         &self,
