@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use bytes::BytesMut;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{black_box, Bencher};
-use opencti_asterisk_ami::{AmiCodec, Frame, PushDecoder};
+use opencti_asterisk_ami::{test_support, AmiCodec, Frame, PushDecoder};
 
 const EVENTS: usize = 100_000;
 const READ_SIZE: usize = 16 * 1024;
@@ -101,6 +101,32 @@ fn decode_and_lookup(bencher: Bencher<'_, '_>) {
                 }
             }
             black_box(found);
+        });
+}
+
+/// The connection's decoder: each read's complete messages decoded together (one
+/// shared text and span table a read), each event's type read.
+#[divan::bench(sample_count = 30)]
+fn decode_batch(bencher: Bencher<'_, '_>) {
+    let s = &*STREAM;
+    bencher
+        .counter(ItemsCount::new(s.events))
+        .counter(BytesCount::new(s.bytes.len()))
+        .bench(|| {
+            let mut codec = AmiCodec::without_banner();
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            let mut messages = Vec::new();
+            let mut events = 0usize;
+            for read in black_box(&s.bytes[..]).chunks(READ_SIZE) {
+                buf.extend_from_slice(read);
+                let decoded = test_support::decode_batch(&mut codec, &mut buf, &mut messages);
+                assert!(decoded.is_ok());
+                for m in messages.drain(..) {
+                    events += usize::from(m.event().is_some());
+                    black_box(m);
+                }
+            }
+            assert_eq!(events, s.events);
         });
 }
 

@@ -44,7 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{DecoderConfig, Frame, Message, PushDecoder};
+use crate::{AmiCodec, DecoderConfig, Frame, Message, PushDecoder, Result};
 
 mod session;
 mod world;
@@ -361,4 +361,16 @@ impl Control {
         }
         true
     }
+}
+
+/// Decodes every complete message in `buf` onto `out` the way the connection does
+/// (a read's messages together, sharing one text and one span table), for benches
+/// that measure the connection's decoding. Rules and errors as for
+/// [`AmiCodec::decode`]; on an error, the messages before the bad one are on `out`.
+pub fn decode_batch(
+    codec: &mut AmiCodec,
+    buf: &mut bytes::BytesMut,
+    out: &mut Vec<Message>,
+) -> Result<()> {
+    codec.decode_batch(buf, out)
 }

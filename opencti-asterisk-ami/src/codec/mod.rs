@@ -9,16 +9,17 @@
 //! it minus one space. The decoder remembers how far it has parsed the buffered bytes,
 //! so a message that arrives one byte at a time is still scanned once.
 
-use std::sync::Arc;
-
 use bytes::{Buf, BufMut, BytesMut};
 
 use crate::action::Action;
 use crate::error::{quote, Error, ErrorKind, Result};
 use crate::frame::{Banner, Frame};
-use crate::message::{
-    classify, known_number, word, Batch, KnownIndex, Layout, Message, Span, NOT_KNOWN,
-};
+use crate::message::{KnownIndex, Layout, Message, Span};
+
+mod batch;
+mod scan;
+
+use scan::{trim_cr, Scan};
 
 /// A batch of messages decoded together is closed once its text reaches this size, so
 /// that a message kept long keeps at most this much text (plus its own) with it.
@@ -184,16 +185,18 @@ pub struct AmiCodec {
     scan: usize,
     /// Offset up to which the buffer has been searched (`scan <= searched <= len`).
     searched: usize,
-    /// Headers of the current message parsed so far, as offsets from its start.
+    /// Headers of the pending messages, then those of the current message parsed so
+    /// far, each as offsets from its message's start: the table the pending messages'
+    /// batch shares.
     spans: Vec<Span>,
+    /// Where the current message's headers start in `spans`.
+    first: usize,
     /// Where the current message's well-known keys are.
     index: KnownIndex,
     /// While skipping: the current line already had content that was dropped.
     skip_line_dirty: bool,
     /// Messages complete but not yet built (they are built together, sharing a text).
     pending: Vec<Layout>,
-    /// The pending messages' headers, as offsets into their batch's text.
-    pending_spans: Vec<Span>,
     /// Where [`decode`](Self::decode) takes its one message from.
     one: Vec<Message>,
 }
@@ -227,10 +230,10 @@ impl AmiCodec {
             scan: 0,
             searched: 0,
             spans: Vec::with_capacity(32),
+            first: 0,
             index: KnownIndex::default(),
             skip_line_dirty: false,
             pending: Vec::new(),
-            pending_spans: Vec::new(),
             one: Vec::with_capacity(1),
         }
     }
@@ -319,11 +322,11 @@ impl AmiCodec {
         }
         let leftover = buf.iter().any(|&b| b != b'\r' && b != b'\n');
         let partial = matches!(self.state, State::Banner | State::Messages)
-            && (leftover || !self.spans.is_empty());
+            && (leftover || self.headers() > 0);
         let dropped = buf.len();
         buf.clear();
         self.restart_line();
-        let headers = self.spans.len();
+        let headers = self.headers();
         self.clear_message();
         if partial {
             let what = if self.state == State::Banner {
@@ -418,7 +421,7 @@ impl AmiCodec {
                     break;
                 }
                 Scan::Blank { end } => {
-                    if self.spans.is_empty() {
+                    if self.headers() == 0 {
                         // Before any header: an extra blank line between messages.
                         base += end;
                         if self.pending.is_empty() {
@@ -453,154 +456,15 @@ impl AmiCodec {
         Ok(())
     }
 
-    /// The current message (its header lines `self.scan` bytes long) is complete and
-    /// starts `offset` bytes into the pending messages' text.
-    fn add_pending(&mut self, offset: usize) {
-        // Offsets fit in u32: a batch is closed past BATCH_BYTES, and a message (even
-        // after lossy UTF-8 replacement) is at most 3 * MAX_MESSAGE_BYTES_LIMIT bytes.
-        let shift = offset as u32;
-        let first = self.pending_spans.len() as u32;
-        self.pending_spans
-            .extend(self.spans.iter().map(|span| span.shifted(shift)));
-        self.pending.push(Layout {
-            start: shift,
-            end: shift + self.scan as u32,
-            first,
-            count: self.spans.len() as u32,
-            index: self.index,
-            lossy: false,
-        });
-        self.clear_message();
-    }
-
-    /// Builds the pending messages, whose text is `region`, onto `out`: one shared text
-    /// and one span table for all of them.
-    fn build_pending(&mut self, region: &[u8], out: &mut Vec<Message>) {
-        let Some(last) = self.pending.last() else {
-            return;
-        };
-        // Without the blank line that ends the last message.
-        let region = &region[..last.end as usize];
-        let batch = match std::str::from_utf8(region) {
-            Ok(text) => Batch {
-                text: Arc::from(text),
-                spans: Arc::from(self.pending_spans.as_slice()),
-            },
-            Err(_) => self.lossy_batch(region),
-        };
-        out.extend(self.pending.drain(..).map(|layout| batch.message(layout)));
-        self.pending_spans.clear();
-    }
-
-    /// The pending messages' batch when some are not valid UTF-8: those are copied with
-    /// U+FFFD for the invalid bytes (lossy, see [`Message::is_lossy`]) and indexed
-    /// again; the others are copied as they are.
-    fn lossy_batch(&mut self, region: &[u8]) -> Batch {
-        let mut text = String::with_capacity(region.len() + region.len() / 8);
-        let mut spans = Vec::with_capacity(self.pending_spans.len());
-        for layout in &mut self.pending {
-            let (start, end) = (layout.start as usize, layout.end as usize);
-            let raw = region.get(start..end).unwrap_or_default();
-            let offset = text.len() as u32;
-            let first = spans.len() as u32;
-            match std::str::from_utf8(raw) {
-                Ok(valid) => {
-                    text.push_str(valid);
-                    let own = self
-                        .pending_spans
-                        .get(layout.first as usize..(layout.first + layout.count) as usize)
-                        .unwrap_or_default();
-                    spans.extend(own.iter().map(|s| s.rebased(layout.start, offset)));
-                }
-                Err(_) => {
-                    // Replacement keeps every ASCII byte (CR, LF, `:`), so the lines and
-                    // headers are the same; only the offsets move.
-                    let replaced = String::from_utf8_lossy(raw);
-                    let mut own = Vec::with_capacity(layout.count as usize);
-                    index_headers(replaced.as_bytes(), &mut own);
-                    layout.index = KnownIndex::of_spans(&replaced, &own);
-                    layout.count = own.len() as u32;
-                    layout.lossy = true;
-                    text.push_str(&replaced);
-                    spans.extend(own.iter().map(|s| s.shifted(offset)));
-                }
-            }
-            layout.start = offset;
-            layout.end = text.len() as u32;
-            layout.first = first;
-        }
-        Batch {
-            text: Arc::from(text),
-            spans: Arc::from(spans),
-        }
+    /// Number of headers of the current message parsed so far.
+    fn headers(&self) -> usize {
+        self.spans.len() - self.first
     }
 
     /// Forgets the current message's headers.
     fn clear_message(&mut self) {
-        self.spans.clear();
+        self.spans.truncate(self.first);
         self.index = KnownIndex::default();
-    }
-
-    /// Scans the lines of the current message from where the last call stopped,
-    /// recording header spans, up to a blank line, a bad line, or the end of the buffer.
-    ///
-    /// A partial line is not searched again when more bytes arrive, so input that
-    /// trickles in byte by byte still costs linear time.
-    #[inline]
-    fn scan_lines(&mut self, buf: &[u8]) -> Scan {
-        let from = self.searched;
-        let Some(rest) = buf.get(from..) else {
-            return Scan::NeedMore;
-        };
-        for rel in memchr::memchr_iter(b'\n', rest) {
-            let pos = from + rel;
-            let start = self.scan;
-            let end = pos + 1;
-            let line_end = if pos > start && buf[pos - 1] == b'\r' {
-                pos - 1
-            } else {
-                pos
-            };
-            if line_end == start {
-                return Scan::Blank { end };
-            }
-            if end > self.config.max_message_bytes {
-                let error = self.too_large_error("message", buf);
-                return Scan::Bad { error, end };
-            }
-            if self.spans.len() >= self.config.max_headers {
-                let limit = self.config.max_headers;
-                let error = Error::new(
-                    ErrorKind::TooManyHeaders,
-                    format!(
-                        "AMI message starting with {} has more than {limit} headers (the \
-                         limit max_headers = {limit}); skipping it up to the next blank line",
-                        quote(first_line(buf, usize::MAX))
-                    ),
-                );
-                return Scan::Bad { error, end };
-            }
-            match find_key(buf, start, line_end) {
-                Some((colon, known)) if colon > start => {
-                    self.index.note(known, self.spans.len());
-                    self.spans.push(header_span(buf, start, colon, line_end));
-                }
-                _ => {
-                    let error = Error::new(
-                        ErrorKind::MalformedLine,
-                        format!(
-                            "malformed AMI line {}: expected `Key: Value`; skipping the \
-                             message up to the next blank line",
-                            quote(&buf[start..line_end])
-                        ),
-                    );
-                    return Scan::Bad { error, end };
-                }
-            }
-            self.scan = end;
-        }
-        self.searched = buf.len();
-        Scan::NeedMore
     }
 
     /// Forgets the position in the buffer: call after consuming bytes from its front.
@@ -677,127 +541,6 @@ fn first_line(buf: &[u8], within: usize) -> &[u8] {
     let head = &buf[..buf.len().min(within).min(64)];
     let end = memchr::memchr2(b'\r', b'\n', head).unwrap_or(head.len());
     &head[..end]
-}
-
-/// What [`AmiCodec::scan_lines`] found.
-enum Scan {
-    /// No complete line left: more bytes are needed.
-    NeedMore,
-    /// A blank line ends at `end` (its line ending included).
-    Blank { end: usize },
-    /// The line ending at `end` breaks a rule; the message must be skipped.
-    Bad { error: Error, end: usize },
-}
-
-/// Offset of the first `:` in `buf[start..end]`.
-///
-/// Keys are short (`Event`, `Uniqueid`, `ChannelStateDesc`), so the 16 bytes from
-/// `start` are tested at once, without a branch per byte (SWAR: SIMD within two
-/// `u64`s); a longer key, or the end of the buffer, takes the byte loop.
-#[inline]
-fn find_colon(buf: &[u8], start: usize, end: usize) -> Option<usize> {
-    if let Some(head) = buf.get(start..start + 16) {
-        let (lo, hi) = head.split_at(8);
-        let mask = u128::from(colon_bytes(lo)) | (u128::from(colon_bytes(hi)) << 64);
-        if mask != 0 {
-            // The first `:` may lie past the line's end (in the next line): then the
-            // line has none.
-            let colon = start + (mask.trailing_zeros() / 8) as usize;
-            return (colon < end).then_some(colon);
-        }
-    }
-    let line = buf.get(start..end)?;
-    line.iter().position(|&b| b == b':').map(|i| start + i)
-}
-
-/// The first `:` in `buf[start..end]`, as [`find_colon`] finds it, and the number of
-/// the well-known key before it ([`NOT_KNOWN`] if none): the key is classified from the
-/// same 16 bytes the colon is looked for in.
-#[inline]
-fn find_key(buf: &[u8], start: usize, end: usize) -> Option<(usize, u8)> {
-    if let Some(head) = buf.get(start..start + 16) {
-        let (lo, hi) = head.split_at(8);
-        let (lo, hi) = (word(lo), word(hi));
-        let mask = u128::from(colon_word(lo)) | (u128::from(colon_word(hi)) << 64);
-        if mask != 0 {
-            let len = (mask.trailing_zeros() / 8) as usize;
-            let colon = start + len;
-            return (colon < end).then(|| (colon, known_number(lo, hi, len)));
-        }
-    }
-    let colon = find_colon(buf, start, end)?;
-    let known = buf
-        .get(start..colon)
-        .and_then(classify)
-        .map_or(NOT_KNOWN, |k| k as u8);
-    Some((colon, known))
-}
-
-/// High bit set in each byte of the little-endian word `bytes` that is a `:`; exact
-/// (no carries between bytes). `bytes` has 8 bytes.
-#[inline]
-fn colon_bytes(bytes: &[u8]) -> u64 {
-    colon_word(<[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes))
-}
-
-/// [`colon_bytes`] of a word.
-#[inline]
-fn colon_word(word: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = word ^ (0x0101_0101_0101_0101 * u64::from(b':'));
-    // A byte of `x` is zero exactly where `word` has a `:`.
-    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
-}
-
-/// The span of the header line `buf[start..line_end]` whose first `:` is at `colon`
-/// (`start < colon < line_end`): the value starts after the `:` and one space.
-#[inline]
-fn header_span(buf: &[u8], start: usize, colon: usize, line_end: usize) -> Span {
-    let mut value_start = colon + 1;
-    if value_start < line_end && buf[value_start] == b' ' {
-        value_start += 1;
-    }
-    // Offsets fit in u32: a message (even after lossy UTF-8 replacement) is at most
-    // 3 * MAX_MESSAGE_BYTES_LIMIT < u32::MAX bytes.
-    Span {
-        key_start: start as u32,
-        key_end: colon as u32,
-        value_start: value_start as u32,
-        value_end: line_end as u32,
-    }
-}
-
-#[inline]
-fn trim_cr(line: &[u8]) -> &[u8] {
-    match line.split_last() {
-        Some((b'\r', rest)) => rest,
-        _ => line,
-    }
-}
-
-/// Parses the line `buf[start..]` (line ending removed) as `Key: Value`; `None` if it
-/// has no `:` or an empty key.
-fn parse_header(buf: &[u8], start: usize) -> Option<Span> {
-    let colon = start + memchr::memchr(b':', buf.get(start..)?)?;
-    (colon > start).then(|| header_span(buf, start, colon, buf.len()))
-}
-
-/// Indexes the header lines of a complete message's text (already known to be valid:
-/// every non-blank line has a key).
-fn index_headers(text: &[u8], spans: &mut Vec<Span>) {
-    let mut start = 0;
-    while start < text.len() {
-        let nl = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |rel| start + rel);
-        let line_end = if nl > start && text[nl - 1] == b'\r' {
-            nl - 1
-        } else {
-            nl
-        };
-        if let Some(span) = parse_header(&text[..line_end], start) {
-            spans.push(span);
-        }
-        start = nl + 1;
-    }
 }
 
 /// The decoder with its own buffer: push bytes as they arrive, take frames out.
@@ -929,21 +672,6 @@ mod tests {
     }
 
     #[test]
-    fn lossy_path_reindexes() {
-        let mut codec = AmiCodec::without_banner();
-        let out = messages(
-            b"Event: X\r\nName: Caf\xe9 \xff\xfe\r\nB: 2\r\n\r\n",
-            &mut codec,
-        );
-        let [Ok(Frame::Message(m))] = out.as_slice() else {
-            panic!("{out:?}")
-        };
-        assert!(m.is_lossy());
-        assert_eq!(m.get("Name"), Some("Caf\u{fffd} \u{fffd}\u{fffd}"));
-        assert_eq!(m.get("B"), Some("2"));
-    }
-
-    #[test]
     fn replaced_buffer_does_not_panic() {
         let mut codec = AmiCodec::without_banner();
         let mut buf = BytesMut::from(&b"Event: partial-line-long"[..]);
@@ -951,43 +679,6 @@ mod tests {
         let mut other = BytesMut::from(&b"A: 1\n\n"[..]);
         let frame = codec.decode(&mut other);
         assert!(matches!(frame, Ok(Some(Frame::Message(_)))), "{frame:?}");
-    }
-
-    #[test]
-    fn a_partial_line_is_not_searched_again() {
-        let mut codec = AmiCodec::without_banner();
-        let mut buf = BytesMut::from(&b"Event: X\r\nOutput: "[..]);
-        for _ in 0..1000 {
-            assert_eq!(codec.decode(&mut buf).ok(), Some(None));
-            assert_eq!(codec.searched, buf.len(), "resumes at the end");
-            assert_eq!(codec.scan, 10, "the partial line starts after the first");
-            buf.extend_from_slice(b"abc ");
-        }
-        buf.extend_from_slice(b"\r\n\r\n");
-        let frame = codec
-            .decode(&mut buf)
-            .ok()
-            .flatten()
-            .and_then(Frame::into_message);
-        assert_eq!(
-            frame.and_then(|m| m.get("Output").map(str::len)),
-            Some(4000)
-        );
-    }
-
-    #[test]
-    fn colon_search_fast_path_and_fallback() {
-        let line = b"ConnectedLineName: x\nA: b\n";
-        assert_eq!(find_colon(line, 0, 20), Some(17));
-        assert_eq!(find_colon(b"Ab: c", 0, 5), Some(2));
-        // The first `:` in the 16-byte window belongs to the next line.
-        assert_eq!(find_colon(b"abc\nd: eeeeeeeeeeeeeeee", 0, 3), None);
-        // No `:` in the window and the line is longer than it.
-        assert_eq!(
-            find_colon(b"abcdefghijklmnopqrstuvwxyz: 1\n", 0, 29),
-            Some(26)
-        );
-        assert_eq!(colon_bytes(b"a:b:cdef"), 0x0000_0000_8000_8000);
     }
 
     #[test]
@@ -1001,142 +692,6 @@ mod tests {
         assert_eq!(c.max_message_bytes(), DEFAULT_MAX_MESSAGE_BYTES);
         assert!(c.expects_banner() && !c.with_banner(false).expects_banner());
         assert_eq!(DecoderConfig::default(), c);
-    }
-
-    /// Every message of `input` through `decode_batch`, fed in `chunk`-byte reads,
-    /// errors included in order, as `(message, error)` texts.
-    fn batched(input: &[u8], chunk: usize) -> Vec<std::result::Result<Message, String>> {
-        let mut codec = AmiCodec::without_banner();
-        let mut buf = BytesMut::new();
-        let mut out = Vec::new();
-        let mut decoded = Vec::new();
-        for piece in input.chunks(chunk.max(1)) {
-            buf.extend_from_slice(piece);
-            loop {
-                let result = codec.decode_batch(&mut buf, &mut decoded);
-                out.extend(decoded.drain(..).map(Ok));
-                match result {
-                    Ok(()) => break,
-                    Err(e) => out.push(Err(e.to_string())),
-                }
-            }
-        }
-        out
-    }
-
-    /// The same through `decode`, one frame at a time, in one piece.
-    fn single(input: &[u8]) -> Vec<std::result::Result<Message, String>> {
-        let mut codec = AmiCodec::without_banner();
-        let mut buf = BytesMut::from(input);
-        let mut out = Vec::new();
-        loop {
-            match codec.decode(&mut buf) {
-                Ok(Some(Frame::Message(m))) => out.push(Ok(m)),
-                Ok(Some(Frame::Banner(_))) => {}
-                Ok(None) => return out,
-                Err(e) => out.push(Err(e.to_string())),
-            }
-        }
-    }
-
-    const MIXED: &[u8] =
-        b"\r\nEvent: Newchannel\r\nChannel: PJSIP/1001-0001\r\nUniqueid: 1.1\r\n\r\n\
-        \n\nEvent: Hangup\nCallerIDName: Caf\xe9 \xff\nUniqueid: 1.1\nCause: 16\n\n\
-        Response: Success\r\nActionID: a-1\r\nMessage: ok\r\n\r\n\
-        no colon here\r\nEvent: Skipped\r\n\r\n\
-        Event: DialBegin\r\nDestUniqueid: 1.2\r\nDESTCHANNEL: Local/1@a-1;1\r\n\
-        AVeryLongHeaderKeyThatIsLongerThanSixteenBytes: v\r\nConnectedLineName: x\r\n\r\n\
-        Event: Last\r\nUniqueid: \xc3\r\n\r\n";
-
-    #[test]
-    fn batches_match_single_decoding_however_the_input_is_split() {
-        let expected = single(MIXED);
-        assert_eq!(expected.len(), 6, "{expected:?}");
-        assert!(expected[3].is_err(), "the malformed line is an error");
-        for chunk in [1, 2, 3, 5, 7, 16, 17, 64, MIXED.len()] {
-            assert_eq!(batched(MIXED, chunk), expected, "reads of {chunk} bytes");
-        }
-        let [Ok(hangup), Ok(last)] = [&expected[1], &expected[5]] else {
-            panic!("{expected:?}")
-        };
-        assert!(hangup.is_lossy() && last.is_lossy());
-        assert_eq!(hangup.get("CallerIDName"), Some("Caf\u{fffd} \u{fffd}"));
-        assert_eq!(hangup.get("Cause"), Some("16"));
-        assert_eq!(last.get("uniqueid"), Some("\u{fffd}"));
-        // The valid messages decoded with them are not lossy.
-        let all = batched(MIXED, MIXED.len());
-        assert!(all.iter().flatten().filter(|m| !m.is_lossy()).count() == 3);
-    }
-
-    #[test]
-    fn one_batch_shares_its_text_and_keeps_every_lookup() {
-        let mut codec = AmiCodec::without_banner();
-        let mut buf = BytesMut::new();
-        let mut text = Vec::new();
-        for i in 0..300 {
-            text.extend_from_slice(
-                format!("Event: Newstate\r\nUniqueid: {i}.5\r\nChannelState: 6\r\n\r\n").as_bytes(),
-            );
-        }
-        buf.extend_from_slice(&text);
-        let mut out = Vec::new();
-        assert!(codec.decode_batch(&mut buf, &mut out).is_ok());
-        assert!(buf.is_empty());
-        assert_eq!(out.len(), 300);
-        for (i, m) in out.iter().enumerate() {
-            assert_eq!(m.event(), Some("Newstate"));
-            assert_eq!(m.get("Uniqueid"), Some(format!("{i}.5").as_str()));
-            assert_eq!(
-                m.as_str(),
-                format!("Event: Newstate\r\nUniqueid: {i}.5\r\nChannelState: 6\r\n")
-            );
-            let own = m.detached();
-            assert_eq!(&own, m);
-            assert_eq!(own.as_str(), m.as_str());
-            assert_eq!(own.get("ChannelState"), Some("6"));
-        }
-    }
-
-    #[test]
-    fn huge_headers_and_batches_past_the_batch_size() {
-        let value = "x".repeat(100_000);
-        let mut input = Vec::new();
-        for i in 0..3 {
-            input.extend_from_slice(
-                format!("Event: Big\r\nOutput: {value}\r\nUniqueid: {i}\r\n\r\n").as_bytes(),
-            );
-        }
-        for chunk in [4096, 65_536, input.len()] {
-            let out = batched(&input, chunk);
-            assert_eq!(out.len(), 3);
-            for (i, m) in out.iter().enumerate() {
-                let m = m.as_ref().expect("a message");
-                assert_eq!(m.get("Output").map(str::len), Some(100_000));
-                assert_eq!(m.get("Uniqueid"), Some(i.to_string().as_str()));
-            }
-        }
-        // Over the limit: an error, then the next message.
-        let mut codec = AmiCodec::with_config(
-            DecoderConfig::new()
-                .with_banner(false)
-                .with_max_message_bytes(50_000),
-        );
-        let mut buf = BytesMut::from(&input[..]);
-        buf.extend_from_slice(b"Event: Small\r\n\r\n");
-        let mut out = Vec::new();
-        let mut errors = 0;
-        loop {
-            match codec.decode_batch(&mut buf, &mut out) {
-                Ok(()) => break,
-                Err(e) => {
-                    assert_eq!(e.kind(), ErrorKind::MessageTooLarge);
-                    errors += 1;
-                }
-            }
-        }
-        assert_eq!(errors, 3);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].event(), Some("Small"));
     }
 
     #[test]
