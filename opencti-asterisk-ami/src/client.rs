@@ -1,12 +1,16 @@
 //! The AMI protocol client: connect, read the banner, log in, correlate responses to
 //! actions by `ActionID`, collect event lists, keep the link alive, and reconnect.
 //!
-//! One task per client owns the connection: it logs in, then reads. The reader decodes
-//! each message and either completes the action waiting for it (a response, a list item)
-//! or hands the event to [`ClientEvents::event`], synchronously and without waiting for
-//! anything: Asterisk drops a client whose socket stalls for 100 ms, so nothing a
-//! consumer does may hold the reader up. Actions are written by whoever sends them,
-//! under a lock on the write half.
+//! One task per client owns the connection: it logs in, then reads and decodes. Each
+//! read's messages go, in order, to a thread of the connection's own (the deliverer),
+//! which completes the action waiting for a message (a response, a list item) or hands
+//! the events to [`ClientEvents::events`], synchronously and without waiting for
+//! anything. So decoding the next read and translating this one run on two cores, and a
+//! burst of events costs the reader only its decoding. A few reads may wait between the
+//! two, no more: a consumer that falls behind stops the reads, and Asterisk drops a
+//! client whose socket stalls for 100 ms, so nothing a consumer does may hold the
+//! deliverer up. Actions are written by whoever sends them, under a lock on the write
+//! half.
 //!
 //! Anything that makes the stream untrustworthy (a decode error: garbage, an oversized
 //! message, a truncated one; a keepalive `Ping` that gets no answer; a write that fails)
@@ -35,8 +39,9 @@ use crate::frame::{Banner, Frame};
 use crate::message::{Message, MessageKind};
 use crate::transport::{self, ReadHalf, Transport, WriteHalf};
 
-/// What the client tells its owner. Called from the connection task: implementations
-/// must return quickly and never block or await.
+/// What the client tells its owner. Called from the connection's task and its
+/// deliverer thread, one call at a time and in the stream's order: implementations must
+/// return quickly and never block or await.
 pub trait ClientEvents: Send + Sync + 'static {
     /// Logged in (again); events follow.
     fn connected(&self, banner: &Banner);
@@ -132,6 +137,11 @@ struct Conn {
 }
 
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Decoded reads on their way from the reader to the deliverer: enough to keep both
+/// busy, few enough that a handler that falls behind stops the reads (and, in the end,
+/// Asterisk's writes) instead of filling memory.
+const READS_IN_FLIGHT: usize = 8;
 
 impl AmiClient {
     /// Connects and logs in, then keeps the connection up in a background task until
@@ -702,14 +712,23 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     shared.handler.connected(&banner);
     shared.up.send_replace(generation);
     let keepalive = tokio::spawn(keepalive(shared.clone(), generation, kill.clone()));
-    // Reused for every read: the messages decoded, and the run of events among them.
-    let mut messages = Vec::new();
-    let mut events = Vec::new();
+    // The reader decodes; a thread of its own hands the decoded reads to the handler and
+    // the waiting actions, in order, so that decoding the next read and translating
+    // this one run on two cores.
+    let (reads, decoded_reads) = tokio::sync::mpsc::channel(READS_IN_FLIGHT);
+    let fell_behind = Arc::new(AtomicBool::new(false));
+    let deliverer = tokio::task::spawn_blocking({
+        let shared = shared.clone();
+        let kill = kill.clone();
+        let fell_behind = fell_behind.clone();
+        move || deliver_reads(&shared, decoded_reads, &kill, &fell_behind)
+    });
     let reason = 'conn: loop {
         // Whatever is already buffered (it came with the login response) goes first.
+        let mut messages = Vec::new();
         let decoded = codec.decode_batch(&mut buf, &mut messages);
-        if !deliver(shared, &mut messages, &mut events) {
-            break 'conn "the event consumer could not keep up; reconnecting to rebuild".to_owned();
+        if !messages.is_empty() && reads.send(messages).await.is_err() {
+            break 'conn String::new();
         }
         if let Err(e) = decoded {
             break 'conn format!(
@@ -735,6 +754,14 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
             _ = shared.stop.notified() => break "stopped".to_owned(),
         }
     };
+    // What was read reaches the handler before it hears of the disconnection.
+    drop(reads);
+    let _ = deliverer.await;
+    let reason = if fell_behind.load(Ordering::SeqCst) {
+        "the event consumer could not keep up; reconnecting to rebuild".to_owned()
+    } else {
+        reason
+    };
     keepalive.abort();
     let mut link = shared.link();
     if link.generation == generation {
@@ -745,6 +772,24 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
         &format!("the connection to Asterisk dropped: {reason}"),
     );
     reason
+}
+
+/// The deliverer's loop: each decoded read through [`deliver`], in order, until the
+/// reader stops sending or the handler cannot keep up (then it tells the reader).
+fn deliver_reads(
+    shared: &Shared,
+    mut decoded_reads: tokio::sync::mpsc::Receiver<Vec<Message>>,
+    kill: &Notify,
+    fell_behind: &AtomicBool,
+) {
+    let mut events = Vec::new();
+    while let Some(mut messages) = decoded_reads.blocking_recv() {
+        if !deliver(shared, &mut messages, &mut events) {
+            fell_behind.store(true, Ordering::SeqCst);
+            kill.notify_one();
+            return;
+        }
+    }
 }
 
 /// Routes a read's messages in order: runs of events that answer no action go to the

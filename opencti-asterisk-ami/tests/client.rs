@@ -251,6 +251,94 @@ async fn responses_are_matched_by_action_id_even_out_of_order() {
     .await;
 }
 
+/// Keeps what the handler is told, in the order it is told.
+#[derive(Default)]
+struct Log(Mutex<Vec<String>>);
+
+impl Log {
+    fn push(&self, entry: String) {
+        if let Ok(mut log) = self.0.lock() {
+            log.push(entry);
+        }
+    }
+    fn entries(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl ClientEvents for Log {
+    fn connected(&self, _: &Banner) {
+        self.push("connected".into());
+    }
+    fn event(&self, event: Message) -> bool {
+        self.push(event.get("Seq").unwrap_or("?").to_string());
+        true
+    }
+    fn disconnected(&self, _: &str) {
+        self.push("disconnected".into());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_handler_in_order_before_the_answer_after_them_and_the_drop() {
+    bounded(async {
+        // 2,000 events in many reads, the answer to a ping after the first 1,000, then
+        // the connection closes.
+        let addr = raw_server(|mut s| async move {
+            if accept_login(&mut s).await.is_none() {
+                return;
+            }
+            let Some(ping) = read_action(&mut s).await else {
+                return;
+            };
+            let id = ping.action_id().unwrap_or_default().to_string();
+            let mut stream = String::new();
+            for n in 0..2_000 {
+                stream.push_str(&format!(
+                    "Event: Test\r\nSeq: {n}\r\nPad: {:0200}\r\n\r\n",
+                    n
+                ));
+                if n == 999 {
+                    stream.push_str(&format!(
+                        "Response: Success\r\nActionID: {id}\r\nPing: Pong\r\n\r\n"
+                    ));
+                }
+            }
+            let _ = s.write_all(stream.as_bytes()).await;
+            let _ = s.shutdown().await;
+        })
+        .await;
+        let mut c = config(addr.to_string());
+        c.auth = AuthMethod::Plaintext;
+        let log = Arc::new(Log::default());
+        let client = AmiClient::start(c, log.clone()).await.expect("login");
+        let ping = Action::new("Ping").expect("ping");
+        client.send(ping).await.expect("the ping answered");
+        let at_answer = log.entries();
+        let expected: Vec<String> = std::iter::once("connected".to_string())
+            .chain((0..1_000).map(|n| n.to_string()))
+            .collect();
+        assert!(
+            at_answer.len() >= expected.len() && at_answer[..expected.len()] == expected[..],
+            "the 1,000 events before the answer reach the handler, in order, before the \
+             waiter wakes: {:?}",
+            &at_answer[..at_answer.len().min(5)]
+        );
+        wait_until("the drop", || {
+            log.entries().iter().any(|e| e == "disconnected")
+        })
+        .await;
+        let all = log.entries();
+        let expected: Vec<String> = std::iter::once("connected".to_string())
+            .chain((0..2_000).map(|n| n.to_string()))
+            .chain(std::iter::once("disconnected".to_string()))
+            .collect();
+        assert_eq!(all[..expected.len().min(all.len())], expected[..]);
+        client.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_action_times_out_and_a_mute_link_is_dropped_and_rebuilt() {
     bounded(async {
