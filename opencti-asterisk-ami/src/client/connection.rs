@@ -1,0 +1,297 @@
+//! The connection task: the reader, the deliverer that hands its reads on in order, the
+//! keepalive, and the reconnects.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use opencti_core::ErrorKind;
+use tokio::io::AsyncReadExt;
+use tokio::sync::Notify;
+
+use super::login::establish;
+use super::{
+    fail_all, AmiClient, Conn, ListResponse, Shared, Waiting, READS_IN_FLIGHT, READ_CHUNK,
+};
+use crate::action::Action;
+use crate::message::{Message, MessageKind};
+use opencti_core::Error;
+
+/// The connection task: serve, then reconnect with backoff, until stopped.
+pub(super) async fn run(shared: Arc<Shared>, mut next: Option<Conn>) {
+    let mut attempt: u32 = 0;
+    loop {
+        if shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let conn = match next.take() {
+            Some(conn) => conn,
+            None => match establish(&shared.config, &shared.transport).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "AMI: reconnect failed");
+                    let delay = shared.config.backoff.delay(attempt);
+                    attempt = attempt.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shared.stop.notified() => return,
+                    }
+                    continue;
+                }
+            },
+        };
+        attempt = 0;
+        let reason = serve(&shared, conn).await;
+        if shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(%reason, "AMI: connection dropped; reconnecting");
+        shared.handler.disconnected(&reason);
+        let delay = shared.config.backoff.delay(0);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shared.stop.notified() => return,
+        }
+    }
+}
+
+/// Serves one logged-in connection until it drops; returns why.
+async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
+    let Conn {
+        mut read,
+        write,
+        mut codec,
+        mut buf,
+        banner,
+    } = conn;
+    let kill = Arc::new(Notify::new());
+    let generation = {
+        let mut link = shared.link();
+        link.generation += 1;
+        link.writer = Some(Arc::new(tokio::sync::Mutex::new(write)));
+        link.kill = kill.clone();
+        link.generation
+    };
+    shared.handler.connected(&banner);
+    shared.up.send_replace(generation);
+    let keepalive = tokio::spawn(keepalive(shared.clone(), generation, kill.clone()));
+    // The reader decodes; a thread of its own hands the decoded reads to the handler and
+    // the waiting actions, in order, so that decoding the next read and translating
+    // this one run on two cores.
+    let (reads, decoded_reads) = tokio::sync::mpsc::channel(READS_IN_FLIGHT);
+    let fell_behind = Arc::new(AtomicBool::new(false));
+    let deliverer = tokio::task::spawn_blocking({
+        let shared = shared.clone();
+        let kill = kill.clone();
+        let fell_behind = fell_behind.clone();
+        move || deliver_reads(&shared, decoded_reads, &kill, &fell_behind)
+    });
+    let reason = 'conn: loop {
+        // Whatever is already buffered (it came with the login response) goes first.
+        let mut messages = Vec::new();
+        let decoded = codec.decode_batch(&mut buf, &mut messages);
+        if !messages.is_empty() && reads.send(messages).await.is_err() {
+            break 'conn String::new();
+        }
+        if let Err(e) = decoded {
+            break 'conn format!(
+                "Asterisk sent something that is not AMI ({e}); reconnecting to resynchronise"
+            );
+        }
+        buf.reserve(READ_CHUNK);
+        tokio::select! {
+            read = read.read_buf(&mut buf) => match read {
+                Ok(0) => {
+                    let tail = match codec.decode_eof(&mut buf) {
+                        Err(e) => format!(" ({e})"),
+                        Ok(_) => String::new(),
+                    };
+                    break format!("Asterisk closed the connection{tail}");
+                }
+                Ok(_) => {
+                    shared.reads.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => break format!("reading from Asterisk failed: {e}"),
+            },
+            _ = kill.notified() => break "the link stopped answering (keepalive or write failure)".to_owned(),
+            _ = shared.stop.notified() => break "stopped".to_owned(),
+        }
+    };
+    // What was read reaches the handler before it hears of the disconnection.
+    drop(reads);
+    let _ = deliverer.await;
+    let reason = if fell_behind.load(Ordering::SeqCst) {
+        "the event consumer could not keep up; reconnecting to rebuild".to_owned()
+    } else {
+        reason
+    };
+    keepalive.abort();
+    let mut link = shared.link();
+    if link.generation == generation {
+        link.writer = None;
+    }
+    fail_all(
+        &mut link,
+        &format!("the connection to Asterisk dropped: {reason}"),
+    );
+    reason
+}
+
+/// The deliverer's loop: each decoded read through [`deliver`], in order, until the
+/// reader stops sending or the handler cannot keep up (then it tells the reader).
+fn deliver_reads(
+    shared: &Shared,
+    mut decoded_reads: tokio::sync::mpsc::Receiver<Vec<Message>>,
+    kill: &Notify,
+    fell_behind: &AtomicBool,
+) {
+    let mut events = Vec::new();
+    while let Some(mut messages) = decoded_reads.blocking_recv() {
+        if !deliver(shared, &mut messages, &mut events) {
+            fell_behind.store(true, Ordering::SeqCst);
+            kill.notify_one();
+            return;
+        }
+    }
+}
+
+/// Routes a read's messages in order: runs of events that answer no action go to the
+/// handler together, anything else through [`dispatch`]. Returns `false` when the
+/// handler could not keep up (the rest is dropped with the connection).
+fn deliver(shared: &Shared, messages: &mut Vec<Message>, events: &mut Vec<Message>) -> bool {
+    let mut ok = true;
+    for msg in messages.drain(..) {
+        if msg.kind() == MessageKind::Event && msg.action_id().is_none() {
+            events.push(msg);
+            continue;
+        }
+        // The events before a response reach the handler before its waiter wakes.
+        ok = events.is_empty() || shared.handler.events(events);
+        events.clear();
+        if !ok || !dispatch(shared, msg) {
+            ok = false;
+            break;
+        }
+    }
+    messages.clear();
+    if ok && !events.is_empty() {
+        ok = shared.handler.events(events);
+    }
+    events.clear();
+    ok
+}
+
+/// Routes one message: to the action waiting for it, or to the handler. What a waiter
+/// keeps is detached from the read's shared text.
+fn dispatch(shared: &Shared, msg: Message) -> bool {
+    let kind = msg.kind();
+    if let Some(id) = msg.action_id() {
+        let mut link = shared.link();
+        if let Some(waiting) = link.pending.get_mut(id) {
+            match waiting {
+                Waiting::Single(_) if kind != MessageKind::Event => {
+                    if let Some(Waiting::Single(tx)) = link.pending.remove(id) {
+                        let _ = tx.send(Ok(msg.detached()));
+                    }
+                    return true;
+                }
+                Waiting::Single(_) => {}
+                Waiting::List {
+                    response, items, ..
+                } => {
+                    if kind != MessageKind::Event {
+                        let is_list = msg
+                            .get("EventList")
+                            .is_some_and(|v| v.eq_ignore_ascii_case("start"));
+                        if is_list {
+                            *response = Some(msg.detached());
+                        } else if let Some(Waiting::List { reply, .. }) = link.pending.remove(id) {
+                            // An error, or a list that is empty without saying so.
+                            let _ = reply.send(Ok(ListResponse {
+                                response: msg.detached(),
+                                items: Vec::new(),
+                                complete: None,
+                            }));
+                        }
+                        return true;
+                    }
+                    let complete = msg
+                        .get("EventList")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("Complete"));
+                    if !complete {
+                        if items.len() >= shared.config.limits.max_list_items {
+                            if let Some(Waiting::List { reply, .. }) = link.pending.remove(id) {
+                                let _ = reply.send(Err(Error::new(
+                                    ErrorKind::Rejected,
+                                    format!(
+                                        "the list had more than {} items; refused",
+                                        shared.config.limits.max_list_items
+                                    ),
+                                )));
+                            }
+                            return true;
+                        }
+                        items.push(msg.detached());
+                        return true;
+                    }
+                    if let Some(Waiting::List {
+                        reply,
+                        response,
+                        items,
+                    }) = link.pending.remove(id)
+                    {
+                        let msg = msg.detached();
+                        let response = response.unwrap_or_else(|| msg.clone());
+                        let _ = reply.send(Ok(ListResponse {
+                            response,
+                            items,
+                            complete: Some(msg),
+                        }));
+                    }
+                    return true;
+                }
+            }
+        }
+    }
+    match kind {
+        MessageKind::Event => shared.handler.event(msg),
+        _ => {
+            tracing::debug!(action_id = ?msg.action_id(), "AMI: response for no waiting action");
+            true
+        }
+    }
+}
+
+/// Pings every keepalive interval; a ping unanswered while nothing at all arrives drops
+/// the connection. (On a busy link the answer may wait behind thousands of events the
+/// reader has yet to translate: bytes arriving meanwhile show the link is alive.)
+async fn keepalive(shared: Arc<Shared>, generation: u64, kill: Arc<Notify>) {
+    let client = AmiClient {
+        shared: shared.clone(),
+    };
+    let interval = shared.config.timeouts.keepalive;
+    loop {
+        tokio::time::sleep(interval).await;
+        if shared.link().generation != generation {
+            return;
+        }
+        let Ok(ping) = Action::new("Ping") else {
+            return;
+        };
+        let reads = shared.reads.load(Ordering::Relaxed);
+        match client.send(ping).await {
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == ErrorKind::Timeout
+                    && shared.reads.load(Ordering::Relaxed) != reads =>
+            {
+                tracing::debug!("AMI: keepalive ping answered late; the link is busy, not dead");
+            }
+            Err(e) if e.kind() == ErrorKind::Timeout => {
+                tracing::warn!(error = %e, "AMI: keepalive ping unanswered");
+                kill.notify_one();
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
