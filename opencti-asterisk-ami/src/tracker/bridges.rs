@@ -27,7 +27,7 @@ impl ChannelTracker {
             .into_iter()
             .flat_map(|b| b.members.iter())
             .filter(move |m| &***m != uniqueid)
-            .filter_map(|m| self.channels.get(m))
+            .filter_map(|m| self.channels.get(m).map(|c| &**c))
     }
 
     /// Adds a bridge from a `BridgeListItem` (or refreshes its type).

@@ -10,7 +10,7 @@ use super::{state, ChannelTracker};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
     /// `Uniqueid`: the key, fixed for the channel's life.
-    pub uniqueid: Box<str>,
+    pub uniqueid: String,
     /// `Channel`: the name (`PJSIP/1001-0000000a`, `Local/1001@agents-00000003;1`).
     pub name: String,
     /// `Linkedid`: ties the legs of one call; may change.
@@ -68,6 +68,32 @@ impl Channel {
             held_by: None,
         }
     }
+
+    /// Makes a channel that hung up the new channel `uniqueid`, as [`Channel::new`]
+    /// would, keeping its text's allocations for the new values.
+    fn reset(&mut self, uniqueid: &str) {
+        set(&mut self.uniqueid, uniqueid);
+        for text in [
+            &mut self.name,
+            &mut self.linkedid,
+            &mut self.caller_num,
+            &mut self.caller_name,
+            &mut self.connected_num,
+            &mut self.connected_name,
+            &mut self.context,
+            &mut self.exten,
+            &mut self.application,
+        ] {
+            text.clear();
+        }
+        self.state = state::DOWN;
+        self.bridge = None;
+        self.dialed_by = None;
+        self.music_on_hold = false;
+        self.left_bridge = None;
+        self.owner = None;
+        self.held_by = None;
+    }
 }
 
 /// Which channel snapshot of an event to read: the plain one or a prefixed one
@@ -87,6 +113,22 @@ pub(super) const DEST: Keys = Keys {
     prefix: "Dest",
     dest: true,
 };
+
+/// How much of a channel's snapshot an event refreshes. Caller and connected-line
+/// details only change with the events that announce them (and are needed when a
+/// channel appears or joins); other events refresh only the state, the dialplan
+/// position and the `Linkedid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refresh {
+    /// Every field, creating the channel if it is unknown: only events that start or
+    /// join a call may (a `NewCallerid` after the `Hangup`, as Asterisk sends, must not
+    /// bring a channel back).
+    Create,
+    /// Every field of a known channel (`NewCallerid`, `NewConnectedLine`).
+    Full,
+    /// The state, the dialplan position and the `Linkedid` of a known channel.
+    Progress,
+}
 
 /// `key` without `prefix` (ASCII case-insensitive), if it starts with it.
 #[inline]
@@ -125,7 +167,10 @@ impl ChannelTracker {
         let Some(uniqueid) = item.known(Known::Uniqueid).filter(|u| !u.is_empty()) else {
             return;
         };
-        if self.upsert(item, &PLAIN, uniqueid, true).is_none() {
+        if self
+            .upsert(item, &PLAIN, uniqueid, Refresh::Create)
+            .is_none()
+        {
             return;
         }
         if let Some(channel) = self.channels.get_mut(uniqueid) {
@@ -141,25 +186,18 @@ impl ChannelTracker {
         }
     }
 
-    /// Refreshes the channel `uniqueid` from the snapshot headers `keys`, creating it if
-    /// `create` (only events that start or join a call may: a `NewCallerid` after the
-    /// `Hangup`, as Asterisk sends, must not bring a channel back). Returns its state
-    /// before and after, or `None` if it is unknown or the tracker is full.
+    /// Refreshes the channel `uniqueid` from the snapshot headers `keys`, as much as
+    /// `refresh` says. Returns its state before and after, or `None` if it is unknown (and
+    /// not to be created) or the tracker is full.
     pub(super) fn upsert(
         &mut self,
         msg: &Message,
         keys: &Keys,
         uniqueid: &str,
-        create: bool,
+        refresh: Refresh,
     ) -> Option<(u8, u8)> {
-        // Caller and connected-line details only change with the events that announce
-        // them (and are needed when a channel appears or joins); other events refresh
-        // only the state, the dialplan position and the Linkedid.
-        let full = create
-            || matches!(
-                msg.event(),
-                Some("NewCallerid" | "NewConnectedLine" | "BridgeEnter" | "DialBegin")
-            );
+        let create = refresh == Refresh::Create;
+        let full = refresh != Refresh::Progress;
         if uniqueid.is_empty() {
             return None;
         }
@@ -171,9 +209,14 @@ impl ChannelTracker {
                     self.refuse("channel");
                     return None;
                 }
-                self.channels
-                    .entry(uniqueid.into())
-                    .or_insert_with(|| Channel::new(uniqueid))
+                let channel = match self.spare.pop() {
+                    Some(mut channel) => {
+                        channel.reset(uniqueid);
+                        channel
+                    }
+                    None => Box::new(Channel::new(uniqueid)),
+                };
+                self.channels.entry(uniqueid.into()).or_insert(channel)
             }
         };
         let before = channel.state;

@@ -21,7 +21,7 @@ use crate::message::{Known, Message};
 pub use bridges::Bridge;
 pub use change::Change;
 pub use channel::Channel;
-use channel::{set, DEST, PLAIN};
+use channel::{set, Refresh, DEST, PLAIN};
 pub use ids::IdMap;
 
 mod bridges;
@@ -47,10 +47,18 @@ pub(crate) fn known(value: &str) -> Option<&str> {
     (!value.is_empty() && value != "<unknown>").then_some(value)
 }
 
+/// How many channels that hung up the tracker keeps for reuse: enough for the calls
+/// ending around the same time, few enough that their text stays small.
+const SPARE_CHANNELS: usize = 64;
+
 /// Where the tracker keeps Asterisk's channels and bridges. See the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct ChannelTracker {
-    channels: IdMap<Box<str>, Channel>,
+    /// Boxed, so that a hangup hands the channel over without a copy, and a channel
+    /// that hung up can be [recycled](ChannelTracker::recycle) for the next one.
+    channels: IdMap<Box<str>, Box<Channel>>,
+    /// Channels that hung up, kept for their allocations (at most [`SPARE_CHANNELS`]).
+    spare: Vec<Box<Channel>>,
     bridges: IdMap<Box<str>, Bridge>,
     owners: Owners,
     max_entries: usize,
@@ -64,6 +72,7 @@ impl ChannelTracker {
             channels: IdMap::default(),
             bridges: IdMap::default(),
             owners: Owners::default(),
+            spare: Vec::new(),
             max_entries: max_entries.max(1),
             refused: 0,
         }
@@ -111,7 +120,7 @@ impl ChannelTracker {
 
     /// The channel with this `Uniqueid`.
     pub fn channel(&self, uniqueid: &str) -> Option<&Channel> {
-        self.channels.get(uniqueid)
+        self.channels.get(uniqueid).map(|c| &**c)
     }
 
     /// The bridge with this id.
@@ -121,7 +130,15 @@ impl ChannelTracker {
 
     /// Every live channel, in no particular order.
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.channels.values()
+        self.channels.values().map(|c| &**c)
+    }
+
+    /// Takes back a channel that hung up (from [`Change::Hungup`]), once the
+    /// translation is done with it, to reuse its allocations for a new channel.
+    pub(crate) fn recycle(&mut self, channel: Box<Channel>) {
+        if self.spare.len() < SPARE_CHANNELS {
+            self.spare.push(channel);
+        }
     }
 
     #[cfg(any(test, feature = "test-support"))]
@@ -160,7 +177,7 @@ impl ChannelTracker {
         };
         match event {
             "Newchannel" => match msg.known(Known::Uniqueid) {
-                Some(uniqueid) => match self.upsert(msg, &PLAIN, uniqueid, true) {
+                Some(uniqueid) => match self.upsert(msg, &PLAIN, uniqueid, Refresh::Create) {
                     Some(_) => Change::ChannelCreated { uniqueid },
                     None => Change::None,
                 },
@@ -170,7 +187,7 @@ impl ChannelTracker {
                 let Some(uniqueid) = msg.known(Known::Uniqueid) else {
                     return Change::None;
                 };
-                match self.upsert(msg, &PLAIN, uniqueid, false) {
+                match self.upsert(msg, &PLAIN, uniqueid, Refresh::Progress) {
                     Some((from, to)) if to > from || (from == state::DOWN && to != from) => {
                         Change::StateChanged { uniqueid, from, to }
                     }
@@ -178,7 +195,7 @@ impl ChannelTracker {
                 }
             }
             "NewCallerid" | "NewConnectedLine" => match msg.known(Known::Uniqueid) {
-                Some(uniqueid) if self.upsert(msg, &PLAIN, uniqueid, false).is_some() => {
+                Some(uniqueid) if self.upsert(msg, &PLAIN, uniqueid, Refresh::Full).is_some() => {
                     Change::CallerIdChanged { uniqueid }
                 }
                 _ => Change::None,
@@ -203,10 +220,15 @@ impl ChannelTracker {
                 };
                 let caller = msg.known(Known::Uniqueid).filter(|u| !u.is_empty());
                 let begin = event == "DialBegin";
+                let refresh = if begin {
+                    Refresh::Create
+                } else {
+                    Refresh::Progress
+                };
                 if let Some(caller) = caller {
-                    self.upsert(msg, &PLAIN, caller, begin);
+                    self.upsert(msg, &PLAIN, caller, refresh);
                 }
-                if self.upsert(msg, &DEST, dest, begin).is_none() {
+                if self.upsert(msg, &DEST, dest, refresh).is_none() {
                     return Change::None;
                 }
                 let status = msg.known(Known::DialStatus).unwrap_or_default();
@@ -248,7 +270,10 @@ impl ChannelTracker {
                 else {
                     return Change::None;
                 };
-                if self.upsert(msg, &PLAIN, uniqueid, true).is_none() {
+                if self
+                    .upsert(msg, &PLAIN, uniqueid, Refresh::Create)
+                    .is_none()
+                {
                     return Change::None;
                 }
                 if self.enter(bridge, uniqueid, msg.known(Known::BridgeType)) {
@@ -263,7 +288,7 @@ impl ChannelTracker {
                 else {
                     return Change::None;
                 };
-                self.upsert(msg, &PLAIN, uniqueid, false);
+                self.upsert(msg, &PLAIN, uniqueid, Refresh::Progress);
                 if self.leave(bridge, uniqueid) {
                     Change::BridgeLeft { bridge, uniqueid }
                 } else {
@@ -302,7 +327,7 @@ impl ChannelTracker {
             }
             "Hold" | "Unhold" => match msg.known(Known::Uniqueid) {
                 Some(uniqueid) => {
-                    self.upsert(msg, &PLAIN, uniqueid, false);
+                    self.upsert(msg, &PLAIN, uniqueid, Refresh::Progress);
                     Change::Hold {
                         uniqueid,
                         on: event == "Hold",
@@ -341,7 +366,7 @@ impl ChannelTracker {
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(0);
                 Change::Hungup {
-                    channel: Box::new(channel),
+                    channel,
                     bridge,
                     cause,
                 }
