@@ -57,7 +57,9 @@ pub struct ChannelTracker {
     /// Boxed, so that a hangup hands the channel over without a copy, and a channel
     /// that hung up can be [recycled](ChannelTracker::recycle) for the next one.
     channels: IdMap<Box<str>, Box<Channel>>,
-    /// Channels that hung up, kept for their allocations (at most [`SPARE_CHANNELS`]).
+    /// Channels that hung up, kept for their allocations (at most [`SPARE_CHANNELS`]):
+    /// the boxes too, which go back into `channels` as they are.
+    #[allow(clippy::vec_box)]
     spare: Vec<Box<Channel>>,
     bridges: IdMap<Box<str>, Bridge>,
     owners: Owners,
