@@ -6,7 +6,7 @@
 //! the `;1` half counts: the `;2` half is the inside of the "phone" (in the captures,
 //! `Local/1001@agents-00000003;1` is the one bridged with the caller).
 
-use std::collections::HashMap;
+use crate::tracker::IdMap;
 
 /// The device (interface) a channel belongs to: its name without the `-<suffix>`
 /// Asterisk adds per channel (and without a `Local` channel's `;1`/`;2`).
@@ -73,7 +73,7 @@ pub(crate) type LineId = u32;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Owners {
     /// Lower-cased interface -> (line, whether only `;1` channels count).
-    lines: HashMap<Box<str>, (LineId, bool)>,
+    lines: IdMap<Box<str>, (LineId, bool)>,
     /// Reused for lower-casing.
     scratch: String,
 }
@@ -81,7 +81,8 @@ pub(crate) struct Owners {
 impl Owners {
     fn key<'s>(scratch: &'s mut String, interface: &str) -> &'s str {
         scratch.clear();
-        scratch.extend(interface.chars().map(|c| c.to_ascii_lowercase()));
+        scratch.push_str(interface);
+        scratch.make_ascii_lowercase();
         scratch
     }
 

@@ -285,6 +285,9 @@ impl Switchboard {
         if let Some(queues) = outputs.queues() {
             self.queues.on_event(msg, &mut self.tracker, queues);
         }
+        if let Change::Hungup { channel, .. } = change {
+            self.tracker.recycle(channel);
+        }
     }
 
     /// The lines `change` concerns, into `to` (each once).

@@ -88,7 +88,7 @@ impl Translator<'_> {
             .tracker
             .peers(uniqueid)
             .map(|c| Peer {
-                uniqueid: c.uniqueid.clone(),
+                uniqueid: c.uniqueid.as_str().into(),
                 state: c.state,
                 party: party(c),
             })

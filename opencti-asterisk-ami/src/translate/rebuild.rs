@@ -68,7 +68,10 @@ impl Translator<'_> {
             .collect();
         let mut calls = Vec::new();
         for channel in device_channels {
-            let mut leg = old_legs.get(&channel.uniqueid).cloned().unwrap_or_default();
+            let mut leg = old_legs
+                .get(channel.uniqueid.as_str())
+                .cloned()
+                .unwrap_or_default();
             if channel
                 .uniqueid
                 .starts_with(self.book.config.originate_prefix.as_str())
@@ -80,7 +83,7 @@ impl Translator<'_> {
             // A consultation survives only if its target is still with the leg.
             if let Some(c) = &leg.consult {
                 let still = channel.bridge.as_deref() == Some(&*c.bridge)
-                    && peers.iter().any(|p| p.uniqueid == c.target);
+                    && peers.iter().any(|p| *p.uniqueid == *c.target);
                 if !still {
                     leg.consult = None;
                 }
@@ -159,7 +162,9 @@ impl Translator<'_> {
                 leg.home_bridge = channel.bridge.clone();
                 leg.entered_context = channel.context.clone();
             }
-            self.book.calls.insert(id.clone(), channel.uniqueid.clone());
+            self.book
+                .calls
+                .insert(id.clone(), channel.uniqueid.as_str().into());
             leg.primary = Some(id);
             calls.push(call);
             if let Some(c) = &leg.consult {
@@ -174,7 +179,7 @@ impl Translator<'_> {
                 };
                 let target_up = peers
                     .iter()
-                    .any(|p| p.uniqueid == c.target && p.state == state::UP);
+                    .any(|p| *p.uniqueid == *c.target && p.state == state::UP);
                 consult.state = if target_up {
                     CallState::Connected
                 } else {
@@ -185,13 +190,13 @@ impl Translator<'_> {
                 consult.parties = peers.iter().filter_map(party).collect();
                 self.book
                     .calls
-                    .insert(c.call.clone(), channel.uniqueid.clone());
+                    .insert(c.call.clone(), channel.uniqueid.as_str().into());
                 calls.push(consult);
             }
             if let Some(held) = &leg.held_party {
                 self.tracker.set_held_by(held, Some(self.line));
             }
-            self.book.legs.insert(channel.uniqueid.clone(), leg);
+            self.book.legs.insert(channel.uniqueid.as_str().into(), leg);
         }
         SwitchState {
             agent: self.book.agent_state().to_agent_state(),
