@@ -123,21 +123,10 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
+    use crate::codec::tests::messages;
     use crate::codec::DecoderConfig;
-    use crate::error::{ErrorKind, Result};
+    use crate::error::ErrorKind;
     use crate::frame::Frame;
-
-    fn messages(input: &[u8], codec: &mut AmiCodec) -> Vec<Result<Frame>> {
-        let mut buf = BytesMut::from(input);
-        let mut out = Vec::new();
-        loop {
-            match codec.decode_eof(&mut buf) {
-                Ok(Some(frame)) => out.push(Ok(frame)),
-                Ok(None) => return out,
-                Err(e) => out.push(Err(e)),
-            }
-        }
-    }
 
     #[test]
     fn lossy_path_reindexes() {

@@ -644,7 +644,8 @@ impl Iterator for Frames<'_> {
 mod tests {
     use super::*;
 
-    fn messages(input: &[u8], codec: &mut AmiCodec) -> Vec<Result<Frame>> {
+    /// Every frame of `input`, decoded to its end (the codec's other tests use it too).
+    pub(super) fn messages(input: &[u8], codec: &mut AmiCodec) -> Vec<Result<Frame>> {
         let mut buf = BytesMut::from(input);
         let mut out = Vec::new();
         loop {
