@@ -339,6 +339,52 @@ async fn events_reach_the_handler_in_order_before_the_answer_after_them_and_the_
     .await;
 }
 
+/// A handler with a bug: it panics on an event named `Boom`.
+#[derive(Default)]
+struct Panicky(Recorder);
+
+impl ClientEvents for Panicky {
+    fn connected(&self, banner: &Banner) {
+        self.0.connected(banner);
+    }
+    fn event(&self, event: Message) -> bool {
+        assert_ne!(event.event(), Some("Boom"), "a handler's bug");
+        self.0.event(event)
+    }
+    fn disconnected(&self, reason: &str) {
+        self.0.disconnected(reason);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_panics_drops_the_link_which_comes_back() {
+    bounded(async {
+        // One event the handler cannot take, then a connection that stays quiet.
+        let addr = raw_server(|mut s| async move {
+            if accept_login(&mut s).await.is_none() {
+                return;
+            }
+            let _ = s.write_all(b"Event: Boom\r\n\r\n").await;
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest).await;
+        })
+        .await;
+        let mut c = config(addr.to_string());
+        c.auth = AuthMethod::Plaintext;
+        let handler = Arc::new(Panicky::default());
+        let client = AmiClient::start(c, handler.clone()).await.expect("login");
+        wait_until("the drop", || !handler.0.drops().is_empty()).await;
+        assert!(
+            handler.0.drops()[0].contains("panicked"),
+            "{:?}",
+            handler.0.drops()
+        );
+        wait_until("a new login", || handler.0.connects() >= 2).await;
+        client.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_action_times_out_and_a_mute_link_is_dropped_and_rebuilt() {
     bounded(async {

@@ -90,7 +90,9 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
         let mut messages = Vec::new();
         let decoded = codec.decode_batch(&mut buf, &mut messages);
         if !messages.is_empty() && reads.send(messages).await.is_err() {
-            break 'conn String::new();
+            // The deliverer has stopped: behind (said below) or its handler panicked.
+            break 'conn "the event handler stopped (it panicked); reconnecting to rebuild"
+                .to_owned();
         }
         if let Err(e) = decoded {
             break 'conn format!(
@@ -118,9 +120,11 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     };
     // What was read reaches the handler before it hears of the disconnection.
     drop(reads);
-    let _ = deliverer.await;
+    let delivered = deliverer.await;
     let reason = if fell_behind.load(Ordering::SeqCst) {
         "the event consumer could not keep up; reconnecting to rebuild".to_owned()
+    } else if delivered.is_err() {
+        "the event handler panicked; reconnecting to rebuild".to_owned()
     } else {
         reason
     };
@@ -144,12 +148,25 @@ fn deliver_reads(
     kill: &Notify,
     fell_behind: &AtomicBool,
 ) {
+    let _wake = WakeOnPanic(kill);
     let mut events = Vec::new();
     while let Some(mut messages) = decoded_reads.blocking_recv() {
         if !deliver(shared, &mut messages, &mut events) {
             fell_behind.store(true, Ordering::SeqCst);
             kill.notify_one();
             return;
+        }
+    }
+}
+
+/// Wakes the reader when the deliverer ends in a panic (a handler's), so that the
+/// connection drops and is rebuilt instead of reading for nobody.
+struct WakeOnPanic<'a>(&'a Notify);
+
+impl Drop for WakeOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.notify_one();
         }
     }
 }
