@@ -79,14 +79,16 @@ async fn run(
     let (snapshot, mut events) = board.snapshot_and_subscribe();
     let mut covered = snapshot.seq;
     let id = |what: &str, seq: u64| format!("{site}.queues.{}.{what}{seq}", epoch.as_micros());
-    publish(
-        &jetstream,
-        &figures,
-        id("snapshot.", covered),
-        KIND_QUEUE_SNAPSHOT,
-        serde_json::to_vec(&snapshot),
-    )
-    .await;
+    // The figures as of a snapshot: what a follower starts from, and starts again from
+    // when the publisher fell behind the board.
+    let publish_figures = |snapshot: QueueSnapshot| {
+        let (jetstream, figures, id) = (&jetstream, &figures, id("snapshot.", snapshot.seq));
+        async move {
+            let body = serde_json::to_vec(&snapshot);
+            publish(jetstream, figures, id, KIND_QUEUE_SNAPSHOT, body).await;
+        }
+    };
+    publish_figures(snapshot).await;
     published.send_replace(covered);
     while let Some(next) = events.next().await {
         match next {
@@ -107,14 +109,7 @@ async fn run(
                 let snapshot = board.snapshot();
                 tracing::warn!(%site, %error, seq = snapshot.seq, "the queue publisher fell behind; publishing the figures instead");
                 covered = snapshot.seq;
-                publish(
-                    &jetstream,
-                    &figures,
-                    id("snapshot.", covered),
-                    KIND_QUEUE_SNAPSHOT,
-                    serde_json::to_vec(&snapshot),
-                )
-                .await;
+                publish_figures(snapshot).await;
             }
         }
         published.send_replace(covered);

@@ -21,6 +21,25 @@ use support::NatsServer;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// A customer calls the support queue from `caller`; alice answers and hangs up, and
+/// the board has a moment to count it.
+async fn one_call(switch: &SimSwitch, alice: &Session, caller: &str) {
+    switch
+        .control()
+        .customer_calls("support", caller)
+        .call()
+        .unwrap();
+    let call = loop {
+        if let Some(call) = alice.snapshot().calls.first() {
+            break call.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    alice.answer(call.clone()).await.unwrap();
+    alice.hangup(call).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_board_is_published_figures_first_then_every_event_in_order() {
     let Some(server) = NatsServer::start("queues") else {
@@ -58,20 +77,7 @@ async fn a_board_is_published_figures_first_then_every_event_in_order() {
 
     alice.login().await.unwrap();
     alice.ready().await.unwrap();
-    switch
-        .control()
-        .customer_calls("support", "+1 555 0100")
-        .call()
-        .unwrap();
-    let call = loop {
-        if let Some(call) = alice.snapshot().calls.first() {
-            break call.id.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    alice.answer(call.clone()).await.unwrap();
-    alice.hangup(call).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    one_call(&switch, &alice, "+1 555 0100").await;
     let last = board.snapshot().seq;
     assert!(feed.published(last, WAIT).await, "published up to {last}");
 
@@ -140,20 +146,7 @@ async fn a_board_is_published_figures_first_then_every_event_in_order() {
     };
     assert!(caught_up(last).await, "the copy reaches seq {last}");
     assert_eq!(remote.mirror().figures(&support), board.figures(&support));
-    switch
-        .control()
-        .customer_calls("support", "+1 555 0101")
-        .call()
-        .unwrap();
-    let call = loop {
-        if let Some(call) = alice.snapshot().calls.first() {
-            break call.id.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    alice.answer(call.clone()).await.unwrap();
-    alice.hangup(call).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    one_call(&switch, &alice, "+1 555 0101").await;
     let last = board.snapshot().seq;
     assert!(caught_up(last).await, "the copy follows to seq {last}");
     assert_eq!(remote.mirror().figures(&support), board.figures(&support));

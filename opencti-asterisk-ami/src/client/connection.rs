@@ -1,7 +1,7 @@
 //! The connection task: the reader, the deliverer that hands its reads on in order, the
 //! keepalive, and the reconnects.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use opencti_core::ErrorKind;
@@ -78,12 +78,10 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     // the waiting actions, in order, so that decoding the next read and translating
     // this one run on two cores.
     let (reads, decoded_reads) = tokio::sync::mpsc::channel(READS_IN_FLIGHT);
-    let fell_behind = Arc::new(AtomicBool::new(false));
     let deliverer = tokio::task::spawn_blocking({
         let shared = shared.clone();
         let kill = kill.clone();
-        let fell_behind = fell_behind.clone();
-        move || deliver_reads(&shared, decoded_reads, &kill, &fell_behind)
+        move || deliver_reads(&shared, decoded_reads, &kill)
     });
     let reason = 'conn: loop {
         // Whatever is already buffered (it came with the login response) goes first.
@@ -120,13 +118,10 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     };
     // What was read reaches the handler before it hears of the disconnection.
     drop(reads);
-    let delivered = deliverer.await;
-    let reason = if fell_behind.load(Ordering::SeqCst) {
-        "the event consumer could not keep up; reconnecting to rebuild".to_owned()
-    } else if delivered.is_err() {
-        "the event handler panicked; reconnecting to rebuild".to_owned()
-    } else {
-        reason
+    let reason = match deliverer.await {
+        Ok(true) => reason,
+        Ok(false) => "the event consumer could not keep up; reconnecting to rebuild".to_owned(),
+        Err(_) => "the event handler panicked; reconnecting to rebuild".to_owned(),
     };
     keepalive.abort();
     let mut link = shared.link();
@@ -141,33 +136,30 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
 }
 
 /// The deliverer's loop: each decoded read through [`deliver`], in order, until the
-/// reader stops sending or the handler cannot keep up (then it tells the reader).
+/// reader stops sending (`true`) or the handler cannot keep up (`false`).
 fn deliver_reads(
     shared: &Shared,
     mut decoded_reads: tokio::sync::mpsc::Receiver<Vec<Message>>,
     kill: &Notify,
-    fell_behind: &AtomicBool,
-) {
-    let _wake = WakeOnPanic(kill);
+) -> bool {
+    let _wake = WakeReader(kill);
     let mut events = Vec::new();
     while let Some(mut messages) = decoded_reads.blocking_recv() {
         if !deliver(shared, &mut messages, &mut events) {
-            fell_behind.store(true, Ordering::SeqCst);
-            kill.notify_one();
-            return;
+            return false;
         }
     }
+    true
 }
 
-/// Wakes the reader when the deliverer ends in a panic (a handler's), so that the
-/// connection drops and is rebuilt instead of reading for nobody.
-struct WakeOnPanic<'a>(&'a Notify);
+/// Wakes the reader whenever the deliverer ends, even in a (handler's) panic, so that a
+/// connection whose deliverer stopped early drops and is rebuilt instead of reading for
+/// nobody. (When the reader ended it first, the wake is for a connection already over.)
+struct WakeReader<'a>(&'a Notify);
 
-impl Drop for WakeOnPanic<'_> {
+impl Drop for WakeReader<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.notify_one();
-        }
+        self.0.notify_one();
     }
 }
 
