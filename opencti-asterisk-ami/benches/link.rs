@@ -28,7 +28,6 @@ use opencti_core::{AgentId, DeviceId, SharedLink};
 /// Calls in the stream: 9,091 calls of 22 events is 200,002 events.
 const CALLS: usize = 9_091;
 const DEVICES: usize = 2_000;
-const PASSES: usize = 3;
 
 fn device(n: usize) -> String {
     format!("Local/{}@agents", 10_000 + n)
@@ -43,6 +42,25 @@ fn resident_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Nanoseconds each thread of this process has run, by thread id and name (from
+/// `/proc/self/task/*/`), to show which stage is busiest.
+fn thread_cpu() -> std::collections::BTreeMap<(u32, String), u64> {
+    let mut cpu = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return cpu;
+    };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().parse().unwrap_or(0);
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let ran = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        cpu.insert((tid, name.trim().to_owned()), ran);
+    }
+    cpu
 }
 
 /// Tells `perf record --control fifo:CTL,ACK -D -1` (when `PERF_CTL_FIFO` and
@@ -67,8 +85,37 @@ fn profiler(command: &str) {
     }
 }
 
+/// Starts the scripted server on a thread and runtime of its own, as Asterisk is a
+/// process of its own: it does not take turns with the link's tasks on the link's
+/// runtime. The thread serves until the bench ends.
+fn start_server() -> Control {
+    let (started, control) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("ami-server".to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the server's runtime");
+            runtime.block_on(async {
+                let _ = started.send(Control::start(Script::default()).await);
+                std::future::pending::<()>().await
+            })
+        })
+        .expect("the server's thread");
+    control.recv().expect("the server started")
+}
+
+/// Passes of the stream for each number of lines: `PASSES` from the environment, or 3.
+fn passes() -> usize {
+    std::env::var("PASSES")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3)
+}
+
 async fn measure(lines: usize) {
-    let control = Control::start(Script::default()).await;
+    let control = start_server();
     let mut config = AmiConfig::new(control.address(), "opencti", Secret::new("opencti-secret"));
     config.limits.max_channels = 1_000_000;
     let link = SharedLink::start(Arc::new(AmiLink::new(config).expect("config")))
@@ -99,7 +146,7 @@ async fn measure(lines: usize) {
     let events = (CALLS + 1) * EVENTS_A_CALL;
     // Three passes of the stream, each with calls of its own: the first warms the maps
     // up, the others show whether memory stays flat.
-    for pass in 1..=PASSES {
+    for pass in 1..=passes() {
         let first = (pass - 1) * (CALLS + 1);
         let mut stream = Vec::new();
         for i in 0..CALLS {
@@ -114,6 +161,7 @@ async fn measure(lines: usize) {
         let kept = stream.clone();
         let rss_before = resident_kib();
         profiler("enable");
+        let cpu_before = thread_cpu();
         let started = Instant::now();
         control.send_shared(stream);
         loop {
@@ -130,6 +178,15 @@ async fn measure(lines: usize) {
         }
         let elapsed = started.elapsed();
         profiler("disable");
+        let busy: Vec<String> = thread_cpu()
+            .into_iter()
+            .map(|(thread, ran)| {
+                let ran = ran.saturating_sub(cpu_before.get(&thread).copied().unwrap_or(0));
+                (thread.1, ran as f64 / 1e9)
+            })
+            .filter(|(_, seconds)| *seconds > 0.001)
+            .map(|(name, seconds)| format!("{name} {seconds:.3}"))
+            .collect();
         let delivered: u64 = sessions.iter().map(|s| s.stats().received).sum();
         // Nothing lost: no session refused an event, and every call ended on its line.
         let rejected: u64 = sessions.iter().map(|s| s.stats().rejected).sum();
@@ -138,12 +195,13 @@ async fn measure(lines: usize) {
             .map(|s| opencti_core::DesktopInterface::snapshot(s).calls.len())
             .sum();
         println!(
-            "{lines:>5} lines, pass {pass}: {events} AMI events ({:.1} MB, {DEVICES} devices) in {:.3} s = {:.0} events/s; {delivered} canonical events so far to the lines' sessions ({rejected} refused, {calls_left} calls left open); resident memory {} -> {} KiB",
+            "{lines:>5} lines, pass {pass}: {events} AMI events ({:.1} MB, {DEVICES} devices) in {:.3} s = {:.0} events/s; {delivered} canonical events so far to the lines' sessions ({rejected} refused, {calls_left} calls left open); resident memory {} -> {} KiB; CPU seconds by thread: {}",
             bytes as f64 / 1e6,
             elapsed.as_secs_f64(),
             events as f64 / elapsed.as_secs_f64(),
             rss_before,
-            resident_kib()
+            resident_kib(),
+            busy.join(", ")
         );
         drop(kept);
         assert_eq!((rejected, calls_left), (0, 0), "events lost or misread");

@@ -78,12 +78,25 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     // the waiting actions, in order, so that decoding the next read and translating
     // this one run on two cores.
     let (reads, decoded_reads) = tokio::sync::mpsc::channel(READS_IN_FLIGHT);
-    let deliverer = tokio::task::spawn_blocking({
-        let shared = shared.clone();
-        let kill = kill.clone();
-        move || deliver_reads(&shared, decoded_reads, &kill)
-    });
+    // A named thread (not `spawn_blocking`'s pool), so that profiles and `top -H` show
+    // it; it runs inside the runtime, as the handler may spawn tasks. Its verdict comes
+    // back on `delivered`, which a panic drops unsent.
+    let (verdict, delivered) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("ami-deliverer".to_owned())
+        .spawn({
+            let shared = shared.clone();
+            let kill = kill.clone();
+            move || {
+                let _runtime = runtime.enter();
+                let _ = verdict.send(deliver_reads(&shared, decoded_reads, &kill));
+            }
+        });
     let reason = 'conn: loop {
+        if let Err(e) = &spawned {
+            break format!("could not start the thread that delivers events: {e}");
+        }
         // Whatever is already buffered (it came with the login response) goes first.
         let mut messages = Vec::new();
         let decoded = codec.decode_batch(&mut buf, &mut messages);
@@ -118,7 +131,8 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     };
     // What was read reaches the handler before it hears of the disconnection.
     drop(reads);
-    let reason = match deliverer.await {
+    let reason = match delivered.await {
+        _ if spawned.is_err() => reason,
         Ok(true) => reason,
         Ok(false) => "the event consumer could not keep up; reconnecting to rebuild".to_owned(),
         Err(_) => "the event handler panicked; reconnecting to rebuild".to_owned(),

@@ -140,7 +140,7 @@ struct Conn {
 
 /// Room made for each read. A busy link fills it: with a deliverer per read, larger
 /// reads mean fewer hand-overs between the two threads.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Decoded reads on their way from the reader to the deliverer: enough to keep both
 /// busy, few enough that a handler that falls behind stops the reads (and, in the end,

@@ -23,7 +23,7 @@ use scan::{trim_cr, Scan};
 
 /// A batch of messages decoded together is closed once its text reaches this size, so
 /// that a message kept long keeps at most this much text (plus its own) with it.
-const BATCH_BYTES: usize = 64 * 1024;
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// Default for [`DecoderConfig::max_message_bytes`]: 1 MiB.
 ///
