@@ -339,6 +339,77 @@ async fn events_reach_the_handler_in_order_before_the_answer_after_them_and_the_
     .await;
 }
 
+/// Keeps some of the events it is told (those whose `Seq` is a multiple of `every`),
+/// and counts them all.
+struct Keeper {
+    every: usize,
+    kept: Mutex<Vec<Message>>,
+    seen: AtomicUsize,
+    drops: AtomicUsize,
+}
+
+impl ClientEvents for Keeper {
+    fn connected(&self, _: &Banner) {}
+    fn event(&self, event: Message) -> bool {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        let seq: usize = event.get("Seq").and_then(|s| s.parse().ok()).unwrap_or(1);
+        if seq.is_multiple_of(self.every) {
+            if let Ok(mut kept) = self.kept.lock() {
+                kept.push(event);
+            }
+        }
+        true
+    }
+    fn disconnected(&self, _: &str) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_kept_by_the_handler_keep_their_text_while_later_reads_reuse_buffers() {
+    bounded(async {
+        // About 12 MB in many reads: the buffers of reads whose events are all gone are
+        // reused; those of reads with a kept event must not be.
+        const EVENTS: usize = 40_000;
+        let addr = raw_server(|mut s| async move {
+            if accept_login(&mut s).await.is_none() {
+                return;
+            }
+            let mut stream = String::new();
+            for n in 0..EVENTS {
+                stream.push_str(&format!(
+                    "Event: Test\r\nSeq: {n}\r\nPad: {:0250}\r\n\r\n",
+                    n
+                ));
+            }
+            let _ = s.write_all(stream.as_bytes()).await;
+            let _ = s.shutdown().await;
+        })
+        .await;
+        let mut c = config(addr.to_string());
+        c.auth = AuthMethod::Plaintext;
+        let keeper = Arc::new(Keeper {
+            every: 3_001,
+            kept: Mutex::new(Vec::new()),
+            seen: AtomicUsize::new(0),
+            drops: AtomicUsize::new(0),
+        });
+        let client = AmiClient::start(c, keeper.clone()).await.expect("login");
+        wait_until("the drop", || keeper.drops.load(Ordering::SeqCst) > 0).await;
+        assert_eq!(keeper.seen.load(Ordering::SeqCst), EVENTS);
+        let kept = keeper.kept.lock().map(|k| k.clone()).unwrap_or_default();
+        assert_eq!(kept.len(), EVENTS.div_ceil(3_001));
+        for (i, event) in kept.iter().enumerate() {
+            let n = i * 3_001;
+            assert_eq!(event.get("Seq"), Some(n.to_string().as_str()));
+            assert_eq!(event.get("Pad"), Some(format!("{n:0250}").as_str()));
+            assert_eq!(event.len(), 3);
+        }
+        client.stop().await;
+    })
+    .await;
+}
+
 /// A handler with a bug: it panics on an event named `Boom`.
 #[derive(Default)]
 struct Panicky(Recorder);

@@ -13,7 +13,7 @@ use super::{
     fail_all, AmiClient, Conn, ListResponse, Shared, Waiting, READS_IN_FLIGHT, READ_CHUNK,
 };
 use crate::action::Action;
-use crate::message::{Message, MessageKind};
+use crate::message::{Batch, Message, MessageKind};
 use opencti_core::Error;
 
 /// The connection task: serve, then reconnect with backoff, until stopped.
@@ -60,9 +60,12 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
         mut read,
         write,
         mut codec,
-        mut buf,
+        buf,
         banner,
     } = conn;
+    // From here on, each read's bytes become its messages' text (see
+    // `AmiCodec::decode_read`).
+    let mut buf = buf.to_vec();
     let kill = Arc::new(Notify::new());
     let generation = {
         let mut link = shared.link();
@@ -78,6 +81,9 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     // the waiting actions, in order, so that decoding the next read and translating
     // this one run on two cores.
     let (reads, decoded_reads) = tokio::sync::mpsc::channel(READS_IN_FLIGHT);
+    // The buffers of reads whose messages are all gone come back for the next reads, so
+    // that a busy link neither allocates nor faults in fresh memory for each read.
+    let (recycle, recycled) = std::sync::mpsc::sync_channel(READS_IN_FLIGHT);
     // A named thread (not `spawn_blocking`'s pool), so that profiles and `top -H` show
     // it; it runs inside the runtime, as the handler may spawn tasks. Its verdict comes
     // back on `delivered`, which a panic drops unsent.
@@ -90,7 +96,7 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
             let kill = kill.clone();
             move || {
                 let _runtime = runtime.enter();
-                let _ = verdict.send(deliver_reads(&shared, decoded_reads, &kill));
+                let _ = verdict.send(deliver_reads(&shared, decoded_reads, &recycle, &kill));
             }
         });
     let reason = 'conn: loop {
@@ -98,8 +104,11 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
             break format!("could not start the thread that delivers events: {e}");
         }
         // Whatever is already buffered (it came with the login response) goes first.
-        let mut messages = Vec::new();
-        let decoded = codec.decode_batch(&mut buf, &mut messages);
+        let Spare {
+            batch,
+            mut messages,
+        } = recycled.try_recv().unwrap_or_default();
+        let decoded = codec.decode_read(&mut buf, batch, &mut messages);
         if !messages.is_empty() && reads.send(messages).await.is_err() {
             // The deliverer has stopped: behind (said below) or its handler panicked.
             break 'conn "the event handler stopped (it panicked); reconnecting to rebuild"
@@ -114,7 +123,7 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
         tokio::select! {
             read = read.read_buf(&mut buf) => match read {
                 Ok(0) => {
-                    let tail = match codec.decode_eof(&mut buf) {
+                    let tail = match codec.decode_eof(&mut bytes::BytesMut::from(&buf[..])) {
                         Err(e) => format!(" ({e})"),
                         Ok(_) => String::new(),
                     };
@@ -150,20 +159,46 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
 }
 
 /// The deliverer's loop: each decoded read through [`deliver`], in order, until the
-/// reader stops sending (`true`) or the handler cannot keep up (`false`).
+/// reader stops sending (`true`) or the handler cannot keep up (`false`). A read's
+/// buffers go back to the reader once its messages are gone.
 fn deliver_reads(
     shared: &Shared,
     mut decoded_reads: tokio::sync::mpsc::Receiver<Vec<Message>>,
+    recycle: &std::sync::mpsc::SyncSender<Spare>,
     kill: &Notify,
 ) -> bool {
     let _wake = WakeReader(kill);
     let mut events = Vec::new();
     while let Some(mut messages) = decoded_reads.blocking_recv() {
+        let batch = messages.last().map(|m| m.batch().clone());
         if !deliver(shared, &mut messages, &mut events) {
             return false;
         }
+        // Unless some message is still kept somewhere, or the buffers grew for a
+        // message far larger than a read.
+        let batch = batch
+            .and_then(|batch| Arc::try_unwrap(batch).ok())
+            .filter(|batch| batch.text.capacity() <= SPARE_BYTES)
+            .unwrap_or_default();
+        if messages.capacity() <= SPARE_MESSAGES {
+            // Dropped if the reader has enough spares already.
+            let _ = recycle.try_send(Spare { batch, messages });
+        }
     }
     true
+}
+
+/// Largest read buffer kept for reuse: a few reads' worth.
+const SPARE_BYTES: usize = 4 * READ_CHUNK;
+
+/// Largest list of a read's messages kept for reuse.
+const SPARE_MESSAGES: usize = 8 * 1024;
+
+/// The buffers of a read whose messages are all gone, for the reader to fill again.
+#[derive(Default)]
+struct Spare {
+    batch: Batch,
+    messages: Vec<Message>,
 }
 
 /// Wakes the reader whenever the deliverer ends, even in a (handler's) panic, so that a

@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use crate::message::{Batch, KnownIndex, Layout, Message, Span};
 
 use super::scan::header_span;
-use super::AmiCodec;
+use super::{AmiCodec, State};
+use crate::error::Result;
 
 impl AmiCodec {
     /// The current message (its header lines `self.scan` bytes long) is complete and
@@ -28,8 +31,8 @@ impl AmiCodec {
         self.index = KnownIndex::default();
     }
 
-    /// Builds the pending messages, whose text is `region`, onto `out`: one shared text
-    /// and one span table for all of them.
+    /// Builds the pending messages, whose text is `region`, onto `out`: one text (a
+    /// copy of `region`) and one span table for all of them.
     pub(super) fn build_pending(&mut self, region: &[u8], out: &mut Vec<Message>) {
         let Some(last) = self.pending.last() else {
             return;
@@ -38,59 +41,124 @@ impl AmiCodec {
         let region = &region[..last.end as usize];
         let batch = match std::str::from_utf8(region) {
             Ok(text) => Batch {
-                text: Arc::from(text),
-                spans: Arc::from(self.spans.get(..self.first).unwrap_or_default()),
+                text: text.to_owned(),
+                spans: self.spans.get(..self.first).unwrap_or_default().to_vec(),
             },
-            Err(_) => self.lossy_batch(region),
+            Err(_) => lossy_batch(&mut self.pending, &self.spans, region),
         };
-        out.extend(self.pending.drain(..).map(|layout| batch.message(layout)));
         // The current message's headers, if any, now start the table.
         self.spans.drain(..self.first);
         self.first = 0;
+        self.emit_pending(&Arc::new(batch), 0, out);
     }
 
-    /// The pending messages' batch when some are not valid UTF-8: those are copied with
-    /// U+FFFD for the invalid bytes (lossy, see [`Message::is_lossy`]) and indexed
-    /// again; the others are copied as they are.
-    fn lossy_batch(&mut self, region: &[u8]) -> Batch {
-        let mut text = String::with_capacity(region.len() + region.len() / 8);
-        let mut spans = Vec::with_capacity(self.first);
-        for layout in &mut self.pending {
-            let (start, end) = (layout.start as usize, layout.end as usize);
-            let raw = region.get(start..end).unwrap_or_default();
-            let offset = text.len() as u32;
-            let first = spans.len() as u32;
-            match std::str::from_utf8(raw) {
-                Ok(valid) => {
-                    text.push_str(valid);
-                    let own = self
-                        .spans
-                        .get(layout.first as usize..(layout.first + layout.count) as usize)
-                        .unwrap_or_default();
-                    spans.extend_from_slice(own);
-                }
-                Err(_) => {
-                    // Replacement keeps every ASCII byte (CR, LF, `:`), so the lines and
-                    // headers are the same; only their offsets change.
-                    let replaced = String::from_utf8_lossy(raw);
-                    let mut own = Vec::with_capacity(layout.count as usize);
-                    index_headers(replaced.as_bytes(), &mut own);
-                    layout.index = KnownIndex::of_spans(&replaced, &own);
-                    layout.count = own.len() as u32;
-                    layout.lossy = true;
-                    text.push_str(&replaced);
-                    spans.extend_from_slice(&own);
-                }
-            }
-            layout.start = offset;
-            layout.end = text.len() as u32;
-            layout.first = first;
+    /// Decodes the complete messages at the front of `read` (what reads from the
+    /// connection appended) onto `out`, as one batch made of `read`'s own bytes: no copy
+    /// but of what follows them (the start of the next message), which moves to the
+    /// front of `spare`'s text, which then becomes `read`. `spare` is a batch whose
+    /// messages are all gone, to reuse its buffers (or an empty one). Rules and errors
+    /// as for [`decode`](Self::decode); on an error, the messages before the bad one are
+    /// on `out` already.
+    pub(crate) fn decode_read(
+        &mut self,
+        read: &mut Vec<u8>,
+        spare: Batch,
+        out: &mut Vec<Message>,
+    ) -> Result<()> {
+        if self.searched > read.len() {
+            self.restart_line();
+            self.clear_message();
         }
-        Batch {
-            text: Arc::from(text),
-            spans: Arc::from(spans),
+        if self.state != State::Messages {
+            // A banner, or a bad message being skipped: rare, and done on a copy.
+            let mut buf = BytesMut::from(&read[..]);
+            let decoded = self.decode_batch(&mut buf, out);
+            read.clear();
+            read.extend_from_slice(&buf);
+            return decoded;
+        }
+        let found = self.find_messages(read, usize::MAX, usize::MAX);
+        let consumed = found.consumed.min(read.len());
+        if self.pending.is_empty() {
+            read.drain(..consumed);
+        } else {
+            let Batch { text, mut spans } = spare;
+            let mut next = text.into_bytes();
+            next.clear();
+            next.extend_from_slice(&read[consumed..]);
+            let mut text = std::mem::replace(read, next);
+            text.truncate(found.base);
+            // The table's rows for the current message, if any, move to the front of
+            // the spare table, which becomes the decoder's.
+            spans.clear();
+            spans.extend_from_slice(self.spans.get(self.first..).unwrap_or_default());
+            let mut own = std::mem::replace(&mut self.spans, spans);
+            own.truncate(self.first);
+            self.first = 0;
+            let (batch, offset) = match String::from_utf8(text) {
+                Ok(text) => (Batch { text, spans: own }, found.region as u32),
+                Err(invalid) => {
+                    let bytes = invalid.into_bytes();
+                    let region = bytes.get(found.region..found.base).unwrap_or_default();
+                    (lossy_batch(&mut self.pending, &own, region), 0)
+                }
+            };
+            self.emit_pending(&Arc::new(batch), offset, out);
+        }
+        match found.error {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
     }
+
+    /// The pending messages onto `out`, in `batch`, their text `offset` bytes further
+    /// into it than their layouts say.
+    fn emit_pending(&mut self, batch: &Arc<Batch>, offset: u32, out: &mut Vec<Message>) {
+        out.extend(self.pending.drain(..).map(|mut layout| {
+            layout.start += offset;
+            layout.end += offset;
+            batch.message(layout)
+        }));
+    }
+}
+
+/// The batch of the messages `pending` (their span table `table`) when some are not valid UTF-8: those are copied with
+/// U+FFFD for the invalid bytes (lossy, see [`Message::is_lossy`]) and indexed
+/// again; the others are copied as they are.
+fn lossy_batch(pending: &mut [Layout], table: &[Span], region: &[u8]) -> Batch {
+    let mut text = String::with_capacity(region.len() + region.len() / 8);
+    let mut spans = Vec::with_capacity(table.len());
+    for layout in pending.iter_mut() {
+        let (start, end) = (layout.start as usize, layout.end as usize);
+        let raw = region.get(start..end).unwrap_or_default();
+        let offset = text.len() as u32;
+        let first = spans.len() as u32;
+        match std::str::from_utf8(raw) {
+            Ok(valid) => {
+                text.push_str(valid);
+                let own = table
+                    .get(layout.first as usize..(layout.first + layout.count) as usize)
+                    .unwrap_or_default();
+                spans.extend_from_slice(own);
+            }
+            Err(_) => {
+                // Replacement keeps every ASCII byte (CR, LF, `:`), so the lines and
+                // headers are the same; only their offsets change.
+                let replaced = String::from_utf8_lossy(raw);
+                let mut own = Vec::with_capacity(layout.count as usize);
+                index_headers(replaced.as_bytes(), &mut own);
+                layout.index = KnownIndex::of_spans(&replaced, &own);
+                layout.count = own.len() as u32;
+                layout.lossy = true;
+                text.push_str(&replaced);
+                spans.extend_from_slice(&own);
+            }
+        }
+        layout.start = offset;
+        layout.end = text.len() as u32;
+        layout.first = first;
+    }
+    Batch { text, spans }
 }
 
 /// Parses the line `buf[start..]` (line ending removed) as `Key: Value`; `None` if it
@@ -164,6 +232,41 @@ mod tests {
         out
     }
 
+    /// The same through `decode_read`, as a connection reads: bytes appended to an
+    /// owned buffer in `chunk`-byte reads, each read's batch made of the buffer's own
+    /// bytes. Spares are batches whose messages are gone, their buffers holding stale
+    /// text and rows, which must not show.
+    fn read_batched(input: &[u8], chunk: usize) -> Vec<std::result::Result<Message, String>> {
+        let mut codec = AmiCodec::without_banner();
+        let mut read = Vec::new();
+        let mut out = Vec::new();
+        let mut decoded = Vec::new();
+        let stale = || Batch {
+            text: "Stale: text\r\n".repeat(4),
+            spans: vec![
+                Span {
+                    key_start: 9,
+                    key_end: 9,
+                    value_start: 9,
+                    value_end: 9
+                };
+                3
+            ],
+        };
+        for piece in input.chunks(chunk.max(1)) {
+            read.extend_from_slice(piece);
+            loop {
+                let result = codec.decode_read(&mut read, stale(), &mut decoded);
+                out.extend(decoded.drain(..).map(Ok));
+                match result {
+                    Ok(()) => break,
+                    Err(e) => out.push(Err(e.to_string())),
+                }
+            }
+        }
+        out
+    }
+
     /// The same through `decode`, one frame at a time, in one piece.
     fn single(input: &[u8]) -> Vec<std::result::Result<Message, String>> {
         let mut codec = AmiCodec::without_banner();
@@ -203,6 +306,13 @@ mod tests {
         assert_eq!(hangup.get("CallerIDName"), Some("Caf\u{fffd} \u{fffd}"));
         assert_eq!(hangup.get("Cause"), Some("16"));
         assert_eq!(last.get("uniqueid"), Some("\u{fffd}"));
+        for chunk in [1, 2, 3, 5, 7, 16, 17, 64, MIXED.len()] {
+            assert_eq!(
+                read_batched(MIXED, chunk),
+                expected,
+                "owned reads of {chunk} bytes"
+            );
+        }
         // The valid messages decoded with them are not lossy.
         let all = batched(MIXED, MIXED.len());
         assert!(all.iter().flatten().filter(|m| !m.is_lossy()).count() == 3);
@@ -238,6 +348,45 @@ mod tests {
     }
 
     #[test]
+    fn a_read_becomes_its_messages_text_and_the_next_message_starts_the_spare() {
+        let mut codec = AmiCodec::without_banner();
+        let mut read = b"\r\nEvent: A\r\nUniqueid: 1\r\n\r\nEvent: B\r\nUniq".to_vec();
+        let address = read.as_ptr();
+        let spare = Batch {
+            text: String::with_capacity(1024),
+            spans: Vec::new(),
+        };
+        let spare_address = spare.text.as_ptr();
+        let mut out = Vec::new();
+        assert!(codec.decode_read(&mut read, spare, &mut out).is_ok());
+        let [a] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(a.get("Uniqueid"), Some("1"));
+        assert_eq!(a.as_str(), "Event: A\r\nUniqueid: 1\r\n");
+        // No copy: the message's text is the read's buffer; the partial message moved
+        // to the spare's, which the next read appends to.
+        assert_eq!(a.batch().text.as_ptr(), address);
+        assert_eq!(read.as_ptr(), spare_address);
+        assert_eq!(read, b"Event: B\r\nUniq");
+        read.extend_from_slice(b"ueid: 2\r\n\r\n");
+        assert!(codec
+            .decode_read(&mut read, Batch::default(), &mut out)
+            .is_ok());
+        assert_eq!(out[1].get("uniqueid"), Some("2"));
+        assert_eq!(out[1].event(), Some("B"));
+        assert!(read.is_empty());
+        // An invalid byte: the batch is copied, with U+FFFD, and the rest is intact.
+        read.extend_from_slice(b"Event: C\r\nName: \xff\r\n\r\nEvent: D\r\n\r\n");
+        assert!(codec
+            .decode_read(&mut read, Batch::default(), &mut out)
+            .is_ok());
+        assert_eq!(out[2].get("Name"), Some("\u{fffd}"));
+        assert!(out[2].is_lossy() && !out[3].is_lossy());
+        assert_eq!(out[3].event(), Some("D"));
+    }
+
+    #[test]
     fn huge_headers_and_batches_past_the_batch_size() {
         let value = "x".repeat(100_000);
         let mut input = Vec::new();
@@ -248,6 +397,7 @@ mod tests {
         }
         for chunk in [4096, 65_536, input.len()] {
             let out = batched(&input, chunk);
+            assert_eq!(out, read_batched(&input, chunk));
             assert_eq!(out.len(), 3);
             for (i, m) in out.iter().enumerate() {
                 let m = m.as_ref().expect("a message");

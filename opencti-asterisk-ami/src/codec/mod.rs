@@ -23,7 +23,7 @@ use scan::{trim_cr, Scan};
 
 /// A batch of messages decoded together is closed once its text reaches this size, so
 /// that a message kept long keeps at most this much text (plus its own) with it.
-const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// Default for [`DecoderConfig::max_message_bytes`]: 1 MiB.
 ///
@@ -129,6 +129,20 @@ enum State {
     SkipToBlankLine,
     /// Recovering from an over-long banner: dropping bytes up to the end of the line.
     SkipToEndOfLine,
+}
+
+/// What [`AmiCodec::find_messages`] found at the front of a buffer.
+struct Found {
+    /// The pending messages' text is `buf[region..base]`.
+    region: usize,
+    base: usize,
+    /// Bytes of `buf` to drop (the pending messages' and any before or after them that
+    /// are done with).
+    consumed: usize,
+    /// The error that stopped the search, if one did.
+    error: Option<Error>,
+    /// The search stopped at its limit of messages or bytes: more may follow.
+    full: bool,
 }
 
 /// The AMI decoder: turns the server's bytes into a [`Frame::Banner`] and then
@@ -393,30 +407,55 @@ impl AmiCodec {
     }
 
     /// Decodes up to `limit` complete messages onto `out` (see
-    /// [`decode_batch`](Self::decode_batch)). The buffer is consumed once, at the end:
-    /// `base` is where the current message starts in it, `region` where the text of the
-    /// messages not yet built starts.
+    /// [`decode_batch`](Self::decode_batch)), each batch's text copied from `buf`.
     fn decode_messages(
         &mut self,
         buf: &mut BytesMut,
         limit: usize,
         out: &mut Vec<Message>,
     ) -> Result<()> {
+        let mut decoded = 0;
+        loop {
+            let found = self.find_messages(buf, limit - decoded, BATCH_BYTES);
+            decoded += self.pending.len();
+            self.build_pending(&buf[found.region..found.base], out);
+            buf.advance(found.consumed);
+            match found.error {
+                Some(error) => return Err(error),
+                None if found.full && decoded < limit => {}
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Finds up to `limit` complete messages at the front of `buf`, adding them to the
+    /// pending ones (the caller builds them), until their text reaches `batch_bytes`.
+    /// Says where their text is and how much of `buf` is consumed (the caller drops
+    /// it); the scan offsets then count from there.
+    fn find_messages(&mut self, buf: &[u8], limit: usize, batch_bytes: usize) -> Found {
+        // Where the current message starts in `buf`, and where the text of the messages
+        // not yet built starts.
         let mut base = 0;
         let mut region = 0;
         let mut decoded = 0;
+        let found = |region, base, consumed, error, full| Found {
+            region,
+            base,
+            consumed,
+            error,
+            full,
+        };
         while decoded < limit {
-            if base - region >= BATCH_BYTES {
-                self.build_pending(&buf[region..base], out);
-                region = base;
+            if base - region >= batch_bytes {
+                return found(region, base, base, None, true);
             }
             match self.scan_lines(&buf[base..]) {
                 Scan::NeedMore => {
                     if buf.len() - base > self.config.max_message_bytes {
                         let error = self.too_large_error("message", &buf[base..]);
                         let consumed = base + self.scan;
-                        self.build_pending(&buf[region..base], out);
-                        return Err(self.start_skipping(buf, consumed, error));
+                        self.start_skipping();
+                        return found(region, base, consumed, Some(error), false);
                     }
                     break;
                 }
@@ -433,11 +472,9 @@ impl AmiCodec {
                     if end > self.config.max_message_bytes {
                         // Complete, so nothing is left to skip.
                         let error = self.too_large_error("message", &buf[base..]);
-                        self.build_pending(&buf[region..base], out);
-                        buf.advance(base + end);
                         self.restart_line();
                         self.clear_message();
-                        return Err(error);
+                        return found(region, base, base + end, Some(error), false);
                     }
                     self.add_pending(base - region);
                     base += end;
@@ -445,15 +482,13 @@ impl AmiCodec {
                     self.restart_line();
                 }
                 Scan::Bad { error, end } => {
-                    self.build_pending(&buf[region..base], out);
-                    return Err(self.start_skipping(buf, base + end, error));
+                    self.start_skipping();
+                    return found(region, base, base + end, Some(error), false);
                 }
             }
         }
-        self.build_pending(&buf[region..base], out);
         // What is left is the current message's start: its scan offsets count from it.
-        buf.advance(base);
-        Ok(())
+        found(region, base, base, None, decoded == limit)
     }
 
     /// Number of headers of the current message parsed so far.
@@ -473,15 +508,13 @@ impl AmiCodec {
         self.searched = 0;
     }
 
-    /// Drops `buf[..consumed]` (whole lines of the bad message, none blank), switches to
-    /// skipping, and lets the skipper deal with what follows. Returns the error to give.
-    fn start_skipping(&mut self, buf: &mut BytesMut, consumed: usize, error: Error) -> Error {
-        buf.advance(consumed.min(buf.len()));
+    /// Switches to skipping the current message, once the caller has dropped its bytes
+    /// read so far (whole lines, none blank): the skipper deals with what follows.
+    fn start_skipping(&mut self) {
         self.restart_line();
         self.clear_message();
         self.skip_line_dirty = false;
         self.state = State::SkipToBlankLine;
-        error
     }
 
     /// Drops lines up to and including the next blank one. Returns `true` when it was

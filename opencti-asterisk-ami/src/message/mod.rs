@@ -3,8 +3,9 @@
 //!
 //! A [`Message`] is a range of a shared text (the header lines as received) plus the
 //! byte ranges of each key and value in it. The decoder makes one text and one range
-//! table for all the messages of a read, so decoding costs two allocations per read,
-//! not per message; lookups borrow from the text. The well-known keys (`Event`,
+//! table for all the messages of a read (on a connection, the read's own bytes, with no
+//! copy), so decoding allocates per read, not per message; lookups borrow from the
+//! text. The well-known keys (`Event`,
 //! `Uniqueid`, `Channel`, `ActionID`, ...) are classified once while decoding, so looking
 //! one up does not scan the headers.
 
@@ -46,18 +47,20 @@ pub(crate) struct Layout {
     pub(crate) lossy: bool,
 }
 
-/// The messages decoded together: one text, one span table.
+/// The messages decoded together: one text, one span table. Once its messages are
+/// gone, its two buffers can be reused for the next read (see
+/// [`AmiCodec::decode_read`]).
+#[derive(Debug, Default)]
 pub(crate) struct Batch {
-    pub(crate) text: Arc<str>,
-    pub(crate) spans: Arc<[Span]>,
+    pub(crate) text: String,
+    pub(crate) spans: Vec<Span>,
 }
 
 impl Batch {
     /// The message at `layout` in this batch.
-    pub(crate) fn message(&self, layout: Layout) -> Message {
+    pub(crate) fn message(self: &Arc<Batch>, layout: Layout) -> Message {
         Message {
-            text: self.text.clone(),
-            spans: self.spans.clone(),
+            batch: self.clone(),
             layout,
         }
     }
@@ -104,11 +107,10 @@ pub enum MessageKind {
 /// ```
 ///
 /// A message decoded from a connection shares its text with the other messages of the
-/// same read (at most about 64 KiB of them): keeping one message keeps that text.
+/// same read (at most a few hundred KiB of them): keeping one message keeps that text.
 #[derive(Clone)]
 pub struct Message {
-    text: Arc<str>,
-    spans: Arc<[Span]>,
+    batch: Arc<Batch>,
     layout: Layout,
 }
 
@@ -157,15 +159,16 @@ impl Message {
         } = self.layout;
         if start == 0
             && first == 0
-            && end as usize == self.text.len()
-            && count as usize == self.spans.len()
+            && end as usize == self.batch.text.len()
+            && count as usize == self.batch.spans.len()
         {
             return self.clone();
         }
-        let spans: Arc<[Span]> = Arc::from(self.spans());
         Message {
-            text: Arc::from(self.as_str()),
-            spans,
+            batch: Arc::new(Batch {
+                text: self.as_str().to_owned(),
+                spans: self.spans().to_vec(),
+            }),
             layout: Layout {
                 start: 0,
                 end: end - start,
@@ -175,11 +178,17 @@ impl Message {
         }
     }
 
+    /// The batch this message shares with the others decoded with it.
+    pub(crate) fn batch(&self) -> &Arc<Batch> {
+        &self.batch
+    }
+
     /// This message's headers.
     #[inline]
     fn spans(&self) -> &[Span] {
         let Layout { first, count, .. } = self.layout;
-        self.spans
+        self.batch
+            .spans
             .get(first as usize..first as usize + count as usize)
             .unwrap_or_default()
     }
@@ -349,7 +358,8 @@ impl Message {
     /// The header lines as received, line endings included, without the blank line that
     /// ended the message (after lossy UTF-8 replacement if [`is_lossy`](Self::is_lossy)).
     pub fn as_str(&self) -> &str {
-        self.text
+        self.batch
+            .text
             .get(self.layout.start as usize..self.layout.end as usize)
             .unwrap_or_default()
     }
@@ -385,7 +395,8 @@ impl Message {
     #[inline]
     fn slice(&self, from: u32, to: u32) -> &str {
         let start = self.layout.start as usize;
-        self.text
+        self.batch
+            .text
             .get(start + from as usize..start + to as usize)
             .unwrap_or_default()
     }
