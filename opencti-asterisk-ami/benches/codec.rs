@@ -104,22 +104,21 @@ fn decode_and_lookup(bencher: Bencher<'_, '_>) {
         });
 }
 
-/// The connection's decoder: each read's complete messages decoded together (one
-/// shared text and span table a read), each event's type read.
+/// The connection's decoder: each read's complete messages decoded together (the
+/// read's own bytes their shared text, one span table a read, the buffers reused),
+/// each event's type read.
 #[divan::bench(sample_count = 30)]
-fn decode_batch(bencher: Bencher<'_, '_>) {
+fn decode_read(bencher: Bencher<'_, '_>) {
     let s = &*STREAM;
     bencher
         .counter(ItemsCount::new(s.events))
         .counter(BytesCount::new(s.bytes.len()))
         .bench(|| {
-            let mut codec = AmiCodec::without_banner();
-            let mut buf = BytesMut::with_capacity(64 * 1024);
+            let mut decoder = test_support::ReadDecoder::new();
             let mut messages = Vec::new();
             let mut events = 0usize;
             for read in black_box(&s.bytes[..]).chunks(READ_SIZE) {
-                buf.extend_from_slice(read);
-                let decoded = test_support::decode_batch(&mut codec, &mut buf, &mut messages);
+                let decoded = decoder.read(read, &mut messages);
                 assert!(decoded.is_ok());
                 for m in messages.drain(..) {
                     events += usize::from(m.event().is_some());

@@ -363,14 +363,46 @@ impl Control {
     }
 }
 
-/// Decodes every complete message in `buf` onto `out` the way the connection does
-/// (a read's messages together, sharing one text and one span table), for benches
-/// that measure the connection's decoding. Rules and errors as for
-/// [`AmiCodec::decode`]; on an error, the messages before the bad one are on `out`.
-pub fn decode_batch(
-    codec: &mut AmiCodec,
-    buf: &mut bytes::BytesMut,
-    out: &mut Vec<Message>,
-) -> Result<()> {
-    codec.decode_batch(buf, out)
+/// The connection's decoding, for benches that measure it: each read's bytes appended
+/// to one buffer, its complete messages decoded together with the read's own bytes as
+/// their text, and the buffers of a read whose messages are all gone reused for the
+/// next one.
+#[derive(Debug)]
+pub struct ReadDecoder {
+    codec: AmiCodec,
+    read: Vec<u8>,
+    last: Option<Arc<crate::message::Batch>>,
+}
+
+impl ReadDecoder {
+    /// A decoder for a stream that starts with a message (no banner).
+    pub fn new() -> ReadDecoder {
+        ReadDecoder {
+            codec: AmiCodec::without_banner(),
+            read: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// Decodes what `bytes` completes onto `out`. Rules and errors as for
+    /// [`AmiCodec::decode`]; on an error, the messages before the bad one are on `out`.
+    /// Drop the messages of one read before the next, as the connection does, or
+    /// their buffers are not reused.
+    pub fn read(&mut self, bytes: &[u8], out: &mut Vec<Message>) -> Result<()> {
+        self.read.extend_from_slice(bytes);
+        let spare = self
+            .last
+            .take()
+            .and_then(|batch| Arc::try_unwrap(batch).ok())
+            .unwrap_or_default();
+        let decoded = self.codec.decode_read(&mut self.read, spare, out);
+        self.last = out.last().map(|m| m.batch().clone());
+        decoded
+    }
+}
+
+impl Default for ReadDecoder {
+    fn default() -> Self {
+        ReadDecoder::new()
+    }
 }
