@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::BufMut;
 use opencti_core::ErrorKind;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
@@ -119,9 +120,14 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
                 "Asterisk sent something that is not AMI ({e}); reconnecting to resynchronise"
             );
         }
-        buf.reserve(READ_CHUNK);
+        // Reads of at most READ_CHUNK, into a buffer with room for them and the start
+        // of a message left over, so that a reused buffer is not grown again.
+        if buf.capacity() - buf.len() < READ_CHUNK {
+            buf.reserve_exact(READ_CHUNK + READ_CHUNK / 4);
+        }
+        let mut room = (&mut buf).limit(READ_CHUNK);
         tokio::select! {
-            read = read.read_buf(&mut buf) => match read {
+            read = read.read_buf(&mut room) => match read {
                 Ok(0) => {
                     let tail = match codec.decode_eof(&mut bytes::BytesMut::from(&buf[..])) {
                         Err(e) => format!(" ({e})"),
