@@ -6,7 +6,9 @@
 //! which completes the action waiting for a message (a response, a list item) or hands
 //! the events to [`ClientEvents::events`], synchronously and without waiting for
 //! anything. So decoding the next read and translating this one run on two cores, and a
-//! burst of events costs the reader only its decoding. A few reads may wait between the
+//! burst of events costs the reader only its decoding. A read's bytes become its
+//! messages' text without a copy, and the deliverer sends the buffers of a read whose
+//! messages are gone back to the reader. A few reads may wait between the
 //! two, no more: a consumer that falls behind stops the reads, and Asterisk drops a
 //! client whose socket stalls for 100 ms, so nothing a consumer does may hold the
 //! deliverer up. Actions are written by whoever sends them, under a lock on the write
