@@ -9,8 +9,14 @@
 //! run: one reader handles events in order, so its `call_ended` means every event before
 //! it has been translated.
 //!
+//! The scripted server runs on a thread of its own (Asterisk is a process of its own);
+//! each pass prints the CPU time of each thread (`ami-server`, the link's runtime
+//! workers, among them the reader, and `ami-deliverer`), and each number of lines ends
+//! with the median and fastest pass.
+//!
 //! Run: `cargo bench -p opencti-asterisk-ami --bench link` (optionally `-- LINES...`, the
-//! numbers of lines to measure; default 1 20 200). To profile only the timed passes:
+//! numbers of lines to measure; default 1 20 200; `PASSES=N` for N passes, default 3).
+//! The runtime has two workers, or `WORKERS=N`. To profile only the timed passes:
 //! `mkfifo /tmp/ctl /tmp/ack`, then run the bench binary under `perf record -D -1
 //! --control fifo:/tmp/ctl,/tmp/ack` with `PERF_CTL_FIFO=/tmp/ctl PERF_ACK_FIFO=/tmp/ack`.
 
@@ -146,6 +152,7 @@ async fn measure(lines: usize) {
     let events = (CALLS + 1) * EVENTS_A_CALL;
     // Three passes of the stream, each with calls of its own: the first warms the maps
     // up, the others show whether memory stays flat.
+    let mut rates = Vec::new();
     for pass in 1..=passes() {
         let first = (pass - 1) * (CALLS + 1);
         let mut stream = Vec::new();
@@ -205,6 +212,15 @@ async fn measure(lines: usize) {
         );
         drop(kept);
         assert_eq!((rejected, calls_left), (0, 0), "events lost or misread");
+        rates.push(events as f64 / elapsed.as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    if let (Some(slowest), Some(fastest)) = (rates.first(), rates.last()) {
+        println!(
+            "{lines:>5} lines over {} passes: median {:.0}, fastest {fastest:.0}, slowest {slowest:.0} events/s",
+            rates.len(),
+            rates[rates.len() / 2],
+        );
     }
     let _ = link.stop().await;
 }
@@ -219,8 +235,12 @@ fn main() {
     } else {
         lines
     };
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("runtime");
