@@ -122,9 +122,10 @@ impl AmiCodec {
     }
 }
 
-/// The batch of the messages `pending` (their span table `table`) when some are not valid UTF-8: those are copied with
-/// U+FFFD for the invalid bytes (lossy, see [`Message::is_lossy`]) and indexed
-/// again; the others are copied as they are.
+/// The batch of the messages `pending` (their span table `table`, their text `region`)
+/// when some are not valid UTF-8: those are copied with U+FFFD for the invalid bytes
+/// (lossy, see [`Message::is_lossy`]) and indexed again; the others are copied as they
+/// are.
 fn lossy_batch(pending: &mut [Layout], table: &[Span], region: &[u8]) -> Batch {
     let mut text = String::with_capacity(region.len() + region.len() / 8);
     let mut spans = Vec::with_capacity(table.len());
