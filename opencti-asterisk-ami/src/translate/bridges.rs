@@ -444,6 +444,10 @@ impl Translator<'_> {
                 Some((m, call))
             })
             .collect();
+        // Its id is made only for the calls it was in.
+        if holders.is_empty() {
+            return;
+        }
         let Ok(party) = PartyId::new(uniqueid) else {
             return;
         };
