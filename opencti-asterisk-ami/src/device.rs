@@ -19,13 +19,19 @@ use crate::tracker::IdMap;
 /// assert_eq!(interface_of("Message/ast_msg_queue"), None);
 /// ```
 pub fn interface_of(channel: &str) -> Option<&str> {
-    let name = channel
-        .strip_suffix(";1")
-        .or_else(|| channel.strip_suffix(";2"))
-        .unwrap_or(channel);
-    let (interface, suffix) = name.rsplit_once('-')?;
-    let slash = interface.find('/')?;
-    (slash > 0 && slash + 1 < interface.len() && !suffix.is_empty()).then_some(interface)
+    // Byte by byte rather than with `str`'s searches: a channel name is short, and this
+    // runs for every channel that appears.
+    let bytes = channel.as_bytes();
+    let name = match bytes {
+        [name @ .., b';', b'1' | b'2'] => name,
+        _ => bytes,
+    };
+    let dash = name.iter().rposition(|&b| b == b'-')?;
+    let slash = name[..dash].iter().position(|&b| b == b'/')?;
+    // `dash` is an ASCII byte's index, so a char boundary.
+    (slash > 0 && slash + 1 < dash && dash + 1 < name.len())
+        .then(|| channel.get(..dash))
+        .flatten()
 }
 
 /// Whether `interface` is a `Local/...` one (compared ASCII case-insensitively).
@@ -141,6 +147,57 @@ mod tests {
         );
         assert_eq!(owners.of_channel("Local/1001@from-agents-00000003;1"), None);
         assert_eq!(owners.of_channel("é"), None);
+    }
+
+    /// `interface_of` as it was first written, with `str`'s searches.
+    fn interface_of_by_str(channel: &str) -> Option<&str> {
+        let name = channel
+            .strip_suffix(";1")
+            .or_else(|| channel.strip_suffix(";2"))
+            .unwrap_or(channel);
+        let (interface, suffix) = name.rsplit_once('-')?;
+        let slash = interface.find('/')?;
+        (slash > 0 && slash + 1 < interface.len() && !suffix.is_empty()).then_some(interface)
+    }
+
+    #[test]
+    fn interface_of_reads_names_as_the_str_searches_do() {
+        let names = [
+            "",
+            "-",
+            ";1",
+            "-;1",
+            "a-;1",
+            "/-1",
+            "a/-1",
+            "a/b-",
+            "a/b-;2",
+            "a/b-c",
+            "a/b-c;1",
+            "a/b-c;2",
+            "a/b-c;3",
+            "/a-1",
+            "a//-1",
+            "a/b/c-d-e",
+            "PJSIP/1001-0000000a",
+            "Local/1001@agents-00000003;1",
+            "Local/1001@agents-00000003;2",
+            "PJSIP/front-desk-00000001",
+            "Message/ast_msg_queue",
+            "é/é-é",
+            "é-é;1",
+            "x/é-1;1",
+            "SIP/x-",
+            "-0001",
+            "/a-0001",
+            "a/-0001",
+            "a-b/c",
+            "a/b;1",
+            "a/b-;1;1",
+        ];
+        for name in names {
+            assert_eq!(interface_of(name), interface_of_by_str(name), "{name:?}");
+        }
     }
 
     #[test]

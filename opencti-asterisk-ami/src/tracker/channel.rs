@@ -4,6 +4,7 @@
 use crate::device::LineId;
 use crate::message::{Known, Message};
 
+use super::ids::same_text;
 use super::{state, ChannelTracker};
 
 /// One live channel.
@@ -151,13 +152,16 @@ fn same(key: &str, name: &str) -> bool {
     key == name || key.eq_ignore_ascii_case(name)
 }
 
-/// Overwrites `field` with `value` if they differ, reusing its allocation.
+/// Overwrites `field` with `value` if they differ, reusing its allocation. Returns
+/// whether they differed.
 #[inline]
-pub(super) fn set(field: &mut String, value: &str) {
-    if field != value {
+pub(super) fn set(field: &mut String, value: &str) -> bool {
+    let differ = !same_text(field, value);
+    if differ {
         field.clear();
         field.push_str(value);
     }
+    differ
 }
 
 impl ChannelTracker {
@@ -229,8 +233,7 @@ impl ChannelTracker {
             }
             if full {
                 if let Some(value) = get(Known::Channel) {
-                    named = channel.name != value;
-                    set(&mut channel.name, value);
+                    named = set(&mut channel.name, value);
                 }
             }
             if let Some(value) = get(Known::Context) {
@@ -273,7 +276,7 @@ impl ChannelTracker {
             let field = match rest.len() {
                 5 if same(rest, "Exten") => &mut channel.exten,
                 7 if full && same(rest, "Channel") => {
-                    named = channel.name != value;
+                    named = !same_text(&channel.name, value);
                     &mut channel.name
                 }
                 7 if same(rest, "Context") => &mut channel.context,

@@ -7,9 +7,35 @@ use opencti_core::{CallData, CallId, CallRole, CallState, Cause, Event, Party, P
 use crate::tracker::state;
 
 use super::{
-    address, party, read_call, state_of, Consult, EventOut, Peer, Pending, Translator,
-    CONFERENCE_BRIDGE,
+    address, party, read_call, state_of, Consult, DeviceChannel, EventOut, Peer, Pending,
+    Translator, CONFERENCE_BRIDGE,
 };
+
+/// What `leg_entered` reads of a leg as it was when the event came (the leg itself
+/// changes as the event is translated): these fields only, not a copy of the whole leg.
+struct EnteringLeg {
+    primary: Option<CallId>,
+    consult: Option<Consult>,
+    pending: Pending,
+    home_bridge: Option<Box<str>>,
+    held_party: Option<Box<str>>,
+    redirect_held: bool,
+    outbound: bool,
+}
+
+impl EnteringLeg {
+    fn of(leg: &DeviceChannel) -> Self {
+        EnteringLeg {
+            primary: leg.primary.clone(),
+            consult: leg.consult.clone(),
+            pending: leg.pending.clone(),
+            home_bridge: leg.home_bridge.clone(),
+            held_party: leg.held_party.clone(),
+            redirect_held: leg.redirect_held,
+            outbound: leg.outbound,
+        }
+    }
+}
 
 impl Translator<'_> {
     /// The calls whose conversation is in `bridge`, except `other`'s own.
@@ -93,7 +119,7 @@ impl Translator<'_> {
                 party: party(c),
             })
             .collect();
-        let Some(leg) = self.book.legs.get(uniqueid).cloned() else {
+        let Some(leg) = self.book.legs.get(uniqueid).map(EnteringLeg::of) else {
             return;
         };
         if leg.consult.as_ref().is_some_and(|c| &*c.bridge == bridge) {
@@ -352,7 +378,7 @@ impl Translator<'_> {
     }
 
     pub(super) fn bridge_left(&mut self, bridge: &str, uniqueid: &str, out: &mut dyn EventOut) {
-        if let Some(leg) = self.book.legs.get(uniqueid).cloned() {
+        if let Some(leg) = self.book.legs.get(uniqueid) {
             let Some(call) = leg.primary.clone() else {
                 return;
             };
@@ -365,7 +391,13 @@ impl Translator<'_> {
                 }
                 _ => false,
             };
-            match leg.pending {
+            // What the leg was waiting for, without a copy of the whole leg.
+            let pending = match leg.pending {
+                Pending::Hold => Pending::Hold,
+                Pending::Consult { .. } => Pending::Consult { to: None },
+                _ => Pending::None,
+            };
+            match pending {
                 Pending::Hold => {
                     if let Some(l) = self.book.legs.get_mut(uniqueid) {
                         l.redirect_held = true;
@@ -412,6 +444,10 @@ impl Translator<'_> {
                 Some((m, call))
             })
             .collect();
+        // Its id is made only for the calls it was in.
+        if holders.is_empty() {
+            return;
+        }
         let Ok(party) = PartyId::new(uniqueid) else {
             return;
         };

@@ -364,9 +364,6 @@ impl Translator<'_> {
             }
         }
         // A party of a call hung up while still in the call's bridge, or while held.
-        let Ok(party) = PartyId::new(uniqueid) else {
-            return;
-        };
         let mut ended_primary = Vec::new();
         let affected: Vec<(Box<str>, CallId, bool)> = self
             .book
@@ -390,6 +387,13 @@ impl Translator<'_> {
                 Some((k.clone(), call, held_here))
             })
             .collect();
+        // Its id is made only for the calls it was in (most hangups concern none here).
+        if affected.is_empty() {
+            return;
+        }
+        let Ok(party) = PartyId::new(uniqueid) else {
+            return;
+        };
         for (leg_id, call, held_here) in affected {
             self.emit(
                 out,
