@@ -156,6 +156,10 @@ pub(crate) fn shorten(value: &str) -> &str {
 
 /// Refuses control characters (C0, DEL, C1): they are what injects headers and lines.
 pub(crate) fn no_control(value: &str) -> Result<(), String> {
+    // Printable ASCII, the common case, settled a byte at a time without decoding.
+    if value.bytes().all(|b| matches!(b, b' '..=b'~')) {
+        return Ok(());
+    }
     match value.chars().find(|c| c.is_control()) {
         Some(c) => Err(format!("control character {:?} is not allowed", c)),
         None => Ok(()),
@@ -165,6 +169,11 @@ pub(crate) fn no_control(value: &str) -> Result<(), String> {
 /// An identifier: printable, no white space, no control or invisible formatting
 /// characters (which would let two different ids look alike).
 pub(crate) fn identifier(value: &str) -> Result<(), String> {
+    // Printable ASCII but the space, the common case (channel names, ids, numbers),
+    // settled a byte at a time without decoding.
+    if value.bytes().all(|b| matches!(b, b'!'..=b'~')) {
+        return Ok(());
+    }
     match value
         .chars()
         .find(|c| c.is_control() || c.is_whitespace() || is_invisible_format(*c))
@@ -180,4 +189,28 @@ pub(crate) fn identifier(value: &str) -> Result<(), String> {
 /// Zero-width and bidirectional formatting characters.
 fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ascii_shortcuts_agree_with_the_character_rules() {
+        for b in 0u8..=0x7f {
+            let c = char::from(b);
+            let text = format!("a{c}b");
+            let bad_id = c.is_control() || c.is_whitespace();
+            assert_eq!(identifier(&text).is_err(), bad_id, "{c:?} in an identifier");
+            assert_eq!(
+                no_control(&text).is_err(),
+                c.is_control(),
+                "{c:?} in a value"
+            );
+        }
+        assert!(identifier("Local/1001@agents-00000003;1").is_ok());
+        assert!(identifier("a\u{200B}b").is_err());
+        assert!(identifier("caf\u{e9}").is_ok());
+        assert!(no_control("caf\u{e9} \u{85}").is_err());
+    }
 }
