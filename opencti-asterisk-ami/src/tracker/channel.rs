@@ -276,7 +276,8 @@ impl ChannelTracker {
             let field = match rest.len() {
                 5 if same(rest, "Exten") => &mut channel.exten,
                 7 if full && same(rest, "Channel") => {
-                    named = !same_text(&channel.name, value);
+                    // Any of the repeated names may differ from the one before.
+                    named |= !same_text(&channel.name, value);
                     &mut channel.name
                 }
                 7 if same(rest, "Context") => &mut channel.context,
@@ -348,5 +349,21 @@ mod tests {
             ("PJSIP/2-1", "555", "2")
         );
         assert_eq!(d.state, state::RINGING);
+    }
+
+    #[test]
+    fn a_rename_in_repeated_channel_headers_finds_the_new_owner() {
+        let mut t = ChannelTracker::new(10);
+        assert!(t.add_owner("PJSIP/2", 7));
+        t.apply(&msg(
+            "Event: Newchannel\nChannel: PJSIP/1-1\nUniqueid: 1.1\n",
+        ));
+        assert_eq!(t.channel("1.1").and_then(|c| c.owner), None);
+        // Renamed to the owned device's channel, the same name given twice.
+        t.apply(&msg(
+            "Event: NewCallerid\nUniqueid: 1.1\nChannel: PJSIP/2-1\nChannel: PJSIP/2-1\n",
+        ));
+        let c = t.channel("1.1").expect("tracked");
+        assert_eq!((c.name.as_str(), c.owner), ("PJSIP/2-1", Some(7)));
     }
 }
