@@ -339,6 +339,49 @@ async fn events_reach_the_handler_in_order_before_the_answer_after_them_and_the_
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_runtime_shuts_down_closes_its_connection() {
+    bounded(async {
+        // The server says when the client's connection closes.
+        let (closed, mut was_closed) = tokio::sync::mpsc::unbounded_channel();
+        let addr = raw_server(move |mut s| {
+            let closed = closed.clone();
+            async move {
+                if accept_login(&mut s).await.is_none() {
+                    return;
+                }
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest).await;
+                let _ = closed.send(());
+            }
+        })
+        .await;
+        let recorder = Arc::new(Recorder::default());
+        // The client lives in a runtime of its own, dropped without `stop`, as an
+        // application's runtime shuts down.
+        let handler = recorder.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let mut c = config(addr.to_string());
+            c.auth = AuthMethod::Plaintext;
+            let client = runtime.block_on(AmiClient::start(c, handler));
+            let up = client.as_ref().is_ok_and(AmiClient::is_up);
+            drop(runtime);
+            up
+        });
+        assert!(started.await.expect("the client's runtime"), "logged in");
+        assert_eq!(recorder.connects(), 1);
+        assert!(was_closed.recv().await.is_some(), "the connection closed");
+        // And it is not made again.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(recorder.connects(), 1);
+    })
+    .await;
+}
+
 /// Keeps some of the events it is told (those whose `Seq` is a multiple of `every`),
 /// and counts them all.
 struct Keeper {

@@ -1,5 +1,5 @@
-//! The connection task: the reader, the deliverer that hands its reads on in order, the
-//! keepalive, and the reconnects.
+//! The connection task (on the connection's own thread): the reader, the deliverer that
+//! hands its reads on in order, the keepalive, and the reconnects.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,7 +46,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut next: Option<Conn>) {
             return;
         }
         tracing::warn!(%reason, "AMI: connection dropped; reconnecting");
-        shared.handler.disconnected(&reason);
+        {
+            let _app = shared.app.enter();
+            shared.handler.disconnected(&reason);
+        }
         let delay = shared.config.backoff.delay(0);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -75,7 +78,11 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
         link.kill = kill.clone();
         link.generation
     };
-    shared.handler.connected(&banner);
+    {
+        // The handler runs in the application's runtime, wherever it is called from.
+        let _app = shared.app.enter();
+        shared.handler.connected(&banner);
+    }
     shared.up.send_replace(generation);
     let keepalive = tokio::spawn(keepalive(shared.clone(), generation, kill.clone()));
     // The reader decodes; a thread of its own hands the decoded reads to the handler and
@@ -86,10 +93,10 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     // that a busy link neither allocates nor faults in fresh memory for each read.
     let (recycle, recycled) = std::sync::mpsc::sync_channel(READS_IN_FLIGHT);
     // A named thread (not `spawn_blocking`'s pool), so that profiles and `top -H` show
-    // it; it runs inside the runtime, as the handler may spawn tasks. Its verdict comes
-    // back on `delivered`, which a panic drops unsent.
+    // it; it runs inside the application's runtime, as the handler may spawn tasks. Its
+    // verdict comes back on `delivered`, which a panic drops unsent.
     let (verdict, delivered) = tokio::sync::oneshot::channel();
-    let runtime = tokio::runtime::Handle::current();
+    let runtime = shared.app.clone();
     let spawned = std::thread::Builder::new()
         .name("ami-deliverer".to_owned())
         .spawn({
@@ -176,6 +183,10 @@ fn deliver_reads(
     let _wake = WakeReader(kill);
     let mut events = Vec::new();
     while let Some(mut messages) = decoded_reads.blocking_recv() {
+        if shared.stopped.load(Ordering::SeqCst) {
+            // Nothing reaches the handler once the client is stopped.
+            return true;
+        }
         let batch = messages.last().map(|m| m.batch().clone());
         if !deliver(shared, &mut messages, &mut events) {
             return false;

@@ -1,8 +1,10 @@
 //! The AMI protocol client: connect, read the banner, log in, correlate responses to
 //! actions by `ActionID`, collect event lists, keep the link alive, and reconnect.
 //!
-//! One task per client owns the connection: it logs in, then reads and decodes. Each
-//! read's messages go, in order, to a thread of the connection's own (the deliverer),
+//! One task per client owns the connection: it logs in, then reads and decodes, on a
+//! thread and runtime of the client's own (`ami-connection`), so that a busy link's
+//! reader does not take turns with the application's tasks. Each read's messages go, in
+//! order, to a second thread of the connection's own (the deliverer, `ami-deliverer`),
 //! which completes the action waiting for a message (a response, a list item) or hands
 //! the events to [`ClientEvents::events`], synchronously and without waiting for
 //! anything. So decoding the next read and translating this one run on two cores, and a
@@ -31,7 +33,6 @@ use bytes::BytesMut;
 use opencti_core::{Error, ErrorKind, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{oneshot, Notify};
-use tokio::task::JoinHandle;
 
 use crate::action::{Action, AmiValue};
 use crate::codec::AmiCodec;
@@ -42,10 +43,14 @@ use crate::transport::{ReadHalf, Transport, WriteHalf};
 
 mod connection;
 mod login;
+mod thread;
 
-/// What the client tells its owner. Called from the connection's task and its
-/// deliverer thread, one call at a time and in the stream's order: implementations must
-/// return quickly and never block or await.
+use thread::ConnectionThread;
+
+/// What the client tells its owner. Called from the connection's thread and its
+/// deliverer thread, one call at a time and in the stream's order, inside the runtime
+/// [`AmiClient::start`] was called in (what a call spawns runs there): implementations
+/// must return quickly and never block or await.
 pub trait ClientEvents: Send + Sync + 'static {
     /// Logged in (again); events follow.
     fn connected(&self, banner: &Banner);
@@ -100,7 +105,12 @@ struct Shared {
     nonce: String,
     stopped: AtomicBool,
     stop: Notify,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The connection's own thread, until stopped.
+    thread: Mutex<Option<ConnectionThread>>,
+    /// Set to end the connection's thread at once, wherever it is.
+    halt: tokio::sync::watch::Sender<bool>,
+    /// The application's runtime: the handler runs in it, and what it spawns goes there.
+    app: tokio::runtime::Handle,
     /// The generation of the connection that is up (0: none yet).
     up: tokio::sync::watch::Sender<u64>,
     /// Counts the reads that brought bytes: the link is alive while it moves, even when
@@ -151,8 +161,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const READS_IN_FLIGHT: usize = 8;
 
 impl AmiClient {
-    /// Connects and logs in, then keeps the connection up in a background task until
-    /// [`stop`](AmiClient::stop).
+    /// Connects and logs in, then keeps the connection up on a thread of its own until
+    /// [`stop`](AmiClient::stop), or until the runtime this is called in shuts down.
     ///
     /// Fails with `unauthorized` if Asterisk refuses the login or (over TLS) its
     /// certificate does not verify, `config` for an invalid config (an unreadable or
@@ -176,24 +186,15 @@ impl AmiClient {
             nonce: format!("ocx{:06x}", fastrand::u32(..0x100_0000)),
             stopped: AtomicBool::new(false),
             stop: Notify::new(),
-            task: Mutex::new(None),
+            thread: Mutex::new(None),
+            halt: tokio::sync::watch::channel(false).0,
+            app: tokio::runtime::Handle::current(),
             up: tokio::sync::watch::channel(0).0,
             reads: AtomicU64::new(0),
         });
-        let first = match login::establish(&shared.config, &shared.transport).await {
-            Ok(conn) => Some(conn),
-            Err(e) if matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::Config) => {
-                return Err(e)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "AMI: first connection failed; retrying with backoff");
-                None
-            }
-        };
-        let connected = first.is_some();
         let mut up = shared.up.subscribe();
-        let task = tokio::spawn(connection::run(shared.clone(), first));
-        *shared.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        let (thread, connected) = ConnectionThread::start(&shared).await?;
+        *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         if connected {
             // Returns once the logged-in connection is ready for actions.
             let _ = up.wait_for(|generation| *generation > 0).await;
@@ -314,15 +315,14 @@ impl AmiClient {
             }
         }
         self.shared.stop.notify_waiters();
-        let task = self
+        let thread = self
             .shared
-            .task
+            .thread
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(task) = task {
-            task.abort();
-            let _ = task.await;
+        if let Some(thread) = thread {
+            thread.stop(&self.shared).await;
         }
         let mut link = self.shared.link();
         link.writer = None;
