@@ -14,7 +14,8 @@ use super::{
     fail_all, AmiClient, Conn, ListResponse, Shared, Waiting, READS_IN_FLIGHT, READ_CHUNK,
 };
 use crate::action::Action;
-use crate::message::{Batch, Message, MessageKind};
+use crate::codec::{DecodedRead, Spare};
+use crate::message::{Message, MessageKind};
 use opencti_core::Error;
 
 /// The connection task: serve, then reconnect with backoff, until stopped.
@@ -112,12 +113,9 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
             break format!("could not start the thread that delivers events: {e}");
         }
         // Whatever is already buffered (it came with the login response) goes first.
-        let Spare {
-            batch,
-            mut messages,
-        } = recycled.try_recv().unwrap_or_default();
-        let decoded = codec.decode_read(&mut buf, batch, &mut messages);
-        if !messages.is_empty() && reads.send(messages).await.is_err() {
+        let spare = recycled.try_recv().unwrap_or_default();
+        let (found, decoded) = codec.find_read(&mut buf, spare);
+        if !found.is_empty() && reads.send(found).await.is_err() {
             // The deliverer has stopped: behind (said below) or its handler panicked.
             break 'conn "the event handler stopped (it panicked); reconnecting to rebuild"
                 .to_owned();
@@ -171,22 +169,25 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
     reason
 }
 
-/// The deliverer's loop: each decoded read through [`deliver`], in order, until the
-/// reader stops sending (`true`) or the handler cannot keep up (`false`). A read's
-/// buffers go back to the reader once its messages are gone.
+/// The deliverer's loop: each read's messages made (their text checked as UTF-8 here,
+/// beside the reader's decoding of the next read) and put through [`deliver`], in
+/// order, until the reader stops sending (`true`) or the handler cannot keep up
+/// (`false`). A read's buffers go back to the reader once its messages are gone.
 fn deliver_reads(
     shared: &Shared,
-    mut decoded_reads: tokio::sync::mpsc::Receiver<Vec<Message>>,
+    mut decoded_reads: tokio::sync::mpsc::Receiver<DecodedRead>,
     recycle: &std::sync::mpsc::SyncSender<Spare>,
     kill: &Notify,
 ) -> bool {
     let _wake = WakeReader(kill);
+    let mut messages = Vec::new();
     let mut events = Vec::new();
-    while let Some(mut messages) = decoded_reads.blocking_recv() {
+    while let Some(read) = decoded_reads.blocking_recv() {
         if shared.stopped.load(Ordering::SeqCst) {
             // Nothing reaches the handler once the client is stopped.
             return true;
         }
+        let layouts = read.into_messages(&mut messages);
         let batch = messages.last().map(|m| m.batch().clone());
         if !deliver(shared, &mut messages, &mut events) {
             return false;
@@ -197,9 +198,9 @@ fn deliver_reads(
             .and_then(|batch| Arc::try_unwrap(batch).ok())
             .filter(|batch| batch.text.capacity() <= SPARE_BYTES)
             .unwrap_or_default();
-        if messages.capacity() <= SPARE_MESSAGES {
+        if layouts.capacity() <= SPARE_LAYOUTS {
             // Dropped if the reader has enough spares already.
-            let _ = recycle.try_send(Spare { batch, messages });
+            let _ = recycle.try_send(Spare { batch, layouts });
         }
     }
     true
@@ -208,15 +209,8 @@ fn deliver_reads(
 /// Largest read buffer kept for reuse: a few reads' worth.
 const SPARE_BYTES: usize = 4 * READ_CHUNK;
 
-/// Largest list of a read's messages kept for reuse.
-const SPARE_MESSAGES: usize = 8 * 1024;
-
-/// The buffers of a read whose messages are all gone, for the reader to fill again.
-#[derive(Default)]
-struct Spare {
-    batch: Batch,
-    messages: Vec<Message>,
-}
+/// Largest list of a read's layouts kept for reuse.
+const SPARE_LAYOUTS: usize = 8 * 1024;
 
 /// Wakes the reader whenever the deliverer ends, even in a (handler's) panic, so that a
 /// connection whose deliverer stopped early drops and is rebuilt instead of reading for

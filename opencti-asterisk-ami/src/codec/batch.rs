@@ -49,22 +49,37 @@ impl AmiCodec {
         // The current message's headers, if any, now start the table.
         self.spans.drain(..self.first);
         self.first = 0;
-        self.emit_pending(&Arc::new(batch), 0, out);
+        self.emit_pending(&Arc::new(batch), out);
     }
 
     /// Decodes the complete messages at the front of `read` (what reads from the
-    /// connection appended) onto `out`, as one batch made of `read`'s own bytes: no copy
-    /// but of what follows them (the start of the next message), which moves to the
-    /// front of `spare`'s text, which then becomes `read`. `spare` is a batch whose
-    /// messages are all gone, to reuse its buffers (or an empty one). Rules and errors
-    /// as for [`decode`](Self::decode); on an error, the messages before the bad one are
-    /// on `out` already.
+    /// connection appended) onto `out`: [`find_read`](Self::find_read), then
+    /// [`DecodedRead::into_messages`].
+    #[cfg(test)]
     pub(crate) fn decode_read(
         &mut self,
         read: &mut Vec<u8>,
-        spare: Batch,
+        spare: Spare,
         out: &mut Vec<Message>,
     ) -> Result<()> {
+        let (decoded, result) = self.find_read(read, spare);
+        decoded.into_messages(out);
+        result
+    }
+
+    /// Finds the complete messages at the front of `read` (what reads from the
+    /// connection appended), to be made into messages by [`DecodedRead::into_messages`]
+    /// (on another thread, say), as one batch made of `read`'s own bytes: no copy but of
+    /// what follows them (the start of the next message), which moves to the front of
+    /// `spare`'s text, which then becomes `read`. `spare` holds the buffers of a read
+    /// whose messages are all gone, to reuse (or none). Rules and errors as for
+    /// [`decode`](Self::decode); on an error, the messages before the bad one are found
+    /// all the same.
+    pub(crate) fn find_read(
+        &mut self,
+        read: &mut Vec<u8>,
+        spare: Spare,
+    ) -> (DecodedRead, Result<()>) {
         if self.searched > read.len() {
             self.restart_line();
             self.clear_message();
@@ -72,53 +87,132 @@ impl AmiCodec {
         if self.state != State::Messages {
             // A banner, or a bad message being skipped: rare, and done on a copy.
             let mut buf = BytesMut::from(&read[..]);
-            let decoded = self.decode_batch(&mut buf, out);
+            let mut built = Vec::new();
+            let decoded = self.decode_batch(&mut buf, &mut built);
             read.clear();
             read.extend_from_slice(&buf);
-            return decoded;
+            return (DecodedRead(Decoded::Built(built)), decoded);
         }
         let found = self.find_messages(read, usize::MAX, usize::MAX);
         let consumed = found.consumed.min(read.len());
-        if self.pending.is_empty() {
-            read.drain(..consumed);
-        } else {
-            let Batch { text, mut spans } = spare;
-            let mut next = text.into_bytes();
-            next.clear();
-            next.extend_from_slice(&read[consumed..]);
-            let mut text = std::mem::replace(read, next);
-            text.truncate(found.base);
-            // The table's rows for the current message, if any, move to the front of
-            // the spare table, which becomes the decoder's.
-            spans.clear();
-            spans.extend_from_slice(self.spans.get(self.first..).unwrap_or_default());
-            let mut own = std::mem::replace(&mut self.spans, spans);
-            own.truncate(self.first);
-            self.first = 0;
-            let (batch, offset) = match String::from_utf8(text) {
-                Ok(text) => (Batch { text, spans: own }, found.region as u32),
-                Err(invalid) => {
-                    let bytes = invalid.into_bytes();
-                    let region = bytes.get(found.region..found.base).unwrap_or_default();
-                    (lossy_batch(&mut self.pending, &own, region), 0)
-                }
-            };
-            self.emit_pending(&Arc::new(batch), offset, out);
-        }
-        match found.error {
+        let result = match found.error {
             Some(error) => Err(error),
             None => Ok(()),
+        };
+        if self.pending.is_empty() {
+            read.drain(..consumed);
+            return (DecodedRead(Decoded::Built(Vec::new())), result);
+        }
+        let Spare {
+            batch: Batch { text, mut spans },
+            mut layouts,
+        } = spare;
+        let mut next = text.into_bytes();
+        next.clear();
+        next.extend_from_slice(&read[consumed..]);
+        let mut text = std::mem::replace(read, next);
+        text.truncate(found.base);
+        // The table's rows for the current message, if any, move to the front of the
+        // spare table, which becomes the decoder's.
+        spans.clear();
+        spans.extend_from_slice(self.spans.get(self.first..).unwrap_or_default());
+        let mut own = std::mem::replace(&mut self.spans, spans);
+        own.truncate(self.first);
+        self.first = 0;
+        layouts.clear();
+        std::mem::swap(&mut layouts, &mut self.pending);
+        let raw = Raw {
+            text,
+            spans: own,
+            layouts,
+            region: found.region,
+        };
+        (DecodedRead(Decoded::Raw(raw)), result)
+    }
+
+    /// The pending messages onto `out`, in `batch`.
+    fn emit_pending(&mut self, batch: &Arc<Batch>, out: &mut Vec<Message>) {
+        out.extend(self.pending.drain(..).map(|layout| batch.message(layout)));
+    }
+}
+
+/// The buffers a read is decoded into, reused from a read whose messages are all gone.
+#[derive(Debug, Default)]
+pub(crate) struct Spare {
+    /// The text and span table.
+    pub(crate) batch: Batch,
+    /// Where each message is in them.
+    pub(crate) layouts: Vec<Layout>,
+}
+
+/// A read's messages, found by [`AmiCodec::find_read`]: made into [`Message`]s by
+/// [`into_messages`](Self::into_messages), which checks their text is UTF-8.
+#[derive(Debug)]
+pub(crate) struct DecodedRead(Decoded);
+
+#[derive(Debug)]
+enum Decoded {
+    /// Found in the read's own bytes, not yet checked.
+    Raw(Raw),
+    /// Decoded from a copy (the rare path), or none.
+    Built(Vec<Message>),
+}
+
+/// A read's bytes, span table and layouts; the layouts count from `region`.
+#[derive(Debug)]
+struct Raw {
+    text: Vec<u8>,
+    spans: Vec<Span>,
+    layouts: Vec<Layout>,
+    region: usize,
+}
+
+impl DecodedRead {
+    /// Whether the read had no complete message.
+    pub(crate) fn is_empty(&self) -> bool {
+        match &self.0 {
+            Decoded::Raw(raw) => raw.layouts.is_empty(),
+            Decoded::Built(built) => built.is_empty(),
         }
     }
 
-    /// The pending messages onto `out`, in `batch`, their text `offset` bytes further
-    /// into it than their layouts say.
-    fn emit_pending(&mut self, batch: &Arc<Batch>, offset: u32, out: &mut Vec<Message>) {
-        out.extend(self.pending.drain(..).map(|mut layout| {
-            layout.start += offset;
-            layout.end += offset;
-            batch.message(layout)
-        }));
+    /// The messages onto `out`, sharing the read's bytes as their text once checked to
+    /// be UTF-8 (or a copy with U+FFFD where they are not: lossy, see
+    /// [`Message::is_lossy`]). Returns the emptied list of layouts, to reuse.
+    pub(crate) fn into_messages(self, out: &mut Vec<Message>) -> Vec<Layout> {
+        let Raw {
+            text,
+            spans,
+            mut layouts,
+            region,
+        } = match self.0 {
+            Decoded::Raw(raw) => raw,
+            Decoded::Built(built) => {
+                out.extend(built);
+                return Vec::new();
+            }
+        };
+        let batch = match String::from_utf8(text) {
+            Ok(text) => {
+                let offset = region as u32;
+                for layout in &mut layouts {
+                    layout.start += offset;
+                    layout.end += offset;
+                }
+                Batch { text, spans }
+            }
+            Err(invalid) => {
+                let bytes = invalid.into_bytes();
+                let end = layouts
+                    .last()
+                    .map_or(region, |last| region + last.end as usize);
+                let text = bytes.get(region..end).unwrap_or_default();
+                lossy_batch(&mut layouts, &spans, text)
+            }
+        };
+        let batch = Arc::new(batch);
+        out.extend(layouts.drain(..).map(|layout| batch.message(layout)));
+        layouts
     }
 }
 
@@ -242,17 +336,20 @@ mod tests {
         let mut read = Vec::new();
         let mut out = Vec::new();
         let mut decoded = Vec::new();
-        let stale = || Batch {
-            text: "Stale: text\r\n".repeat(4),
-            spans: vec![
-                Span {
-                    key_start: 9,
-                    key_end: 9,
-                    value_start: 9,
-                    value_end: 9
-                };
-                3
-            ],
+        let stale = || Spare {
+            batch: Batch {
+                text: "Stale: text\r\n".repeat(4),
+                spans: vec![
+                    Span {
+                        key_start: 9,
+                        key_end: 9,
+                        value_start: 9,
+                        value_end: 9
+                    };
+                    3
+                ],
+            },
+            layouts: Vec::with_capacity(8),
         };
         for piece in input.chunks(chunk.max(1)) {
             read.extend_from_slice(piece);
@@ -353,11 +450,14 @@ mod tests {
         let mut codec = AmiCodec::without_banner();
         let mut read = b"\r\nEvent: A\r\nUniqueid: 1\r\n\r\nEvent: B\r\nUniq".to_vec();
         let address = read.as_ptr();
-        let spare = Batch {
-            text: String::with_capacity(1024),
-            spans: Vec::new(),
+        let spare = Spare {
+            batch: Batch {
+                text: String::with_capacity(1024),
+                spans: Vec::new(),
+            },
+            layouts: Vec::new(),
         };
-        let spare_address = spare.text.as_ptr();
+        let spare_address = spare.batch.text.as_ptr();
         let mut out = Vec::new();
         assert!(codec.decode_read(&mut read, spare, &mut out).is_ok());
         let [a] = out.as_slice() else {
@@ -372,7 +472,7 @@ mod tests {
         assert_eq!(read, b"Event: B\r\nUniq");
         read.extend_from_slice(b"ueid: 2\r\n\r\n");
         assert!(codec
-            .decode_read(&mut read, Batch::default(), &mut out)
+            .decode_read(&mut read, Spare::default(), &mut out)
             .is_ok());
         assert_eq!(out[1].get("uniqueid"), Some("2"));
         assert_eq!(out[1].event(), Some("B"));
@@ -380,7 +480,7 @@ mod tests {
         // An invalid byte: the batch is copied, with U+FFFD, and the rest is intact.
         read.extend_from_slice(b"Event: C\r\nName: \xff\r\n\r\nEvent: D\r\n\r\n");
         assert!(codec
-            .decode_read(&mut read, Batch::default(), &mut out)
+            .decode_read(&mut read, Spare::default(), &mut out)
             .is_ok());
         assert_eq!(out[2].get("Name"), Some("\u{fffd}"));
         assert!(out[2].is_lossy() && !out[3].is_lossy());

@@ -19,6 +19,8 @@ use crate::message::{KnownIndex, Layout, Message, Span};
 mod batch;
 mod scan;
 
+pub(crate) use batch::{DecodedRead, Spare};
+
 use scan::{trim_cr, Scan};
 
 /// A batch of messages decoded together is closed once its text reaches this size, so

@@ -372,6 +372,7 @@ pub struct ReadDecoder {
     codec: AmiCodec,
     read: Vec<u8>,
     last: Option<Arc<crate::message::Batch>>,
+    layouts: Vec<crate::message::Layout>,
 }
 
 impl ReadDecoder {
@@ -381,6 +382,7 @@ impl ReadDecoder {
             codec: AmiCodec::without_banner(),
             read: Vec::new(),
             last: None,
+            layouts: Vec::new(),
         }
     }
 
@@ -390,12 +392,16 @@ impl ReadDecoder {
     /// their buffers are not reused.
     pub fn read(&mut self, bytes: &[u8], out: &mut Vec<Message>) -> Result<()> {
         self.read.extend_from_slice(bytes);
-        let spare = self
-            .last
-            .take()
-            .and_then(|batch| Arc::try_unwrap(batch).ok())
-            .unwrap_or_default();
-        let decoded = self.codec.decode_read(&mut self.read, spare, out);
+        let spare = crate::codec::Spare {
+            batch: self
+                .last
+                .take()
+                .and_then(|batch| Arc::try_unwrap(batch).ok())
+                .unwrap_or_default(),
+            layouts: std::mem::take(&mut self.layouts),
+        };
+        let (found, decoded) = self.codec.find_read(&mut self.read, spare);
+        self.layouts = found.into_messages(out);
         self.last = out.last().map(|m| m.batch().clone());
         decoded
     }
