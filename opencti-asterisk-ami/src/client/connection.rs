@@ -69,7 +69,7 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
         banner,
     } = conn;
     // From here on, each read's bytes become its messages' text (see
-    // `AmiCodec::decode_read`).
+    // `AmiCodec::find_read`).
     let mut buf = buf.to_vec();
     let kill = Arc::new(Notify::new());
     let generation = {

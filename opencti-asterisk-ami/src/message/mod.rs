@@ -49,7 +49,7 @@ pub(crate) struct Layout {
 
 /// The messages decoded together: one text, one span table. Once its messages are
 /// gone, its two buffers can be reused for the next read (see
-/// [`AmiCodec::decode_read`]).
+/// [`AmiCodec::find_read`]).
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub(crate) text: String,
@@ -107,7 +107,8 @@ pub enum MessageKind {
 /// ```
 ///
 /// A message decoded from a connection shares its text with the other messages of the
-/// same read (at most a few hundred KiB of them): keeping one message keeps that text.
+/// same read (at most 64 KiB of them, and the start of a message left from the read
+/// before): keeping one message keeps that text.
 #[derive(Clone)]
 pub struct Message {
     batch: Arc<Batch>,
