@@ -279,7 +279,7 @@ impl Switchboard {
                 line,
             }
             .on_change(&change, msg, outputs.output(line));
-            self.follow_ups.extend(book.take_follow_ups());
+            book.move_follow_ups_to(&mut self.follow_ups);
         }
         self.targets = targets;
         if let Some(queues) = outputs.queues() {

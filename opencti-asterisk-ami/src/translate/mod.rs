@@ -212,6 +212,16 @@ impl LineBook {
         self.config.device.interface()
     }
 
+    /// The queue that offers channel `uniqueid` to the agent, taken out of the book.
+    /// Checked for emptiness first: the map is empty unless a queue call rings, and
+    /// looking into an empty map still costs hashing the id.
+    fn take_queue_of(&mut self, uniqueid: &str) -> Option<QueueId> {
+        if self.acd.is_empty() {
+            return None;
+        }
+        self.acd.remove(uniqueid)
+    }
+
     /// Follows these queues' memberships from now on (the next rebuild reads them).
     pub(crate) fn set_queues(&mut self, queues: &[String]) {
         if self.config.queues != queues {
@@ -235,9 +245,12 @@ impl LineBook {
         (self.legs.len(), self.calls.len())
     }
 
-    /// Follow-up actions wanted since the last call.
-    pub(crate) fn take_follow_ups(&mut self) -> Vec<FollowUp> {
-        std::mem::take(&mut self.follow_ups)
+    /// Moves the follow-up actions wanted since the last call to the end of `to`
+    /// (nothing to do for almost every event, so checked before moving anything).
+    pub(crate) fn move_follow_ups_to(&mut self, to: &mut Vec<FollowUp>) {
+        if !self.follow_ups.is_empty() {
+            to.append(&mut self.follow_ups);
+        }
     }
 
     /// The link dropped: `Originate`s in flight on the old connection will never be
