@@ -21,7 +21,9 @@ use opencti_core::SwitchState;
 use crate::device::LineId;
 use crate::message::Message;
 use crate::tracker::{Change, ChannelTracker};
-use crate::translate::{EventOut, FollowUp, LineBook, QueueOut, QueueTranslator, Translator};
+use crate::translate::{
+    EventOut, FollowUp, LineBook, QueueOut, QueueTranslator, RoutedOwners, Translator,
+};
 
 /// Where each line's canonical events go.
 pub(crate) trait Outputs {
@@ -151,6 +153,7 @@ impl Switchboard {
             book,
             tracker: &mut self.tracker,
             line,
+            routed: RoutedOwners::default(),
         })
     }
 
@@ -265,7 +268,8 @@ impl Switchboard {
         let change = self.tracker.apply(msg);
         let mut targets = std::mem::take(&mut self.targets);
         targets.clear();
-        self.route(&change, msg, &mut targets);
+        let mut routed = RoutedOwners::default();
+        self.route(&change, msg, &mut targets, &mut routed);
         for &line in &targets {
             let Some(Some(book)) = self.books.get_mut(line as usize) else {
                 continue;
@@ -277,9 +281,10 @@ impl Switchboard {
                 book,
                 tracker: &mut self.tracker,
                 line,
+                routed,
             }
             .on_change(&change, msg, outputs.output(line));
-            self.follow_ups.extend(book.take_follow_ups());
+            book.move_follow_ups_to(&mut self.follow_ups);
         }
         self.targets = targets;
         if let Some(queues) = outputs.queues() {
@@ -291,7 +296,13 @@ impl Switchboard {
     }
 
     /// The lines `change` concerns, into `to` (each once).
-    fn route(&mut self, change: &Change<'_>, msg: &Message, to: &mut Vec<LineId>) {
+    fn route<'m>(
+        &mut self,
+        change: &Change<'m>,
+        msg: &Message,
+        to: &mut Vec<LineId>,
+        routed: &mut RoutedOwners<'m>,
+    ) {
         match change {
             Change::None => self.route_other(msg, to),
             Change::ChannelCreated { uniqueid }
@@ -305,18 +316,18 @@ impl Switchboard {
             | Change::BlindTransfer {
                 transferer: uniqueid,
                 ..
-            } => self.related(uniqueid, to),
+            } => self.related(uniqueid, to, routed),
             Change::DialBegin { caller, dest, .. }
             | Change::DialState { caller, dest, .. }
             | Change::DialEnd { caller, dest, .. } => {
                 if let Some(caller) = caller {
-                    self.related(caller, to);
+                    self.related(caller, to, routed);
                 }
-                self.related(dest, to);
+                self.related(dest, to, routed);
             }
             Change::BridgeEntered { bridge, uniqueid }
             | Change::BridgeLeft { bridge, uniqueid } => {
-                self.related(uniqueid, to);
+                self.related(uniqueid, to, routed);
                 self.members(bridge, to);
             }
             Change::BridgeMerged { from, to: into } => {
@@ -340,18 +351,19 @@ impl Switchboard {
                 second_transferer,
                 ..
             } => {
-                self.related(orig_transferer, to);
-                self.related(second_transferer, to);
+                self.related(orig_transferer, to, routed);
+                self.related(second_transferer, to, routed);
             }
         }
     }
 
     /// The lines of channel `uniqueid`: its owner's, its holder's, its dialler's, and
-    /// those of the channels in its bridge.
-    fn related(&self, uniqueid: &str, to: &mut Vec<LineId>) {
+    /// those of the channels in its bridge. Its owner goes in `routed`.
+    fn related<'m>(&self, uniqueid: &'m str, to: &mut Vec<LineId>, routed: &mut RoutedOwners<'m>) {
         let Some(channel) = self.tracker.channel(uniqueid) else {
             return;
         };
+        routed.record(uniqueid, channel.owner);
         push(to, channel.owner);
         push(to, channel.held_by);
         if let Some(dialer) = &channel.dialed_by {
@@ -549,7 +561,7 @@ mod tests {
         let mut targets = Vec::new();
         let new = msg("Event: Newchannel\nChannel: PJSIP/1001-00000001\nChannelState: 4\nUniqueid: u1\nLinkedid: u1\nExten: 2000\n");
         let change = board.tracker.apply(&new);
-        board.route(&change, &new, &mut targets);
+        board.route(&change, &new, &mut targets, &mut RoutedOwners::default());
         assert_eq!(targets, [0]);
         board.translate(&new, &mut out);
         for text in [
@@ -563,12 +575,17 @@ mod tests {
         );
         targets.clear();
         let change = board.tracker.apply(&enter);
-        board.route(&change, &enter, &mut targets);
+        board.route(&change, &enter, &mut targets, &mut RoutedOwners::default());
         targets.sort_unstable();
         assert_eq!(targets, [0, 1], "a bridge's members' lines");
         let pause = msg("Event: QueueMemberPause\nQueue: q1\nInterface: PJSIP/1002\nPaused: 1\n");
         targets.clear();
-        board.route(&Change::None, &pause, &mut targets);
+        board.route(
+            &Change::None,
+            &pause,
+            &mut targets,
+            &mut RoutedOwners::default(),
+        );
         assert_eq!(targets, [1], "the member's line");
     }
 }

@@ -22,6 +22,7 @@ pub use bridges::Bridge;
 pub use change::Change;
 pub use channel::Channel;
 use channel::{set, Refresh, DEST, PLAIN};
+pub(crate) use ids::same_text;
 pub use ids::IdMap;
 
 mod bridges;

@@ -260,7 +260,7 @@ impl Translator<'_> {
         let Some(call) = self.new_call_id(channel) else {
             return;
         };
-        let queue = self.book.acd.remove(dest);
+        let queue = self.book.take_queue_of(dest);
         self.start_call(dest, call.clone());
         self.emit(
             out,
@@ -312,7 +312,7 @@ impl Translator<'_> {
         out: &mut dyn EventOut,
     ) {
         let uniqueid: &str = &channel.uniqueid;
-        self.book.acd.remove(uniqueid);
+        self.book.take_queue_of(uniqueid);
         if let Some(leg) = self.book.legs.remove(uniqueid) {
             let end = if leg.transferred {
                 Cause::Transferred

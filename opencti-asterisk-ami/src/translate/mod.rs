@@ -25,7 +25,7 @@ use opencti_core::{
 use crate::config::HoldConfig;
 use crate::device::{DeviceMatcher, LineId};
 use crate::message::Message;
-use crate::tracker::{known, Change, Channel, ChannelTracker, IdMap};
+use crate::tracker::{known, same_text, Change, Channel, ChannelTracker, IdMap};
 
 use out::{read_call, state_of};
 pub(crate) use out::{DeskEvents, EventOut};
@@ -167,6 +167,32 @@ pub(crate) struct LineBook {
     follow_ups: Vec<FollowUp>,
 }
 
+/// The owners of the channels an event names, as routing it found them in the tracker,
+/// so that translating it for each of its lines does not look them up again (the
+/// translation changes no channel's owner).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RoutedOwners<'a> {
+    seen: [Option<(&'a str, Option<LineId>)>; 2],
+}
+
+impl<'a> RoutedOwners<'a> {
+    /// Channel `uniqueid` is tracked and `owner`'s (the first two recorded are kept).
+    pub(crate) fn record(&mut self, uniqueid: &'a str, owner: Option<LineId>) {
+        if let Some(free) = self.seen.iter_mut().find(|s| s.is_none()) {
+            *free = Some((uniqueid, owner));
+        }
+    }
+
+    /// The owner of channel `uniqueid` if it was recorded (`None` if it was not).
+    fn owner_of(&self, uniqueid: &str) -> Option<Option<LineId>> {
+        self.seen
+            .iter()
+            .flatten()
+            .find(|(seen, _)| same_text(seen, uniqueid))
+            .map(|&(_, owner)| owner)
+    }
+}
+
 /// Turns AMI events into canonical events for one line: its [`LineBook`], read and
 /// updated against the link's one [`ChannelTracker`]. Made for each event (or command)
 /// the line takes part in. See the module docs.
@@ -174,6 +200,8 @@ pub(crate) struct Translator<'a> {
     pub(crate) book: &'a mut LineBook,
     pub(crate) tracker: &'a mut ChannelTracker,
     pub(crate) line: LineId,
+    /// What routing the event found out (nothing for a command).
+    pub(crate) routed: RoutedOwners<'a>,
 }
 
 /// The `BridgeType` of a ConfBridge room (`base`, technology `softmix`, creator
@@ -212,6 +240,16 @@ impl LineBook {
         self.config.device.interface()
     }
 
+    /// The queue that offers channel `uniqueid` to the agent, taken out of the book.
+    /// Checked for emptiness first: the map is empty unless a queue call rings, and
+    /// looking into an empty map still costs hashing the id.
+    fn take_queue_of(&mut self, uniqueid: &str) -> Option<QueueId> {
+        if self.acd.is_empty() {
+            return None;
+        }
+        self.acd.remove(uniqueid)
+    }
+
     /// Follows these queues' memberships from now on (the next rebuild reads them).
     pub(crate) fn set_queues(&mut self, queues: &[String]) {
         if self.config.queues != queues {
@@ -235,9 +273,12 @@ impl LineBook {
         (self.legs.len(), self.calls.len())
     }
 
-    /// Follow-up actions wanted since the last call.
-    pub(crate) fn take_follow_ups(&mut self) -> Vec<FollowUp> {
-        std::mem::take(&mut self.follow_ups)
+    /// Moves the follow-up actions wanted since the last call to the end of `to`
+    /// (nothing to do for almost every event, so checked before moving anything).
+    pub(crate) fn move_follow_ups_to(&mut self, to: &mut Vec<FollowUp>) {
+        if !self.follow_ups.is_empty() {
+            to.append(&mut self.follow_ups);
+        }
     }
 
     /// The link dropped: `Originate`s in flight on the old connection will never be
@@ -333,10 +374,14 @@ impl Translator<'_> {
 
     /// The leg for channel `uniqueid` if it is the device's (created on first sight).
     fn is_leg(&mut self, uniqueid: &str) -> bool {
-        let Some(channel) = self.tracker.channel(uniqueid) else {
-            return self.book.legs.contains_key(uniqueid);
+        let owner = match self.routed.owner_of(uniqueid) {
+            Some(owner) => owner,
+            None => match self.tracker.channel(uniqueid) {
+                Some(channel) => channel.owner,
+                None => return self.book.legs.contains_key(uniqueid),
+            },
         };
-        if channel.owner != Some(self.line) {
+        if owner != Some(self.line) {
             return false;
         }
         if self.book.legs.contains_key(uniqueid) {
