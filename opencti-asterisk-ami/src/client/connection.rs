@@ -18,7 +18,8 @@ use crate::codec::{DecodedRead, Spare};
 use crate::message::{Message, MessageKind};
 use opencti_core::Error;
 
-/// The connection task: serve, then reconnect with backoff, until stopped.
+/// The connection task: serve, then reconnect with backoff, until stopped (the
+/// connection's thread then drops it, wherever it waits).
 pub(super) async fn run(shared: Arc<Shared>, mut next: Option<Conn>) {
     let mut attempt: u32 = 0;
     loop {
@@ -33,10 +34,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut next: Option<Conn>) {
                     tracing::warn!(error = %e, attempt, "AMI: reconnect failed");
                     let delay = shared.config.backoff.delay(attempt);
                     attempt = attempt.saturating_add(1);
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shared.stop.notified() => return,
-                    }
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             },
@@ -51,11 +49,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut next: Option<Conn>) {
             let _app = shared.app.enter();
             shared.handler.disconnected(&reason);
         }
-        let delay = shared.config.backoff.delay(0);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shared.stop.notified() => return,
-        }
+        tokio::time::sleep(shared.config.backoff.delay(0)).await;
     }
 }
 
@@ -146,7 +140,6 @@ async fn serve(shared: &Arc<Shared>, conn: Conn) -> String {
                 Err(e) => break format!("reading from Asterisk failed: {e}"),
             },
             _ = kill.notified() => break "the link stopped answering (keepalive or write failure)".to_owned(),
-            _ = shared.stop.notified() => break "stopped".to_owned(),
         }
     };
     // What was read reaches the handler before it hears of the disconnection.

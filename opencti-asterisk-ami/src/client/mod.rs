@@ -104,7 +104,6 @@ struct Shared {
     next_id: AtomicU64,
     nonce: String,
     stopped: AtomicBool,
-    stop: Notify,
     /// The connection's own thread, until stopped.
     thread: Mutex<Option<ConnectionThread>>,
     /// Set to end the connection's thread at once, wherever it is.
@@ -185,7 +184,6 @@ impl AmiClient {
             next_id: AtomicU64::new(1),
             nonce: format!("ocx{:06x}", fastrand::u32(..0x100_0000)),
             stopped: AtomicBool::new(false),
-            stop: Notify::new(),
             thread: Mutex::new(None),
             halt: tokio::sync::watch::channel(false).0,
             app: tokio::runtime::Handle::current(),
@@ -314,7 +312,6 @@ impl AmiClient {
                 let _ = tokio::time::timeout(Duration::from_millis(500), self.send(logoff)).await;
             }
         }
-        self.shared.stop.notify_waiters();
         let thread = self
             .shared
             .thread
