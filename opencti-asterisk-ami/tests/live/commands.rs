@@ -161,11 +161,10 @@ async fn hold_and_retrieve() {
         .hold(call.clone())
         .await
         .unwrap_or_else(|e| panic!("hold: {e}"));
-    let channels = pbx.channels().await;
-    assert!(
-        channels.iter().any(|c| c.application == "MusicOnHold"),
-        "the customer should hear music on hold: {channels:?}"
-    );
+    pbx.channels_once("the customer should hear music on hold", |channels| {
+        channels.iter().any(|c| c.application == "MusicOnHold")
+    })
+    .await;
     desk.session
         .retrieve(call.clone())
         .await

@@ -200,6 +200,30 @@ impl Pbx {
             .collect()
     }
 
+    /// The live channels once `ready` holds for them, waiting at most [`WAIT`].
+    ///
+    /// A confirmed command can come before Asterisk has moved every channel: a
+    /// `Redirect` takes the device out of its bridge first, and the other party
+    /// starts its new dialplan a moment later.
+    pub async fn channels_once(
+        &self,
+        what: &str,
+        ready: impl Fn(&[Channel]) -> bool,
+    ) -> Vec<Channel> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let channels = self.channels().await;
+            if ready(&channels) {
+                return channels;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} (waited {WAIT:?}): {channels:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until no channel is up (at most [`WAIT`]), hanging up what is left after
     /// half of it.
     pub async fn clear(&self) {
