@@ -391,30 +391,22 @@ impl Translator<'_> {
                 }
                 _ => false,
             };
-            // What the leg was waiting for, without a copy of the whole leg.
-            let pending = match leg.pending {
-                Pending::Hold => Pending::Hold,
-                Pending::Consult { .. } => Pending::Consult { to: None },
-                _ => Pending::None,
-            };
-            match pending {
-                Pending::Hold => {
-                    if let Some(l) = self.book.legs.get_mut(uniqueid) {
-                        l.redirect_held = true;
-                        l.pending = Pending::None;
-                    }
-                    self.emit(out, Event::CallHeld { call }, None);
+            // Read before the leg changes below.
+            let held_by_us = leg.pending == Pending::Hold;
+            let consulting = matches!(leg.pending, Pending::Consult { .. });
+            if held_by_us {
+                if let Some(l) = self.book.legs.get_mut(uniqueid) {
+                    l.redirect_held = true;
+                    l.pending = Pending::None;
                 }
-                Pending::Consult { .. } => {
-                    self.emit(out, Event::CallHeld { call }, None);
+                self.emit(out, Event::CallHeld { call }, None);
+            } else if consulting {
+                self.emit(out, Event::CallHeld { call }, None);
+            } else if to_hold_context {
+                if let Some(l) = self.book.legs.get_mut(uniqueid) {
+                    l.redirect_held = true;
                 }
-                _ if to_hold_context => {
-                    if let Some(l) = self.book.legs.get_mut(uniqueid) {
-                        l.redirect_held = true;
-                    }
-                    self.emit(out, Event::CallHeld { call }, None);
-                }
-                _ => {}
+                self.emit(out, Event::CallHeld { call }, None);
             }
             return;
         }
